@@ -1,0 +1,140 @@
+"""Settings for Tool Router Console: one module, every knob from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The literal dev key is refused by `check --deploy`; production sets DJANGO_SECRET_KEY.
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY", default="django-insecure-dev-only-key-change-me-in-production"
+)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "sessions_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "sessions_app.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "sessions_app.context_processors.console",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of failing mid-way;
+    # the busy timeout lets them wait for each other.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/support/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "sessions_app.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # The SDK logs request details at INFO; keep it quiet unless asked.
+        "composio": {"level": "WARNING"},
+        "composio_client": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}
+
+# --- Composio -------------------------------------------------------------------------------
+# With no COMPOSIO_API_KEY the console talks to the bundled emulator and says so in the UI.
+COMPOSIO_API_KEY = env.str("COMPOSIO_API_KEY", default="")
+COMPOSIO_BASE_URL = env.str("COMPOSIO_BASE_URL", default="")
+COMPOSIO_EMULATOR_URL = env.str("COMPOSIO_EMULATOR_URL", default="http://127.0.0.1:9900")
+COMPOSIO_EMULATOR_API_KEY = env.str("COMPOSIO_EMULATOR_API_KEY", default="emulator-local-key")
+COMPOSIO_CONNECT_TIMEOUT = env.float("COMPOSIO_CONNECT_TIMEOUT", default=3.0)
+COMPOSIO_READ_TIMEOUT = env.float("COMPOSIO_READ_TIMEOUT", default=10.0)
+# Retries for calls that are safe to repeat (reads, delete); create and update are never retried.
+COMPOSIO_SAFE_RETRIES = env.int("COMPOSIO_SAFE_RETRIES", default=2)
+# Key for fingerprints of MCP URLs in logs and the audit trail (defaults to SECRET_KEY).
+MCP_FINGERPRINT_KEY = env.str("MCP_FINGERPRINT_KEY", default="") or SECRET_KEY
+
+# --- Console behaviour -------------------------------------------------------------------------
+TOOL_ROUTER_MAX_TOOLKITS = env.int("TOOL_ROUTER_MAX_TOOLKITS", default=25)
+TOOL_ROUTER_SYNC_LIMIT = env.int("TOOL_ROUTER_SYNC_LIMIT", default=20)
+SUPPORT_REVEALS_PER_HOUR = env.int("SUPPORT_REVEALS_PER_HOUR", default=30)
+SUPPORT_SEARCH_LIMIT = env.int("SUPPORT_SEARCH_LIMIT", default=25)

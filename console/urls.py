@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Tool Router Console"
+admin.site.site_title = "Tool Router Console"
+admin.site.index_title = "Sessions, toolkits and audit"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/support/", permanent=False)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("sessions_app.urls")),
+]

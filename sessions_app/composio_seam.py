@@ -1,0 +1,523 @@
+"""The one module that talks to Composio (through the real `composio` SDK).
+
+Everything else in the project calls these functions and gets small frozen dataclasses back, never
+SDK objects and never `mcp.headers` (which the SDK builds from the API key). Failures become a few
+exceptions that say what happened and whether Composio may have acted.
+
+The SDK is imported lazily: `import composio` costs seconds, and `manage.py check`, migrations and
+web start-up must not pay for it.
+
+Retries have one owner, this module: the SDK is built with `max_retries=0`, and `_call` repeats a
+request only when it is safe to (nothing was sent, or the call is a read). A create or a toolkit
+change that may have reached Composio is never sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from composio import Composio
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+# --- What callers get back ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteSession:
+    session_id: str
+    user_id: str
+    mcp_url: str
+    mcp_type: str
+    toolkits: tuple[str, ...]
+    config_version: int | None
+
+    def __repr__(self) -> str:
+        # Keep the MCP URL out of reprs, tracebacks and log lines.
+        return (
+            f"RemoteSession(session_id={self.session_id!r}, user_id={self.user_id!r}, "
+            f"toolkits={self.toolkits!r}, config_version={self.config_version!r})"
+        )
+
+
+@dataclass(frozen=True)
+class ToolkitConnection:
+    slug: str
+    name: str
+    no_auth: bool
+    # Composio's connected-account status (ACTIVE, INITIATED, FAILED, EXPIRED) or None if no
+    # account is connected yet.
+    status: str | None
+    connected_account_id: str | None
+
+    @property
+    def state(self) -> str:
+        """One word for a badge: active, initiated, failed, expired, no_auth or not_connected."""
+        if self.no_auth:
+            return "no_auth"
+        return (self.status or "not_connected").lower()
+
+
+@dataclass(frozen=True)
+class CatalogToolkit:
+    slug: str
+    name: str
+    auth_schemes: tuple[str, ...]
+    no_auth: bool
+    categories: tuple[str, ...]
+    description: str
+
+
+# --- What can go wrong -------------------------------------------------------------------------
+
+
+class ComposioError(Exception):
+    """Base of the seam's errors. `str()` is a sentence fit for a person."""
+
+    outcome_unknown = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ComposioUnavailable(ComposioError):
+    """Composio could not be reached or failed. If `outcome_unknown`, it may have acted."""
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
+class ComposioRateLimited(ComposioError):
+    def __init__(self, message: str, *, retry_after: int | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ComposioRejected(ComposioError):
+    """Composio refused the request; it changed nothing. Carries its status, slug and message."""
+
+    def __init__(self, message: str, *, status: int, slug: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+
+
+class ComposioNotFound(ComposioRejected):
+    pass
+
+
+class ComposioConflict(ComposioRejected):
+    """The session's configuration changed since it was read (stale `expected_config_version`)."""
+
+
+class ComposioNotConfigured(ComposioError):
+    pass
+
+
+# --- The client --------------------------------------------------------------------------------
+
+_client_lock = threading.Lock()
+_client: Composio | None = None
+_client_config: tuple[str, str, float, float] | None = None
+
+
+def is_emulated() -> bool:
+    """True when no API key is configured and the console talks to the bundled emulator."""
+    return not settings.COMPOSIO_API_KEY
+
+
+def _connection_settings() -> tuple[str, str, float, float]:
+    if is_emulated():
+        api_key, base_url = settings.COMPOSIO_EMULATOR_API_KEY, settings.COMPOSIO_EMULATOR_URL
+    else:
+        api_key, base_url = settings.COMPOSIO_API_KEY, settings.COMPOSIO_BASE_URL
+    return (
+        api_key,
+        base_url,
+        float(settings.COMPOSIO_CONNECT_TIMEOUT),
+        float(settings.COMPOSIO_READ_TIMEOUT),
+    )
+
+
+def _silence_telemetry() -> None:
+    # `allow_tracking=False` holds only in the context that built the client; other threads
+    # would still post events. Replacing the hook is the process-wide switch.
+    import composio.core.models.base as sdk_base
+
+    sdk_base.push_event = lambda *args, **kwargs: None
+
+
+def get_client() -> Composio:
+    """The process's one SDK client (rebuilt only if the settings change, as in tests)."""
+    global _client, _client_config
+    config = _connection_settings()
+    with _client_lock:
+        if _client is not None and _client_config == config:
+            return _client
+        api_key, base_url, connect_timeout, read_timeout = config
+        if not api_key:
+            raise ComposioNotConfigured("No Composio API key is configured.")
+        import httpx
+        from composio import Composio
+
+        _silence_telemetry()
+        kwargs: dict[str, Any] = {
+            "api_key": api_key,
+            "timeout": httpx.Timeout(read_timeout, connect=connect_timeout),
+            "max_retries": 0,
+            "allow_tracking": False,
+        }
+        if base_url:
+            kwargs["base_url"] = base_url
+        _client = Composio(**kwargs)
+        _client_config = config
+        return _client
+
+
+def reset_client() -> None:
+    global _client, _client_config
+    with _client_lock:
+        _client = None
+        _client_config = None
+
+
+# --- Error mapping and the one retry policy ----------------------------------------------------
+
+
+def _redact(text: str) -> str:
+    for secret in (settings.COMPOSIO_API_KEY, settings.COMPOSIO_EMULATOR_API_KEY):
+        if secret and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _error_fields(exc: Any) -> tuple[str, str, str | None]:
+    """Composio's (slug, message, retry-after) from an SDK status error's body and headers."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    slug = message = ""
+    if isinstance(error, dict):
+        slug = str(error.get("slug") or "")
+        message = str(error.get("message") or "")
+        extra = error.get("errors")
+        if isinstance(extra, list) and extra:
+            message = f"{message} ({'; '.join(str(e) for e in extra[:5])})".strip()
+    response = getattr(exc, "response", None)
+    retry_after = response.headers.get("retry-after") if response is not None else None
+    return _redact(slug[:100]), _redact(message[:400]), retry_after
+
+
+def _retry_after_seconds(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return max(0, int(float(raw)))
+    except ValueError:
+        return None
+
+
+def _nothing_was_sent(exc: BaseException) -> bool:
+    import httpx
+
+    cause = exc.__cause__
+    return isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _translate(exc: Exception, *, what: str, mutating: bool) -> ComposioError:
+    """Map an SDK exception to the seam's exceptions, deciding whether Composio may have acted."""
+    import composio_client as cc
+    from composio.exceptions import SessionConfigConflictError
+
+    if isinstance(exc, SessionConfigConflictError):
+        return ComposioConflict(
+            "Someone else changed this session at Composio since it was read; reload it and "
+            "try again.",
+            status=409,
+            slug="SessionConfigConflict",
+        )
+    if isinstance(exc, cc.APITimeoutError):
+        if _nothing_was_sent(exc):
+            return ComposioUnavailable(f"Composio did not answer the connection while {what}.")
+        return ComposioUnavailable(
+            f"Composio did not answer in time while {what}"
+            + ("; it may have acted, the outcome is unknown." if mutating else "."),
+            outcome_unknown=mutating,
+        )
+    if isinstance(exc, cc.APIConnectionError):
+        if _nothing_was_sent(exc):
+            return ComposioUnavailable(f"Composio is unreachable (connection failed) while {what}.")
+        return ComposioUnavailable(
+            f"The connection to Composio broke while {what}"
+            + ("; it may have acted, the outcome is unknown." if mutating else "."),
+            outcome_unknown=mutating,
+        )
+    if isinstance(exc, cc.APIResponseValidationError):
+        return ComposioUnavailable(
+            f"Composio sent a malformed answer while {what}"
+            + ("; it may have acted, the outcome is unknown." if mutating else "."),
+            outcome_unknown=mutating,
+        )
+    if isinstance(exc, cc.APIStatusError):
+        status = exc.status_code
+        slug, message, retry_after = _error_fields(exc)
+        said = f": {message}" if message else ""
+        if status == 429:
+            seconds = _retry_after_seconds(retry_after)
+            wait = f"retry in {seconds} s" if seconds is not None else "retry later"
+            return ComposioRateLimited(
+                f"Composio is rate limiting requests while {what}; {wait}.", retry_after=seconds
+            )
+        if status == 404:
+            return ComposioNotFound(
+                f"Composio does not know it ({what}){said}.", status=404, slug=slug, detail=message
+            )
+        if status == 409:
+            return ComposioConflict(
+                f"Someone else changed this session at Composio; reload it and try again{said}.",
+                status=409,
+                slug=slug,
+                detail=message,
+            )
+        if status == 401:
+            return ComposioRejected(
+                "Composio refused the API key (401): check COMPOSIO_API_KEY.",
+                status=401,
+                slug=slug,
+                detail=message,
+            )
+        if status == 403:
+            return ComposioRejected(
+                f"The Composio API key lacks permission for this (403){said}.",
+                status=403,
+                slug=slug,
+                detail=message,
+            )
+        if status >= 500:
+            # 503 means Composio refused the work; any other 5xx on a change may hide a success.
+            unknown = mutating and status != 503
+            return ComposioUnavailable(
+                f"Composio failed with HTTP {status} while {what}"
+                + ("; it may have acted, the outcome is unknown." if unknown else "."),
+                outcome_unknown=unknown,
+            )
+        return ComposioRejected(
+            f"Composio rejected the request (HTTP {status}) while {what}{said}.",
+            status=status,
+            slug=slug,
+            detail=message,
+        )
+    # Anything else the SDK raises while reading a 2xx (a body it cannot make sense of).
+    return ComposioUnavailable(
+        f"Composio's answer could not be read while {what}"
+        + ("; it may have acted, the outcome is unknown." if mutating else "."),
+        outcome_unknown=mutating,
+    )
+
+
+def _call(fn: Callable[[], T], *, what: str, mutating: bool) -> T:
+    """Run one SDK call with the project's retry policy.
+
+    Repeats only when that cannot cause a second effect: when nothing reached Composio
+    (connection refused), or, for reads and deletes, on 502/503/504. Never sleeps for a 429:
+    a web request must not wait, and background jobs pause on `retry_after` themselves.
+    """
+    import composio_client as cc
+
+    attempts = 1 + max(0, int(settings.COMPOSIO_SAFE_RETRIES))
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except ComposioError:
+            raise
+        except Exception as exc:
+            error = _translate(exc, what=what, mutating=mutating)
+            last_attempt = attempt == attempts - 1
+            retry = not last_attempt and (
+                (isinstance(exc, cc.APIError) and _nothing_was_sent(exc))
+                or (
+                    not mutating
+                    and isinstance(exc, cc.APIStatusError)
+                    and exc.status_code in (502, 503, 504)
+                )
+            )
+            if not retry:
+                logger.warning("composio call failed: %s", error.message)
+                raise error from None
+            time.sleep(min(2.0, 0.2 * (2**attempt)) * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- The calls ---------------------------------------------------------------------------------
+
+
+def _validated_toolkits(toolkits: Sequence[str] | None) -> list[str]:
+    # [] means "deny all" and None means "all toolkits" at Composio: neither may happen by accident.
+    if toolkits is None or isinstance(toolkits, str) or len(toolkits) == 0:
+        raise ValueError("A session needs an explicit, non-empty list of toolkit slugs.")
+    slugs = list(toolkits)
+    if any(not isinstance(s, str) or not s for s in slugs):
+        raise ValueError("Toolkit slugs must be non-empty strings.")
+    return slugs
+
+
+def _enabled_toolkits(config: Any) -> tuple[str, ...]:
+    toolkits = getattr(config, "toolkits", None)
+    enabled = getattr(toolkits, "enabled", None)
+    if enabled is None and isinstance(toolkits, dict):
+        enabled = toolkits.get("enabled")
+    return tuple(str(s) for s in enabled or ())
+
+
+def _remote_session(session: Any, *, user_id: str | None = None) -> RemoteSession:
+    mcp = session.mcp
+    mcp_type = getattr(mcp.type, "value", mcp.type)
+    config = getattr(session, "config", None)
+    return RemoteSession(
+        session_id=str(session.session_id),
+        user_id=str(user_id or getattr(config, "user_id", "") or ""),
+        mcp_url=str(mcp.url),
+        mcp_type=str(mcp_type),
+        toolkits=_enabled_toolkits(config),
+        config_version=session.config_version,
+    )
+
+
+def create_session(*, user_id: str, toolkits: Sequence[str]) -> RemoteSession:
+    """Create a session for one end user with exactly these toolkits. Never re-sent once sent."""
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("A session needs the end user's id.")
+    slugs = _validated_toolkits(toolkits)
+    client = get_client()
+
+    def create() -> RemoteSession:
+        session = client.create(
+            user_id=user_id, toolkits={"enable": slugs}, manage_connections=True
+        )
+        return _remote_session(session, user_id=user_id)
+
+    return _call(create, what=f"creating a session for {user_id}", mutating=True)
+
+
+def get_session(session_id: str) -> RemoteSession:
+    client = get_client()
+    return _call(
+        lambda: _remote_session(client.use(session_id)),
+        what=f"fetching session {session_id}",
+        mutating=False,
+    )
+
+
+def update_session_toolkits(
+    *, session_id: str, toolkits: Sequence[str], expected_config_version: int | None
+) -> RemoteSession:
+    """Replace the session's toolkits in place (same id and URL). 409 -> ComposioConflict."""
+    slugs = _validated_toolkits(toolkits)
+    client = get_client()
+    what = f"changing the toolkits of session {session_id}"
+
+    session = _call(
+        lambda: client.use(session_id), what=f"fetching session {session_id}", mutating=False
+    )
+
+    def update() -> RemoteSession:
+        session.update(
+            toolkits={"enable": slugs},
+            expected_config_version=(
+                expected_config_version if expected_config_version is not None else False
+            ),
+        )
+        return _remote_session(session)
+
+    return _call(update, what=what, mutating=True)
+
+
+def delete_session(session_id: str) -> None:
+    """Delete a session at Composio. A session that is already gone raises ComposioNotFound."""
+    client = get_client()
+    _call(
+        lambda: client.sessions.delete(session_id),
+        what=f"deleting session {session_id}",
+        mutating=True,
+    )
+
+
+def session_connections(session_id: str, *, page_size: int = 50) -> list[ToolkitConnection]:
+    """Each toolkit of the session with its connection state (all pages)."""
+    client = get_client()
+    session = _call(
+        lambda: client.use(session_id), what=f"fetching session {session_id}", mutating=False
+    )
+    out: list[ToolkitConnection] = []
+    cursor: str | None = None
+    while True:
+        page = _call(
+            lambda c=cursor: session.toolkits(limit=page_size, next_cursor=c),
+            what=f"reading the connections of session {session_id}",
+            mutating=False,
+        )
+        for item in page.items:
+            account = item.connection.connected_account if item.connection else None
+            out.append(
+                ToolkitConnection(
+                    slug=str(item.slug),
+                    name=str(item.name),
+                    no_auth=bool(item.is_no_auth),
+                    status=str(account.status) if account and account.status else None,
+                    connected_account_id=str(account.id) if account else None,
+                )
+            )
+        cursor = page.next_cursor
+        if not cursor:
+            return out
+
+
+def iter_catalog_pages(*, page_size: int = 1000) -> Iterator[tuple[list[CatalogToolkit], int]]:
+    """Composio's whole toolkit catalog, page by page, with the total it announces."""
+    client = get_client()
+    cursor: str | None = None
+    seen_cursors: set[str] = set()
+    while True:
+        page = _call(
+            lambda c=cursor: client.toolkits.list(limit=page_size, cursor=c),
+            what="reading the toolkit catalog",
+            mutating=False,
+        )
+        items = [_catalog_toolkit(item) for item in page.items]
+        yield items, int(getattr(page, "total_items", 0) or 0)
+        cursor = page.next_cursor
+        if not cursor:
+            return
+        if cursor in seen_cursors:
+            raise ComposioUnavailable("Composio's catalog pagination repeated a cursor.")
+        seen_cursors.add(cursor)
+
+
+def list_catalog(*, page_size: int = 1000) -> list[CatalogToolkit]:
+    return [toolkit for page, _ in iter_catalog_pages(page_size=page_size) for toolkit in page]
+
+
+def _catalog_toolkit(item: Any) -> CatalogToolkit:
+    meta = getattr(item, "meta", None)
+    categories = getattr(meta, "categories", None) or []
+    return CatalogToolkit(
+        slug=str(item.slug),
+        name=str(item.name or item.slug),
+        auth_schemes=tuple(str(s) for s in (getattr(item, "auth_schemes", None) or [])),
+        no_auth=bool(getattr(item, "no_auth", False)),
+        categories=tuple(str(getattr(c, "name", c)) for c in categories),
+        description=str(getattr(meta, "description", "") or ""),
+    )

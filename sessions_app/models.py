@@ -1,0 +1,290 @@
+"""The console's records: end users, their Tool Router sessions, the toolkit catalog, the audit trail.
+
+Composio cannot list sessions, so these tables are the only record of which session belongs to
+which end user.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from .validators import EXTERNAL_ID_MAX_LENGTH, validate_external_id
+
+
+class EndUser(models.Model):
+    """A real person in the company's product; `external_id` is sent to Composio as `user_id`."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(
+        max_length=EXTERNAL_ID_MAX_LENGTH,
+        unique=True,
+        validators=[validate_external_id],
+        help_text="The stable id sent to Composio as user_id. 1-128 visible ASCII characters, "
+        "never 'default'.",
+    )
+    display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["external_id"]
+        indexes = [
+            models.Index(Lower("email"), name="enduser_email_lower_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Toolkit(models.Model):
+    """One toolkit of Composio's catalog. Rows are never deleted: vanished ones get in_catalog=False."""
+
+    slug = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    auth_schemes = models.JSONField(default=list, blank=True)
+    no_auth = models.BooleanField(default=False)
+    categories = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True)
+    is_allowed = models.BooleanField(
+        default=False, help_text="On the company allow-list: admins may grant it to sessions."
+    )
+    in_catalog = models.BooleanField(
+        default=True, help_text="False once Composio's catalog no longer lists it."
+    )
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(slug=Lower("slug")), name="toolkit_slug_lowercase"),
+        ]
+        permissions = [
+            ("manage_toolkit_allowlist", "Can allow or disallow toolkits"),
+            ("sync_toolkit_catalog", "Can sync the toolkit catalog from Composio"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ToolRouterSession(models.Model):
+    """A Composio Tool Router session of one end user. At most one is active per end user."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUPERSEDED = "superseded", "Superseded"
+        DELETED = "deleted", "Deleted"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="sessions")
+    session_id = models.CharField(max_length=128, unique=True)
+    mcp_url = models.URLField(max_length=500)
+    mcp_type = models.CharField(max_length=16, default="http")
+    toolkits = models.JSONField(default=list, help_text="The validated toolkit slugs it enables.")
+    toolkit_links = models.ManyToManyField(
+        Toolkit, through="SessionToolkit", related_name="sessions", blank=True
+    )
+    config_version = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Deleting a superseded session at Composio is best effort; a failure is kept here and retried.
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
+    remote_delete_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["end_user"],
+                condition=Q(status="active"),
+                name="one_active_session_per_end_user",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["end_user", "-created_at"], name="session_user_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="session_status_created_idx"),
+        ]
+        permissions = [
+            ("reveal_mcp_url", "Can reveal the full MCP URL of a session"),
+            ("create_session", "Can create Tool Router sessions"),
+            ("refresh_session", "Can refresh (replace) Tool Router sessions"),
+            ("change_session_toolkits", "Can change a session's toolkits in place"),
+            ("delete_session", "Can delete Tool Router sessions"),
+        ]
+
+    def __str__(self) -> str:
+        # Never the MCP URL: __str__ ends up in logs, admin pages and messages.
+        return f"{self.session_id} ({self.status})"
+
+    @property
+    def short_id(self) -> str:
+        return self.session_id[:12]
+
+
+class SessionToolkit(models.Model):
+    """A toolkit granted by a session: the normalised form of `ToolRouterSession.toolkits`."""
+
+    session = models.ForeignKey(ToolRouterSession, on_delete=models.CASCADE)
+    toolkit = models.ForeignKey(Toolkit, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "toolkit"], name="session_toolkit_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.toolkit_id}"
+
+
+class SessionOperation(models.Model):
+    """The intent behind one call to Composio, committed before the call.
+
+    If the process dies or the local commit fails after Composio acted, this row still says what
+    was asked and, once known, which remote session resulted, so reconciliation can adopt or
+    delete it: nothing is orphaned silently.
+    """
+
+    class Kind(models.TextChoices):
+        CREATE = "create", "Create"
+        REFRESH = "refresh", "Refresh"
+        CHANGE_TOOLKITS = "change_toolkits", "Change toolkits"
+        DELETE = "delete", "Delete"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Unknown outcome"
+        RESOLVED = "resolved", "Resolved by reconciliation"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind)
+    state = models.CharField(max_length=12, choices=State, default=State.PENDING)
+    end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="operations")
+    session = models.ForeignKey(
+        ToolRouterSession,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="operations",
+        help_text="The session acted on (the old one for a refresh).",
+    )
+    toolkits = models.JSONField(default=list, blank=True)
+    remote_session_id = models.CharField(max_length=128, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "created_at"], name="operation_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.end_user_id} ({self.state})"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        raise AuditLogIsAppendOnly("Audit events cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("Audit events cannot be deleted.")
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, from where, to whom, and how it ended. Append-only.
+
+    References are snapshots (usernames, external ids, session ids as text) plus unconstrained
+    foreign keys, so deleting a user or a session never needs to touch the audit trail.
+    Write events only through `sessions_app.audit.record`.
+    """
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        UNKNOWN = "unknown", "Unknown (Composio may have acted)"
+        REFUSED = "refused", "Refused (permission)"
+        REJECTED = "rejected", "Rejected input"
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=12, choices=Outcome)
+    end_user = models.ForeignKey(
+        EndUser,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    end_user_external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, blank=True)
+    session = models.ForeignKey(
+        ToolRouterSession,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    session_ref = models.CharField(max_length=128, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["action", "-created_at"], name="audit_action_idx"),
+            models.Index(fields=["actor", "-created_at"], name="audit_actor_idx"),
+            models.Index(fields=["end_user", "-created_at"], name="audit_end_user_idx"),
+        ]
+        permissions = [("view_access_report", "Can view toolkit access reports")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("Audit events cannot be changed once written.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("Audit events cannot be deleted.")

@@ -1,0 +1,50 @@
+"""The rules for what a person may type: one place, used by models, forms, commands and services."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+EXTERNAL_ID_MAX_LENGTH = 128
+_VISIBLE_ASCII = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+def external_id_problem(value: object) -> str | None:
+    """Why `value` cannot be an end user's external id, or None when it can.
+
+    The rule: 1 to 128 visible ASCII characters (no whitespace, no control characters) and never
+    `default` in any letter case (Composio's shared user id, which mixes users' connections).
+    Never raises, whatever it is given.
+    """
+    if not isinstance(value, str):
+        return "The external id must be text."
+    if value == "":
+        return "Enter an external id: it cannot be empty."
+    if len(value) > EXTERNAL_ID_MAX_LENGTH:
+        return (
+            f"The external id is {len(value)} characters long; "
+            f"the limit is {EXTERNAL_ID_MAX_LENGTH}."
+        )
+    for char in value:
+        if char in _VISIBLE_ASCII:
+            continue
+        if char.isspace():
+            return "The external id cannot contain spaces or other whitespace."
+        if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+            return "The external id cannot contain control characters."
+        return (
+            "The external id can only use visible ASCII characters (letters, digits and "
+            f"punctuation); it contains {char!a}."
+        )
+    if value.lower() == "default":
+        return (
+            "'default' is Composio's shared user id and would mix users' connections; "
+            "use the user's own stable id."
+        )
+    return None
+
+
+def validate_external_id(value: object) -> None:
+    """Django validator form of `external_id_problem`."""
+    problem = external_id_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_external_id")
