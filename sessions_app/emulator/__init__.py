@@ -1,0 +1,19 @@
+"""Loopback emulator of Composio's v3.1 Tool Router API (standard library only).
+
+The real `composio` SDK runs against it unchanged; see docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+from .control import EmulatorControl, EmulatorControlError
+from .faults import Faults
+from .server import ENDPOINTS, Emulator, RecordedRequest
+
+__all__ = [
+    "ENDPOINTS",
+    "Emulator",
+    "EmulatorControl",
+    "EmulatorControlError",
+    "Faults",
+    "RecordedRequest",
+]

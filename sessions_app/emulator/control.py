@@ -1,0 +1,95 @@
+"""Client for the emulator's `/_emulator/` control API, for use from another process."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+
+class EmulatorControlError(RuntimeError):
+    """The control API answered with an error status."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"emulator control API answered {status}: {body!r}")
+        self.status = status
+        self.body = body
+
+
+class EmulatorControl:
+    """Drive a running emulator over HTTP: health, request counts, faults, reset."""
+
+    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/_emulator{route}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload: Any = json.loads(raw)
+            except ValueError:
+                payload = raw.decode(errors="replace")
+            raise EmulatorControlError(exc.code, payload) from exc
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def requests(self, endpoint: str | None = None) -> dict[str, Any]:
+        """`{"total", "counts": {endpoint: n}, "requests": [summaries]}`; no header values."""
+        suffix = f"?{urlencode({'endpoint': endpoint})}" if endpoint else ""
+        return self._call("GET", f"/requests{suffix}")
+
+    def count(self, endpoint: str) -> int:
+        return int(self.requests(endpoint)["total"])
+
+    def add_fault(self, kind: str, **kwargs: Any) -> dict[str, Any]:
+        return self._call("POST", "/faults", {"kind": kind, **kwargs})
+
+    def latency(self, seconds: float, endpoint: str | None = None) -> dict[str, Any]:
+        return self.add_fault("latency", seconds=seconds, endpoint=endpoint)
+
+    def enqueue(
+        self,
+        status: int,
+        endpoint: str | None = None,
+        retry_after: float | int | str | None = None,
+        times: int = 1,
+    ) -> dict[str, Any]:
+        return self.add_fault(
+            "enqueue", status=status, endpoint=endpoint, retry_after=retry_after, times=times
+        )
+
+    def malformed(self, endpoint: str | None = None, times: int = 1) -> dict[str, Any]:
+        return self.add_fault("malformed", endpoint=endpoint, times=times)
+
+    def truncated(self, endpoint: str | None = None, times: int = 1) -> dict[str, Any]:
+        return self.add_fault("truncated", endpoint=endpoint, times=times)
+
+    def drop(self, endpoint: str | None = None, times: int = 1) -> dict[str, Any]:
+        return self.add_fault("drop", endpoint=endpoint, times=times)
+
+    def clear_faults(self) -> dict[str, Any]:
+        return self._call("DELETE", "/faults")
+
+    def reset(self) -> dict[str, Any]:
+        return self._call("POST", "/reset")
+
+    def set_catalog(self, toolkits: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._call("POST", "/catalog", {"toolkits": toolkits})
+
+    def set_connection(self, session_id: str, toolkit: str, status: str | None) -> dict[str, Any]:
+        body = {"session_id": session_id, "toolkit": toolkit, "status": status}
+        return self._call("POST", "/connections", body)
