@@ -56,7 +56,7 @@ def record(
     reason: str = "",
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Raises if it cannot be written: callers that must fail closed rely on it."""
+    """Append one event. Raises if it cannot be written: callers that fail closed rely on it."""
     if outcome not in AuditEvent.Outcome.values:
         raise ValueError(f"Unknown audit outcome {outcome!r}")
     if actor is None and request is not None:

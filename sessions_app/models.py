@@ -1,4 +1,4 @@
-"""The console's records: end users, their Tool Router sessions, the toolkit catalog, the audit trail.
+"""The console's records: end users, their Tool Router sessions, the toolkit catalog, the audit.
 
 Composio cannot list sessions, so these tables are the only record of which session belongs to
 which end user.
@@ -43,7 +43,7 @@ class EndUser(models.Model):
 
 
 class Toolkit(models.Model):
-    """One toolkit of Composio's catalog. Rows are never deleted: vanished ones get in_catalog=False."""
+    """One toolkit of Composio's catalog. Never deleted: vanished ones get in_catalog=False."""
 
     slug = models.CharField(max_length=100, unique=True)
     name = models.CharField(max_length=200)

@@ -45,6 +45,7 @@ def toolkit_catalog_sync(
     actor: AbstractBaseUser | None = None,
     request: HttpRequest | None = None,
     progress: Callable[[int, int], None] | None = None,
+    page_size: int = 1000,
 ) -> CatalogSyncResult:
     """Mirror Composio's whole toolkit catalog into `Toolkit` rows.
 
@@ -54,7 +55,7 @@ def toolkit_catalog_sync(
     """
     remote: dict[str, composio_seam.CatalogToolkit] = {}
     try:
-        for page, total in composio_seam.iter_catalog_pages():
+        for page, total in composio_seam.iter_catalog_pages(page_size=page_size):
             for toolkit in page:
                 remote[toolkit.slug.lower()] = toolkit
             if progress is not None:

@@ -11,6 +11,7 @@ from sessions_app import composio_seam, roles
 from sessions_app.emulator import Emulator
 
 EMULATOR_KEY = "emu-test-key-0123456789"
+_SHIPPED_CATALOG: list[dict] = []
 
 
 def _staff(username: str, *groups: str) -> User:
@@ -46,6 +47,7 @@ def outsider(db: None) -> User:
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[Emulator]:
     emu = Emulator(api_key=EMULATOR_KEY, host="127.0.0.1", port=0).start()
+    _SHIPPED_CATALOG[:] = emu.catalog
     yield emu
     emu.stop()
 
@@ -54,6 +56,7 @@ def emulator_server() -> Iterator[Emulator]:
 def emulator(emulator_server: Emulator, settings) -> Iterator[Emulator]:
     """The emulator, empty and fault-free, with the seam pointed at it (emulated mode)."""
     emulator_server.reset()
+    emulator_server.set_catalog(_SHIPPED_CATALOG)
     settings.COMPOSIO_API_KEY = ""
     settings.COMPOSIO_EMULATOR_URL = emulator_server.base_url
     settings.COMPOSIO_EMULATOR_API_KEY = EMULATOR_KEY

@@ -95,7 +95,8 @@ def test_check_and_migrate_do_not_import_the_composio_sdk(tmp_path: Path) -> Non
         "from django.core.management import call_command; import django; django.setup();"
         "call_command('check'); call_command('migrate', verbosity=0);"
         "import django.urls; django.urls.resolve('/admin/');"
-        "bad = [m for m in sys.modules if m == 'composio' or m.startswith(('composio.', 'composio_client'))];"
+        "bad = [m for m in sys.modules"
+        " if m == 'composio' or m.startswith(('composio.', 'composio_client'))];"
         "print('IMPORTED', bad) if bad else print('CLEAN')"
     )
     out = subprocess.run(

@@ -15,12 +15,37 @@ DEMO_ACCOUNTS = [
     ("auditor", roles.AUDITOR, "reads the audit trail and access reports"),
 ]
 DEMO_ALLOWED = ["github", "gmail", "slack", "notion", "linear", "googlecalendar", "jira", "hubspot"]
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus"]
-LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Wirth"]
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Niklaus",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Wirth",
+]
 
 
 class Command(BaseCommand):
-    help = "Create demo staff accounts (new random passwords, printed), demo end users and a demo allow-list."
+    help = (
+        "Create demo staff accounts (new random passwords, printed), demo end users and a demo "
+        "allow-list."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--users", type=int, default=60, help="How many demo end users.")

@@ -8,7 +8,9 @@ from sessions_app import composio_seam, services
 
 
 class Command(BaseCommand):
-    help = "Mirror Composio's whole toolkit catalog into the console (new toolkits start not allowed)."
+    help = (
+        "Mirror Composio's whole toolkit catalog into the console (new toolkits start not allowed)."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         show_progress = sys.stderr.isatty() or int(options.get("verbosity", 1)) > 1
