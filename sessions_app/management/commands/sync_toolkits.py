@@ -35,4 +35,6 @@ class Command(BaseCommand):
             ("No longer in Composio's catalog", result.vanished),
         ):
             if slugs:
-                self.stdout.write(f"{label}: {', '.join(sorted(slugs))}")
+                shown = sorted(slugs)[:30]
+                more = f" and {len(slugs) - len(shown)} more" if len(slugs) > len(shown) else ""
+                self.stdout.write(f"{label}: {', '.join(shown)}{more}")
