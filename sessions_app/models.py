@@ -200,6 +200,14 @@ class SessionOperation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "created_at"], name="operation_state_idx")]
+        constraints = [
+            # The per-end-user lock's backstop: at most one call to Composio in flight per user.
+            models.UniqueConstraint(
+                fields=["end_user"],
+                condition=Q(state="pending"),
+                name="one_pending_operation_per_end_user",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.end_user_id} ({self.state})"
