@@ -1,6 +1,27 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "sessions_app"
-urlpatterns: list = []
+urlpatterns = [
+    path("support/", views.support_lookup, name="support_lookup"),
+    path("support/users/<uuid:public_id>/", views.support_user_card, name="support_user_card"),
+    path("support/users/<uuid:public_id>/row/", views.support_user_row, name="support_user_row"),
+    path(
+        "support/users/<uuid:public_id>/refresh/",
+        views.support_session_refresh,
+        name="support_session_refresh",
+    ),
+    path(
+        "support/sessions/<uuid:public_id>/reveal/",
+        views.support_mcp_reveal,
+        name="support_mcp_reveal",
+    ),
+    path(
+        "support/sessions/<uuid:public_id>/connections/",
+        views.support_session_connections,
+        name="support_session_connections",
+    ),
+]

@@ -1,0 +1,269 @@
+"""Read queries for the support console. Nothing here changes a row."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
+from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.functions import Lower
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import audit, composio_seam
+from .models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+
+logger = logging.getLogger(__name__)
+
+QUERY_MAX_LENGTH = 200
+HISTORY_LIMIT = 50
+# A single token with a digit, "@" or "_" is an identifier (external id, email, session id),
+# never a person's name: the name search, the one that cannot use an index, is skipped for it.
+_IDENTIFIER = re.compile(r"^\S*[0-9@_]\S*$")
+_NAME_WORD_MIN = 2
+
+
+# --- Lookup ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    query: str
+    users: list[EndUser] = field(default_factory=list)
+    has_more: bool = False
+    error: str = ""
+
+
+def _prefix_q(lookup: str, prefix: str) -> Q:
+    """`<lookup>` starts with `prefix`, case-sensitively, in a form each database can index.
+
+    PostgreSQL answers LIKE 'x%' from a pattern-ops index. SQLite's LIKE ignores ASCII case and
+    so cannot use an ordinary index; a half-open range on the same expression can (and makes the
+    match case-sensitive there too).
+    """
+    condition = Q(**{f"{lookup}__startswith": prefix})
+    if connection.vendor != "postgresql" and prefix and ord(prefix[-1]) < 0x10FFFF:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        condition &= Q(**{f"{lookup}__gte": prefix, f"{lookup}__lt": upper})
+    return condition
+
+
+def _ids(queryset: QuerySet[EndUser], limit: int) -> list[int]:
+    return list(queryset.order_by("external_id").values_list("pk", flat=True)[: limit + 1])
+
+
+def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
+    """End users matching what support typed, exact matches first, then by external id.
+
+    Matches: an exact session id (current or past), an external id prefix, an email prefix
+    (case-insensitive) and, for queries that are not identifiers, words of the display name
+    (every typed word starts a word of the name). Each kind is one indexed query capped at
+    `limit + 1` rows, so the number of queries and rows read stays the same however many
+    users match.
+    """
+    query = " ".join(query.split())
+    limit = limit or int(getattr(settings, "SUPPORT_SEARCH_LIMIT", 25))
+    if not query:
+        return LookupResult(query="")
+    if len(query) > QUERY_MAX_LENGTH:
+        return LookupResult(
+            query=query[:QUERY_MAX_LENGTH],
+            error=f"That search is longer than {QUERY_MAX_LENGTH} characters; shorten it.",
+        )
+
+    by_session = {
+        end_user_id: (session_id, status)
+        for end_user_id, session_id, status in ToolRouterSession.objects.filter(
+            session_id=query
+        ).values_list("end_user_id", "session_id", "status")[:1]
+    }
+    exact = set(by_session)
+    found: set[int] = set(exact)
+    more = False
+
+    batches = [
+        _ids(EndUser.objects.filter(_prefix_q("external_id", query)), limit),
+        _ids(
+            EndUser.objects.annotate(email_lower=Lower("email")).filter(
+                _prefix_q("email_lower", query.lower())
+            ),
+            limit,
+        ),
+    ]
+    words = [w for w in query.split(" ") if len(w) >= _NAME_WORD_MIN]
+    if words and not _IDENTIFIER.match(query):
+        name_q = Q()
+        for word in words:
+            name_q &= Q(display_name__istartswith=word) | Q(display_name__icontains=f" {word}")
+        batches.append(_ids(EndUser.objects.filter(name_q), limit))
+    for batch in batches:
+        more = more or len(batch) > limit
+        found.update(batch)
+
+    users = list(
+        EndUser.objects.filter(pk__in=found)
+        .prefetch_related(
+            Prefetch(
+                "sessions",
+                queryset=ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE),
+                to_attr="active_sessions",
+            )
+        )
+        .order_by("external_id")
+    )
+    users.sort(key=lambda u: (u.pk not in exact and u.external_id != query, u.external_id))
+    for user in users:
+        user.active_session = user.active_sessions[0] if user.active_sessions else None
+        matched = by_session.get(user.pk)
+        user.matched_session_id = matched[0] if matched else ""
+        user.matched_session_status = matched[1] if matched else ""
+    return LookupResult(
+        query=query, users=users[:limit], has_more=more or len(users) > limit, error=""
+    )
+
+
+def end_user_row(*, end_user: EndUser) -> EndUser:
+    """The end user as a result row shows it (with `active_session`)."""
+    end_user.active_session = end_user.sessions.filter(
+        status=ToolRouterSession.Status.ACTIVE
+    ).first()
+    end_user.matched_session_id = end_user.matched_session_status = ""
+    return end_user
+
+
+# --- The user card -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolkitLabel:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UserCard:
+    end_user: EndUser
+    active: ToolRouterSession | None
+    history: list[ToolRouterSession]
+    history_truncated: bool
+    toolkits: list[ToolkitLabel]
+    deleted_by: dict[int, str]
+
+
+def end_user_card(*, end_user: EndUser) -> UserCard:
+    """What support needs about one end user, in a fixed number of queries."""
+    sessions = ToolRouterSession.objects.select_related("created_by").filter(end_user=end_user)
+    active = sessions.filter(status=ToolRouterSession.Status.ACTIVE).first()
+    history = list(
+        sessions.exclude(status=ToolRouterSession.Status.ACTIVE)
+        .select_related("replaced_by__created_by")
+        .order_by("-created_at", "-pk")[: HISTORY_LIMIT + 1]
+    )
+    truncated = len(history) > HISTORY_LIMIT
+    history = history[:HISTORY_LIMIT]
+
+    toolkits: list[ToolkitLabel] = []
+    if active is not None:
+        names = dict(Toolkit.objects.filter(slug__in=active.toolkits).values_list("slug", "name"))
+        toolkits = [ToolkitLabel(slug=s, name=names.get(s, s)) for s in active.toolkits]
+
+    deleted = [s.pk for s in history if s.status == ToolRouterSession.Status.DELETED]
+    deleted_by: dict[int, str] = {}
+    if deleted:
+        for session_id, username in AuditEvent.objects.filter(
+            action="session.delete",
+            outcome=AuditEvent.Outcome.SUCCESS,
+            session_id__in=deleted,
+        ).values_list("session_id", "actor_username"):
+            deleted_by.setdefault(session_id, username)
+    for session in history:
+        session.deleted_by_username = deleted_by.get(session.pk, "")
+    return UserCard(
+        end_user=end_user,
+        active=active,
+        history=history,
+        history_truncated=truncated,
+        toolkits=toolkits,
+        deleted_by=deleted_by,
+    )
+
+
+# --- MCP URLs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskedUrl:
+    scheme: str
+    host: str
+    fingerprint: str
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}/…#{self.fingerprint}"
+
+
+def mcp_url_masked(url: str) -> MaskedUrl:
+    """Scheme, host and a keyed fingerprint: enough to tell URLs apart, useless to replay."""
+    parts = urlsplit(url)
+    return MaskedUrl(
+        scheme=parts.scheme or "?",
+        host=parts.netloc.rsplit("@", 1)[-1] or "?",
+        fingerprint=audit.mcp_fingerprint(url),
+    )
+
+
+def mcp_url_reveals_in_last_hour(*, actor: AbstractBaseUser) -> int:
+    """Successful reveals by this staff user in the last hour, counted from the audit log."""
+    return AuditEvent.objects.filter(
+        action="mcp_url.reveal",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=actor,
+        created_at__gte=timezone.now() - timedelta(hours=1),
+    ).count()
+
+
+# --- Connection status (a read from Composio) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    connections: list[composio_seam.ToolkitConnection]
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def tool_router_session_connections(
+    *,
+    session: ToolRouterSession,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    request: HttpRequest | None = None,
+) -> ConnectionCheck:
+    """Ask Composio for each toolkit's connection state. Never raises for Composio's failures:
+    the error is a sentence to show where the badges would be. Changes nothing anywhere."""
+    try:
+        connections = composio_seam.session_connections(session.session_id)
+    except composio_seam.ComposioError as exc:
+        logger.info(
+            "connection check failed for session %s by %s: %s",
+            session.session_id,
+            getattr(actor, "pk", None),
+            exc.message,
+        )
+        return ConnectionCheck(connections=[], error=exc.message)
+    return ConnectionCheck(connections=_ordered(connections, session.toolkits))
+
+
+def _ordered(
+    connections: Iterable[composio_seam.ToolkitConnection], toolkits: list[str]
+) -> list[composio_seam.ToolkitConnection]:
+    rank = {slug: i for i, slug in enumerate(toolkits)}
+    return sorted(connections, key=lambda c: (rank.get(c.slug, len(rank)), c.slug))

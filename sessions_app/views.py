@@ -1,0 +1,240 @@
+"""The support console: look an end user up, see their session, reveal its MCP URL (audited)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib import messages
+from django.db import DatabaseError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from . import audit, selectors, services
+from .decorators import console_permission_required, wants_fragment
+from .http import HtmxHttpRequest
+from .models import AuditEvent, EndUser, ToolRouterSession
+
+logger = logging.getLogger(__name__)
+
+
+def _reveal_seconds() -> int:
+    return int(getattr(settings, "SUPPORT_REVEAL_SECONDS", 60))
+
+
+def _get_end_user(public_id: UUID) -> EndUser:
+    try:
+        return EndUser.objects.get(public_id=public_id)
+    except EndUser.DoesNotExist:
+        raise Http404("No such end user.") from None
+
+
+def _get_active_session(public_id: UUID) -> ToolRouterSession:
+    try:
+        return ToolRouterSession.objects.select_related("end_user").get(
+            public_id=public_id, status=ToolRouterSession.Status.ACTIVE
+        )
+    except ToolRouterSession.DoesNotExist:
+        raise Http404("No such active session.") from None
+
+
+def _respond(
+    request: HtmxHttpRequest,
+    *,
+    page: str,
+    fragment: str,
+    context: dict[str, Any],
+    status: int = HTTPStatus.OK,
+) -> HttpResponse:
+    """The fragment for HTMX, the full page otherwise (and for history restores)."""
+    template = fragment if wants_fragment(request) else page
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _card_context(request: HtmxHttpRequest, end_user: EndUser, **extra: Any) -> dict[str, Any]:
+    card = selectors.end_user_card(end_user=end_user)
+    return {
+        "card": card,
+        "masked": selectors.mcp_url_masked(card.active.mcp_url) if card.active else None,
+        "can_refresh": request.user.has_perm("sessions_app.refresh_session"),
+        "reveal_seconds": _reveal_seconds(),
+        **extra,
+    }
+
+
+# --- Lookup and card ---------------------------------------------------------------------------
+
+
+@require_GET
+@console_permission_required()
+def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
+    result = selectors.end_user_lookup(query=request.GET.get("q", ""))
+    return _respond(
+        request,
+        page="sessions_app/lookup.html",
+        fragment="sessions_app/_results.html",
+        # Typing a new search closes the open card (an out-of-band swap in the fragment).
+        context={"result": result, "query": result.query, "clear_card": wants_fragment(request)},
+    )
+
+
+@require_GET
+@console_permission_required()
+def support_user_card(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    end_user = _get_end_user(public_id)
+    return _respond(
+        request,
+        page="sessions_app/lookup.html",
+        fragment="sessions_app/_card.html",
+        context=_card_context(request, end_user),
+    )
+
+
+@require_GET
+@console_permission_required()
+def support_user_row(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    """One result row, re-fetched when the card changes the user's session."""
+    end_user = _get_end_user(public_id)
+    if not wants_fragment(request):
+        return redirect("sessions_app:support_user_card", public_id=end_user.public_id)
+    user = selectors.end_user_row(end_user=end_user)
+    response = render(request, "sessions_app/_result_row.html", {"user": user})
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# --- Reveal ------------------------------------------------------------------------------------
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    add_never_cache_headers(response)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_POST
+@console_permission_required("sessions_app.reveal_mcp_url")
+def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    """Show one session's full MCP URL, only after the reveal is in the audit log."""
+    session = _get_active_session(public_id)
+    masked = selectors.mcp_url_masked(session.mcp_url)
+    context: dict[str, Any] = {"session": session, "masked": masked, "end_user": session.end_user}
+    limit = int(getattr(settings, "SUPPORT_REVEALS_PER_HOUR", 30))
+
+    def refuse(message: str, status: int) -> HttpResponse:
+        return _no_store(
+            _respond(
+                request,
+                page="sessions_app/reveal.html",
+                fragment="sessions_app/_mcp_masked.html",
+                context={**context, "error": message},
+                status=status,
+            )
+        )
+
+    if selectors.mcp_url_reveals_in_last_hour(actor=request.user) >= limit:
+        message = (
+            f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
+            "try again later or ask a session admin."
+        )
+        audit.record(
+            action="mcp_url.reveal",
+            outcome=AuditEvent.Outcome.REFUSED,
+            request=request,
+            end_user=session.end_user,
+            session=session,
+            reason=f"Reveal limit of {limit} per hour reached.",
+            details={"fingerprint": masked.fingerprint},
+        )
+        return refuse(message, HTTPStatus.TOO_MANY_REQUESTS)
+
+    try:
+        audit.record(
+            action="mcp_url.reveal",
+            outcome=AuditEvent.Outcome.SUCCESS,
+            request=request,
+            end_user=session.end_user,
+            session=session,
+            details={"fingerprint": masked.fingerprint},
+        )
+    except DatabaseError:
+        # Fail closed: no audit record, no URL.
+        logger.exception("reveal of session %s not audited; URL withheld", session.session_id)
+        return refuse(
+            "The reveal could not be written to the audit log, so the URL is not shown. "
+            "Try again in a moment.",
+            HTTPStatus.SERVICE_UNAVAILABLE,
+        )
+
+    response = _respond(
+        request,
+        page="sessions_app/reveal.html",
+        fragment="sessions_app/_mcp_revealed.html",
+        context={**context, "mcp_url": session.mcp_url, "reveal_seconds": _reveal_seconds()},
+    )
+    return _no_store(response)
+
+
+# --- Connections -------------------------------------------------------------------------------
+
+
+@require_GET
+@console_permission_required()
+def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    session = _get_active_session(public_id)
+    check = selectors.tool_router_session_connections(
+        session=session, actor=request.user, request=request
+    )
+    if wants_fragment(request):
+        return _respond(
+            request,
+            page="sessions_app/lookup.html",
+            fragment="sessions_app/_connections.html",
+            context={"check": check, "session": session},
+        )
+    return _respond(
+        request,
+        page="sessions_app/lookup.html",
+        fragment="sessions_app/_card.html",
+        context=_card_context(request, session.end_user, check=check),
+    )
+
+
+# --- Refresh -----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@console_permission_required("sessions_app.refresh_session")
+def support_session_refresh(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    """GET asks to confirm; POST replaces the user's session through the session service."""
+    end_user = _get_end_user(public_id)
+    if request.method == "GET":
+        return _respond(
+            request,
+            page="sessions_app/refresh_confirm.html",
+            fragment="sessions_app/_refresh_confirm.html",
+            context={"end_user": end_user},
+        )
+
+    result = services.tool_router_session_refresh(
+        end_user=end_user, actor=request.user, request=request
+    )
+    level = messages.SUCCESS if result.ok else messages.ERROR
+    messages.add_message(request, level, result.message)
+    if not wants_fragment(request):
+        return redirect("sessions_app:support_user_card", public_id=end_user.public_id)
+    response = _respond(
+        request,
+        page="sessions_app/lookup.html",
+        fragment="sessions_app/_card.html",
+        context=_card_context(request, end_user, messages_oob=True),
+    )
+    return trigger_client_event(response, f"enduser-changed-{end_user.public_id}")

@@ -1,0 +1,272 @@
+"""The support console's pages: who may open them, fragments vs. pages, what a person sees."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions_app import audit
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+
+HX = {"HX-Request": "true"}
+MCP_URL = "https://mcp.example.test/tool_router/trs_alpha0000001/mcp?token=SECRETPART"
+
+
+def _end_user(external_id: str = "usr_alpha", **fields: str) -> EndUser:
+    fields.setdefault("display_name", "Ada Lovelace")
+    fields.setdefault("email", "ada@example.com")
+    return EndUser.objects.create(external_id=external_id, **fields)
+
+
+def _session(
+    end_user: EndUser, session_id: str = "trs_alpha0000001", **fields
+) -> ToolRouterSession:
+    fields.setdefault("mcp_url", MCP_URL)
+    fields.setdefault("toolkits", ["github", "gmail"])
+    return ToolRouterSession.objects.create(end_user=end_user, session_id=session_id, **fields)
+
+
+@pytest.fixture
+def alpha(db: None) -> EndUser:
+    user = _end_user()
+    _session(user)
+    return user
+
+
+def _client(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def _get_urls(end_user: EndUser) -> list[str]:
+    session = end_user.sessions.get(status="active")
+    return [
+        reverse("sessions_app:support_lookup") + "?q=usr",
+        reverse("sessions_app:support_user_card", args=[end_user.public_id]),
+        reverse("sessions_app:support_user_row", args=[end_user.public_id]),
+        reverse("sessions_app:support_session_connections", args=[session.public_id]),
+    ]
+
+
+# --- Permission matrix -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_support_page_sends_anonymous_visitors_to_the_login_page(alpha: EndUser) -> None:
+    session = alpha.sessions.get()
+    urls = [
+        *_get_urls(alpha),
+        reverse("sessions_app:support_session_refresh", args=[alpha.public_id]),
+    ]
+    for url in urls:
+        response = Client().get(url)
+        assert response.status_code == HTTPStatus.FOUND, url
+        assert response["Location"].startswith("/accounts/login/?next="), url
+    reveal = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
+    response = Client().post(reveal)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith("/accounts/login/")
+    assert not AuditEvent.objects.filter(action="mcp_url.reveal").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("actor", ["auditor", "outsider"])
+def test_auditors_and_staff_without_a_role_are_refused_every_support_page_and_it_is_audited(
+    alpha: EndUser, actor: str, request: pytest.FixtureRequest
+) -> None:
+    user = request.getfixturevalue(actor)
+    client = _client(user)
+    urls = _get_urls(alpha)
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == HTTPStatus.FORBIDDEN, url
+        assert b"usr_alpha" not in response.content
+    refused = AuditEvent.objects.filter(action="access.refused", actor=user)
+    assert refused.count() == len(urls)
+    assert {e.outcome for e in refused} == {AuditEvent.Outcome.REFUSED}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("actor", ["support_user", "session_admin"])
+def test_support_and_session_admins_can_open_every_support_page(
+    alpha: EndUser, actor: str, request: pytest.FixtureRequest, emulator
+) -> None:
+    client = _client(request.getfixturevalue(actor))
+    for url in _get_urls(alpha):
+        response = client.get(url, headers=HX)
+        assert response.status_code == HTTPStatus.OK, url
+
+
+@pytest.mark.django_db
+def test_superusers_can_open_the_lookup() -> None:
+    root = User.objects.create_superuser("root", password="pw-root")
+    response = _client(root).get(reverse("sessions_app:support_lookup"))
+    assert response.status_code == HTTPStatus.OK
+
+
+@pytest.mark.django_db
+def test_refresh_is_refused_to_support_without_the_refresh_permission(
+    alpha: EndUser, support_user: User
+) -> None:
+    url = reverse("sessions_app:support_session_refresh", args=[alpha.public_id])
+    client = _client(support_user)
+    assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+    assert client.post(url).status_code == HTTPStatus.FORBIDDEN
+    assert AuditEvent.objects.filter(action="access.refused", actor=support_user).count() == 2
+    assert list(alpha.sessions.values_list("status", flat=True)) == ["active"]
+
+
+@pytest.mark.django_db
+def test_session_admins_get_the_refresh_confirmation(alpha: EndUser, session_admin: User) -> None:
+    url = reverse("sessions_app:support_session_refresh", args=[alpha.public_id])
+    response = _client(session_admin).get(url, headers=HX)
+    assert response.status_code == HTTPStatus.OK
+    assert b"Yes, refresh" in response.content
+    assert b"<html" not in response.content
+
+
+@pytest.mark.django_db
+def test_a_user_with_only_the_view_permissions_is_refused(alpha: EndUser) -> None:
+    viewer = User.objects.create_user("vic_viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_enduser", "view_toolroutersession"])
+    )
+    response = _client(viewer).get(reverse("sessions_app:support_lookup"))
+    assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+# --- Fragments, pages, Vary --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_htmx_lookup_gets_a_fragment_and_a_direct_load_the_full_page(
+    alpha: EndUser, support_user: User
+) -> None:
+    client = _client(support_user)
+    url = reverse("sessions_app:support_lookup") + "?q=usr_al"
+    fragment = client.get(url, headers=HX)
+    page = client.get(url)
+    assert b"<html" not in fragment.content and b"usr_alpha" in fragment.content
+    assert b"<html" in page.content and b"usr_alpha" in page.content
+    # The plain page keeps the query in the search box (the URL reflects the query).
+    assert b'value="usr_al"' in page.content
+    for response in (fragment, page):
+        assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.django_db
+def test_a_history_restore_request_gets_the_full_page(alpha: EndUser, support_user: User) -> None:
+    client = _client(support_user)
+    url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
+    response = client.get(url, headers={**HX, "HX-History-Restore-Request": "true"})
+    assert b"<html" in response.content
+    assert b"usr_alpha" in response.content
+    assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.django_db
+def test_the_card_shows_the_user_session_toolkits_and_a_masked_url(
+    alpha: EndUser, support_user: User
+) -> None:
+    session = alpha.sessions.get()
+    client = _client(support_user)
+    url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
+    for response in (client.get(url, headers=HX), client.get(url)):
+        html = response.content.decode()
+        assert "usr_alpha" in html and "Ada Lovelace" in html and "ada@example.com" in html
+        assert "trs_alpha0000001" in html
+        assert "https://mcp.example.test/" in html
+        assert session.mcp_url not in html and "SECRETPART" not in html
+        assert "github" in html and "gmail" in html
+        assert "Reveal" in html
+        assert "Refresh session" not in html  # Support has no refresh permission
+
+
+@pytest.mark.django_db
+def test_the_card_offers_refresh_only_to_staff_who_may_refresh(
+    alpha: EndUser, session_admin: User
+) -> None:
+    url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
+    response = _client(session_admin).get(url, headers=HX)
+    assert b"Refresh session" in response.content
+
+
+@pytest.mark.django_db
+def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
+    support_user: User, session_admin: User
+) -> None:
+    user = _end_user("usr_hist")
+    gone = _session(
+        user,
+        "trs_hist_deleted",
+        status="deleted",
+        deleted_at=timezone.now(),
+        created_by=support_user,
+    )
+    audit.record(
+        action="session.delete",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=session_admin,
+        end_user=user,
+        session=gone,
+    )
+    old = _session(user, "trs_hist_old", status="superseded", superseded_at=timezone.now())
+    _session(user, "trs_hist_new", replaces=old, created_by=session_admin)
+    response = _client(support_user).get(
+        reverse("sessions_app:support_user_card", args=[user.public_id]), headers=HX
+    )
+    html = response.content.decode()
+    assert "trs_hist_deleted" in html and "trs_hist_old" in html
+    assert "superseded" in html and "deleted" in html
+    assert "by ada_admin" in html  # who replaced the old one and who deleted the other
+
+
+@pytest.mark.django_db
+def test_an_unknown_user_card_is_a_404(support_user: User) -> None:
+    url = reverse("sessions_app:support_user_card", args=["00000000-0000-0000-0000-000000000000"])
+    assert _client(support_user).get(url).status_code == HTTPStatus.NOT_FOUND
+
+
+@pytest.mark.django_db
+def test_the_full_mcp_url_is_absent_from_every_get_response(
+    alpha: EndUser, session_admin: User, emulator
+) -> None:
+    client = _client(session_admin)
+    session = alpha.sessions.get()
+    for url in [
+        *_get_urls(alpha),
+        reverse("sessions_app:support_session_refresh", args=[alpha.public_id]),
+    ]:
+        for headers in ({}, HX):
+            response = client.get(url, headers=headers)
+            assert session.mcp_url.encode() not in response.content, url
+            assert b"SECRETPART" not in response.content, url
+            assert "SECRETPART" not in response.get("Location", "")
+
+
+@pytest.mark.django_db
+def test_the_lookup_page_focuses_the_search_box_and_shows_the_emulator_banner(
+    support_user: User, settings
+) -> None:
+    settings.COMPOSIO_API_KEY = ""
+    response = _client(support_user).get(reverse("sessions_app:support_lookup"))
+    html = response.content.decode()
+    assert 'name="q"' in html and "autofocus" in html
+    assert "Emulated" in html
+    assert "<script>" not in html  # no inline script: a strict CSP comes later
+
+
+@pytest.mark.django_db
+def test_reveal_is_post_only(alpha: EndUser, support_user: User) -> None:
+    session = alpha.sessions.get()
+    url = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
+    response = _client(support_user).get(url)
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert session.mcp_url.encode() not in response.content
