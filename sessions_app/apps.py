@@ -7,3 +7,8 @@ class SessionsAppConfig(AppConfig):
     name = "sessions_app"
     verbose_name = "Tool Router sessions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import audit_admin, signals  # noqa: F401  (registers the admin and the receivers)
+
+        signals.connect()

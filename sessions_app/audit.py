@@ -1,14 +1,25 @@
-"""The one way to write the audit trail."""
+"""The one way to write the audit trail.
+
+Every event is a link of one hash chain: `row_hash = sha256(prev_hash || canonical event)`, with a
+gapless `sequence`. Writers are serialised (a PostgreSQL advisory lock; SQLite's IMMEDIATE
+transactions) so the chain never forks; `manage.py verify_audit` walks it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Mapping
+import ipaddress
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -40,9 +51,108 @@ def _scrub(value: Any) -> Any:
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """REMOTE_ADDR in the form the database gives back (so the hash chain verifies), or None."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    raw = request.META.get("REMOTE_ADDR") or ""
+    try:
+        ip = ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+# --- The hash chain ---------------------------------------------------------------------------
+
+GENESIS_HASH = "0" * 64
+# pg_advisory_xact_lock key that serialises audit writers ("trcaudit" as a 64-bit integer).
+CHAIN_LOCK_KEY = int.from_bytes(b"trcaudit", "big") - 2**63
+
+
+def _utc_iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def canonical_event(event: Any) -> bytes:
+    """The stable byte form of an event's content, as hashed into the chain.
+
+    Everything an auditor relies on is in it; `sequence` is not (the `prev_hash` link carries
+    the order), so a reordering shows up as a broken link rather than as an edit.
+    Changing this function invalidates every existing chain: never do it without a migration.
+    """
+    content = {
+        "action": event.action,
+        "actor_id": event.actor_id,
+        "actor_username": event.actor_username,
+        "created_at": _utc_iso(event.created_at),
+        "details": event.details,
+        "end_user_external_id": event.end_user_external_id,
+        "end_user_id": event.end_user_id,
+        "ip_address": event.ip_address,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "session_id": event.session_id,
+        "session_ref": event.session_ref,
+        "toolkit_slugs": event.toolkit_slugs,
+    }
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+    ).encode()
+
+
+def chain_hash(prev_hash: str, event: Any) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_event(event)).hexdigest()
+
+
+def _lock_chain() -> None:
+    # Held until the surrounding transaction ends, so the next writer reads our committed head.
+    # SQLite needs nothing: its transactions are IMMEDIATE (console/settings.py), one writer at
+    # a time; the unique `sequence` refuses a fork on any database regardless.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+
+
+def _chain_head() -> tuple[int, str]:
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "row_hash").first()
+    return head if head is not None else (0, GENESIS_HASH)
+
+
+_TOOLKIT_KEYS = frozenset({"toolkit", "toolkits", "slug", "slugs"})
+# catalog.sync lists toolkits under the kind of change.
+_CATALOG_KEYS = frozenset({"added", "updated", "vanished", "returned", "removed"})
+
+
+def _toolkit_slugs(
+    action: str, details: Mapping[str, Any], session: ToolRouterSession | None
+) -> str:
+    found: set[str] = set()
+
+    def take(value: Any) -> None:
+        items: Iterable[Any] = value if isinstance(value, list | tuple | set) else [value]
+        for item in items:
+            if isinstance(item, str) and item and " " not in item:
+                found.add(item.lower())
+
+    for key, value in details.items():
+        key = str(key).lower()
+        names_toolkits = (
+            key in _TOOLKIT_KEYS
+            or key.endswith("_toolkits")
+            or key.startswith("toolkits_")
+            or (key in _CATALOG_KEYS and action.startswith(("catalog.", "toolkit.", "session.")))
+        )
+        if names_toolkits:
+            take(value)
+    if session is not None and isinstance(session.toolkits, list):
+        take(session.toolkits)
+    joined = " ".join(sorted(found))
+    if len(joined) > 1990:
+        joined = joined[:1990].rsplit(" ", 1)[0]
+    return f" {joined} " if joined else ""
 
 
 def record(
@@ -62,8 +172,10 @@ def record(
     if actor is None and request is not None:
         actor = getattr(request, "user", None)
     user = actor if actor is not None and actor.is_authenticated else None
-    return AuditEvent.objects.create(
-        created_at=timezone.now(),
+    clean_details = _scrub(dict(details or {}))
+    # Round-trip through JSON so the hashed form is exactly what the database gives back.
+    clean_details = json.loads(json.dumps(clean_details, default=str))
+    event = AuditEvent(
         actor=user,
         actor_username=user.get_username() if user is not None else "",
         ip_address=client_ip(request),
@@ -75,10 +187,41 @@ def record(
         session=session,
         session_ref=session.session_id if session is not None else "",
         reason=_scrub(reason)[:500],
-        details=_scrub(dict(details or {})),
+        details=clean_details,
+        toolkit_slugs=_toolkit_slugs(action, clean_details, session),
     )
+    with transaction.atomic():
+        _lock_chain()
+        last_sequence, prev_hash = _chain_head()
+        # Taken under the lock, so time never runs backwards along the chain.
+        event.created_at = timezone.now()
+        event.sequence = last_sequence + 1
+        event.prev_hash = prev_hash
+        event.row_hash = chain_hash(prev_hash, event)
+        event.save(force_insert=True)
+    return event
 
 
 def _request_id_or_blank() -> str:
     request_id = current_request_id()
     return "" if request_id == "-" else request_id
+
+
+# --- Flushing a test database -----------------------------------------------------------------
+
+_erasable = threading.Event()
+
+
+def sqlite_erasable() -> int:
+    """Backs the SQLite function trc_audit_erasable() that the DELETE trigger consults."""
+    return 1 if _erasable.is_set() else 0
+
+
+@contextmanager
+def erasable_for_test_flush() -> Iterator[None]:
+    """Let `manage.py flush` empty a TEST database's audit table; nothing else deletes events."""
+    _erasable.set()
+    try:
+        yield
+    finally:
+        _erasable.clear()

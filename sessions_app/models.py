@@ -274,15 +274,24 @@ class AuditEvent(models.Model):
     session_ref = models.CharField(max_length=128, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # Toolkit slugs the event is about, space-delimited (" github slack "), for the log's filter.
+    toolkit_slugs = models.CharField(max_length=2000, blank=True, default="")
+    # The hash chain: position (gapless), the previous event's hash and this event's hash
+    # (sha256 of prev_hash + the canonical event). Written by `audit.record` under a lock.
+    sequence = models.PositiveBigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        ordering = ["-sequence"]
         indexes = [
-            models.Index(fields=["action", "-created_at"], name="audit_action_idx"),
-            models.Index(fields=["actor", "-created_at"], name="audit_actor_idx"),
-            models.Index(fields=["end_user", "-created_at"], name="audit_end_user_idx"),
+            models.Index(fields=["action", "-sequence"], name="audit_action_seq_idx"),
+            models.Index(fields=["outcome", "-sequence"], name="audit_outcome_seq_idx"),
+            models.Index(fields=["actor_username", "-sequence"], name="audit_actor_seq_idx"),
+            models.Index(fields=["end_user_external_id", "-sequence"], name="audit_enduser_seq_idx"),
+            models.Index(fields=["actor", "-sequence"], name="audit_actor_id_seq_idx"),
         ]
         permissions = [("view_access_report", "Can view toolkit access reports")]
 

@@ -1,0 +1,55 @@
+"""Audit receivers for logins and logouts, and the SQLite hook the audit triggers rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.backends.signals import connection_created
+from django.http import HttpRequest
+
+from . import audit
+from .models import AuditEvent
+
+
+def on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    audit.record(
+        action="auth.login", outcome=AuditEvent.Outcome.SUCCESS, actor=user, request=request
+    )
+
+
+def on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # Django has already masked the password; only the username typed is kept, truncated.
+    username = str(credentials.get("username", ""))[:150]
+    audit.record(
+        action="auth.login_failed",
+        outcome=AuditEvent.Outcome.FAILURE,
+        # Nobody is authenticated by a failed login, whoever the session belonged to before.
+        actor=AnonymousUser(),
+        request=request,
+        reason="Wrong username or password.",
+        details={"username": username},
+    )
+
+
+def on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    audit.record(
+        action="auth.logout", outcome=AuditEvent.Outcome.SUCCESS, actor=user, request=request
+    )
+
+
+def on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(
+            "trc_audit_erasable", 0, audit.sqlite_erasable, deterministic=False
+        )
+
+
+def connect() -> None:
+    user_logged_in.connect(on_login, dispatch_uid="sessions_app.audit.login")
+    user_login_failed.connect(on_login_failed, dispatch_uid="sessions_app.audit.login_failed")
+    user_logged_out.connect(on_logout, dispatch_uid="sessions_app.audit.logout")
+    connection_created.connect(on_connection_created, dispatch_uid="sessions_app.audit.sqlite")
