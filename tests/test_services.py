@@ -22,12 +22,12 @@ from sessions_app.models import (
     ToolRouterSession,
 )
 from sessions_app.services import (
-    toolkit_choices_clean,
     tool_router_session_change_toolkits,
     tool_router_session_create,
     tool_router_session_delete,
     tool_router_session_refresh,
     tool_router_session_retry_remote_deletes,
+    toolkit_choices_clean,
 )
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
@@ -177,7 +177,12 @@ def test_create_without_permission_is_refused_and_audited(
             "retry in 7 s",
         ),
         (lambda e: e.faults.enqueue(500, endpoint="session.create"), "unknown", "unknown", "500"),
-        (lambda e: e.faults.malformed(endpoint="session.create"), "unknown", "unknown", "malformed"),
+        (
+            lambda e: e.faults.malformed(endpoint="session.create"),
+            "unknown",
+            "unknown",
+            "malformed",
+        ),
         (lambda e: e.faults.drop(endpoint="session.create"), "unknown", "unknown", "connection"),
     ],
 )
@@ -372,9 +377,7 @@ def test_two_concurrent_refreshes_of_one_user_make_exactly_one_remote_create(
     def refresh() -> None:
         try:
             results.append(
-                tool_router_session_refresh(
-                    end_user=alice, toolkits=["gmail"], actor=session_admin
-                )
+                tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
             )
         finally:
             connection.close()
