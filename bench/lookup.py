@@ -1,0 +1,232 @@
+"""Benchmark: the support lookup against the Django admin changelist search, on the same data.
+
+    python bench/lookup.py [--users N] [--repeat R] [--admin-repeat A]
+
+Seeds N end users (100k by default), each with an active session and every tenth with two older
+ones, into the database named by DATABASE_URL (default: a dedicated SQLite file,
+var/bench_lookup.sqlite3). It refuses a database that holds end users it did not create. Seeding
+is kept between runs, so a second run only measures.
+
+Then it times, through Django's test Client (the whole server side: middleware, session, views,
+queries, templates), the HTMX lookup and the admin changelist search for the same queries: a
+prefix of an external id, a prefix of an email, an exact session id. It prints p50/p95 per kind
+and the ratio admin/lookup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+if not os.environ.get("DATABASE_URL"):
+    (ROOT / "var").mkdir(exist_ok=True)
+    os.environ["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'bench_lookup.sqlite3'}"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib import admin  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.urls import clear_url_caches  # noqa: E402
+
+from sessions_app.models import EndUser, ToolRouterSession  # noqa: E402
+
+PREFIX = "bench_"
+FIRST = "Ada Alan Grace Linus Barbara Ken Margaret Dennis Frances Edsger Radia John Katherine Tim"
+LAST = "Lovelace Turing Hopper Torvalds Liskov Thompson Hamilton Ritchie Allen Dijkstra Perlman"
+BATCH = 10_000
+
+
+def _external_id(i: int) -> str:
+    return f"{PREFIX}{i:07d}"
+
+
+def _session_id(i: int, generation: int) -> str:
+    return f"trs_b{generation}{i:07d}{uuid.uuid4().hex[:10]}"
+
+
+def _refuse_foreign_data() -> None:
+    foreign = EndUser.objects.exclude(external_id__startswith=PREFIX)
+    if foreign.exists():
+        sys.exit(
+            f"Refusing to run: {connection.settings_dict['NAME']} holds end users this benchmark "
+            "did not create. Point DATABASE_URL at a dedicated database."
+        )
+
+
+def seed(n: int) -> None:
+    have = EndUser.objects.count()
+    if have >= n:
+        print(f"seed: {have} bench users already there")
+        return
+    rng = random.Random(have)
+    first, last = FIRST.split(), LAST.split()
+    started = time.perf_counter()
+    for start in range(have, n, BATCH):
+        stop = min(n, start + BATCH)
+        with transaction.atomic():
+            users = EndUser.objects.bulk_create(
+                EndUser(
+                    external_id=_external_id(i),
+                    display_name=f"{rng.choice(first)} {rng.choice(last)}",
+                    email=f"{'User' if i % 3 else 'user'}{i}@example{i % 50}.com",
+                )
+                for i in range(start, stop)
+            )
+            if users[0].pk is None:  # a backend without RETURNING
+                pks = dict(
+                    EndUser.objects.filter(
+                        external_id__in=[u.external_id for u in users]
+                    ).values_list("external_id", "pk")
+                )
+                for u in users:
+                    u.pk = pks[u.external_id]
+            sessions = []
+            for offset, user in enumerate(users):
+                i = start + offset
+                old = 2 if i % 10 == 0 else 0
+                for g in range(old):
+                    sid = _session_id(i, g)
+                    sessions.append(
+                        ToolRouterSession(
+                            end_user_id=user.pk,
+                            session_id=sid,
+                            mcp_url=f"https://mcp.bench.invalid/tool_router/{sid}/mcp",
+                            toolkits=["github"],
+                            status=ToolRouterSession.Status.SUPERSEDED,
+                        )
+                    )
+                sid = _session_id(i, old)
+                sessions.append(
+                    ToolRouterSession(
+                        end_user_id=user.pk,
+                        session_id=sid,
+                        mcp_url=f"https://mcp.bench.invalid/tool_router/{sid}/mcp",
+                        toolkits=["github", "gmail"],
+                    )
+                )
+            ToolRouterSession.objects.bulk_create(sessions, batch_size=BATCH)
+        if (stop // BATCH) % 10 == 0 or stop == n:
+            print(f"seed: {stop}/{n} users ({time.perf_counter() - started:.0f} s)", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def queries(n: int, count: int, rng: random.Random) -> dict[str, list[str]]:
+    picks = [rng.randrange(n) for _ in range(count)]
+    sessions = list(
+        ToolRouterSession.objects.filter(
+            end_user__external_id__in=[_external_id(i) for i in picks[:count]]
+        ).values_list("session_id", flat=True)[:count]
+    )
+    return {
+        # What support pastes or types: most of an id (a handful of matches).
+        "external id prefix": [_external_id(i)[:-1] for i in picks],
+        "email prefix": [f"user{i}@" for i in picks],
+        "exact session id": sessions,
+    }
+
+
+def timed(client: Client, url: str, repeat: int, headers: dict[str, str]) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        out.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            sys.exit(f"{url} answered {response.status_code}")
+    return out
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=20, help="distinct queries per kind")
+    parser.add_argument("--repeat", type=int, default=5, help="timings per lookup query")
+    parser.add_argument("--admin-repeat", type=int, default=1, help="timings per admin query")
+    args = parser.parse_args()
+
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    call_command("migrate", verbosity=0)
+    _refuse_foreign_data()
+    seed(args.users)
+    n = EndUser.objects.count()
+
+    baseline = ""
+    if not admin.site.is_registered(EndUser):
+
+        class BaselineEndUserAdmin(admin.ModelAdmin):
+            search_fields = ["external_id", "email", "display_name", "sessions__session_id"]
+
+        admin.site.register(EndUser, BaselineEndUserAdmin)
+        clear_url_caches()
+        baseline = " (no EndUser admin in the app: a plain baseline ModelAdmin registered here)"
+    search_fields = admin.site._registry[EndUser].search_fields
+    print(f"admin changelist search_fields: {list(search_fields)}{baseline}")
+
+    staff, _ = User.objects.get_or_create(
+        username="bench_support", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(staff)
+    rng = random.Random(42)
+    kinds = queries(n, args.queries, rng)
+    # Warm up caches and connections before measuring.
+    timed(client, "/support/?q=bench_", 3, {"HX-Request": "true"})
+    timed(client, "/admin/sessions_app/enduser/?q=bench_0000001", 1, {})
+
+    print(
+        f"\n{n} end users; {args.queries} queries per kind; lookup x{args.repeat}, "
+        f"admin x{args.admin_repeat}\n"
+    )
+    header = (
+        f"{'kind':<20} {'lookup p50':>10} {'p95':>8} {'admin p50':>10} {'p95':>8} "
+        f"{'ratio p50':>10} {'p95':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    all_lookup: list[float] = []
+    all_admin: list[float] = []
+    for kind, qs in kinds.items():
+        lookup: list[float] = []
+        changelist: list[float] = []
+        for q in qs:
+            lookup += timed(client, f"/support/?q={quote(q)}", args.repeat, {"HX-Request": "true"})
+            changelist += timed(
+                client, f"/admin/sessions_app/enduser/?q={quote(q)}", args.admin_repeat, {}
+            )
+        all_lookup += lookup
+        all_admin += changelist
+        _row(kind, lookup, changelist)
+    _row("all", all_lookup, all_admin)
+
+
+def _row(kind: str, lookup: list[float], changelist: list[float]) -> None:
+    l50, l95 = pct(lookup, 50), pct(lookup, 95)
+    a50, a95 = pct(changelist, 50), pct(changelist, 95)
+    print(
+        f"{kind:<20} {l50:>8.1f}ms {l95:>6.1f}ms {a50:>8.1f}ms {a95:>6.1f}ms "
+        f"{a50 / l50:>9.0f}x {a95 / l95:>6.0f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

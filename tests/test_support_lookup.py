@@ -1,0 +1,218 @@
+"""The lookup: what matches, in which order, capped, and in a constant number of queries."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions_app import audit, selectors
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+
+HX = {"HX-Request": "true"}
+
+
+def _user(external_id: str, name: str = "", email: str = "") -> EndUser:
+    return EndUser.objects.create(external_id=external_id, display_name=name, email=email)
+
+
+def _session(end_user: EndUser, session_id: str, status: str = "active") -> ToolRouterSession:
+    return ToolRouterSession.objects.create(
+        end_user=end_user,
+        session_id=session_id,
+        mcp_url=f"https://mcp.example.test/tool_router/{session_id}/mcp",
+        toolkits=["github"],
+        status=status,
+    )
+
+
+def _found(query: str, **kwargs: int) -> list[str]:
+    return [u.external_id for u in selectors.end_user_lookup(query=query, **kwargs).users]
+
+
+@pytest.fixture
+def people(db: None) -> dict[str, EndUser]:
+    users = {
+        "ada": _user("usr_ada01", "Ada Lovelace", "Ada.Lovelace@Example.com"),
+        "alan": _user("usr_alan02", "Alan Turing", "alan@example.org"),
+        "grace": _user("cust-grace", "Grace Brewster Hopper", "grace@navy.example"),
+        "upper": _user("USR_SHOUT", "Loud Person", "loud@example.com"),
+    }
+    _session(users["ada"], "trs_ada_old", status="superseded")
+    _session(users["ada"], "trs_ada_now")
+    _session(users["alan"], "trs_alan_now")
+    return users
+
+
+def test_an_external_id_prefix_matches_case_sensitively(people: dict[str, EndUser]) -> None:
+    assert _found("usr_a") == ["usr_ada01", "usr_alan02"]
+    assert _found("usr_ada") == ["usr_ada01"]
+    assert _found("USR_") == ["USR_SHOUT"]
+    assert _found("sr_a") == []  # a prefix, not a substring
+
+
+def test_an_email_prefix_matches_in_any_letter_case(people: dict[str, EndUser]) -> None:
+    assert _found("ada.love") == ["usr_ada01"]
+    assert _found("ADA.LOVELACE@example") == ["usr_ada01"]
+    assert _found("grace@") == ["cust-grace"]
+    assert _found("example.com") == []
+
+
+def test_display_name_words_match_the_start_of_any_word(people: dict[str, EndUser]) -> None:
+    assert _found("lovelace") == ["usr_ada01"]
+    assert _found("grace hop") == ["cust-grace"]
+    assert _found("Brewster") == ["cust-grace"]
+    assert _found("hopper ada") == []  # every word must match
+    assert _found("velace") == []  # the start of a word, not the middle
+
+
+def test_an_exact_session_id_finds_its_user_even_an_old_one(people: dict[str, EndUser]) -> None:
+    assert _found("trs_alan_now") == ["usr_alan02"]
+    result = selectors.end_user_lookup(query="trs_ada_old")
+    assert [u.external_id for u in result.users] == ["usr_ada01"]
+    assert result.users[0].matched_session_status == "superseded"
+    assert result.users[0].active_session.session_id == "trs_ada_now"
+    assert _found("trs_ada") == []  # session ids match exactly only
+
+
+def test_an_empty_or_blank_query_lists_nobody(people: dict[str, EndUser]) -> None:
+    assert _found("") == [] and _found("   ") == []
+
+
+def test_results_are_capped_with_a_note_that_there_are_more(db: None) -> None:
+    for i in range(7):
+        _user(f"cap_{i}")
+    result = selectors.end_user_lookup(query="cap_", limit=5)
+    assert [u.external_id for u in result.users] == [f"cap_{i}" for i in range(5)]
+    assert result.has_more
+    assert not selectors.end_user_lookup(query="cap_", limit=7).has_more
+
+
+def test_an_exact_match_comes_first(db: None) -> None:
+    for external_id in ["abc", "abc0", "aaa"]:
+        _user(external_id)
+    other = _user("zzz")
+    _session(other, "abc-session")
+    assert _found("abc") == ["abc", "abc0"]
+    assert _found("abc-session") == ["zzz"]
+
+
+def test_a_too_long_query_gets_a_clear_message(db: None) -> None:
+    result = selectors.end_user_lookup(query="x" * 500)
+    assert result.users == [] and "longer than 200" in result.error
+
+
+def test_like_wildcards_in_a_query_are_taken_literally(db: None) -> None:
+    _user("a_b")
+    _user("axb")
+    _user("a%c")
+    assert _found("a_") == ["a_b"]
+    assert _found("a%") == ["a%c"]
+
+
+@pytest.mark.django_db
+def test_the_lookup_page_lists_results_with_their_active_session(
+    people: dict[str, EndUser], support_user: User
+) -> None:
+    client = Client()
+    client.force_login(support_user)
+    response = client.get(reverse("sessions_app:support_lookup"), {"q": "usr_"}, headers=HX)
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert "usr_ada01" in html and "Ada Lovelace" in html and "Ada.Lovelace@Example.com" in html
+    assert "trs_ada_now"[:12] in html
+    assert "no session" not in html.split("usr_alan02")[0]  # ada has one
+    assert "https://mcp.example.test" not in html
+
+
+@pytest.mark.django_db
+def test_the_lookup_says_refine_when_there_are_more(support_user: User, settings) -> None:
+    settings.SUPPORT_SEARCH_LIMIT = 3
+    for i in range(5):
+        _user(f"many_{i}")
+    client = Client()
+    client.force_login(support_user)
+    response = client.get(reverse("sessions_app:support_lookup"), {"q": "many"}, headers=HX)
+    assert response.content.decode().count("result-link") == 3
+    assert b"Refine your search" in response.content
+
+
+@pytest.mark.django_db
+def test_a_query_that_matches_nothing_says_so(support_user: User) -> None:
+    client = Client()
+    client.force_login(support_user)
+    response = client.get(reverse("sessions_app:support_lookup"), {"q": "nobody"}, headers=HX)
+    assert "No end user matches “nobody”" in response.content.decode()
+
+
+# --- Query counts ------------------------------------------------------------------------------
+
+
+def _grow(prefix: str, n: int) -> None:
+    for i in range(n):
+        user = _user(f"{prefix}{i:03d}", f"Grow Person{i}", f"{prefix}{i}@example.com")
+        for g in range(2):
+            _session(user, f"trs_{prefix}{i}_{g}", status="superseded")
+        _session(user, f"trs_{prefix}{i}_now")
+
+
+@pytest.mark.django_db
+def test_the_lookup_query_count_does_not_grow_with_the_results(
+    support_user: User, django_assert_max_num_queries
+) -> None:
+    client = Client()
+    client.force_login(support_user)
+    url = reverse("sessions_app:support_lookup")
+    client.get(url, {"q": "warm"}, headers=HX)
+    _grow("few", 2)
+    _grow("lots", 30)
+    for query in ("few", "lots", "grow person", "trs_lots7_now"):
+        # session, user, 2 permission queries, then at most 6 for the lookup itself.
+        with django_assert_max_num_queries(10):
+            response = client.get(url, {"q": query}, headers=HX)
+        assert response.status_code == HTTPStatus.OK
+
+
+@pytest.mark.django_db
+def test_the_card_query_count_does_not_grow_with_the_history(
+    support_user: User, session_admin: User, django_assert_max_num_queries
+) -> None:
+    client = Client()
+    client.force_login(support_user)
+
+    def card(end_user: EndUser) -> None:
+        # session, user, 2 permission queries, end user, active, history, toolkits, deleted-by.
+        url = reverse("sessions_app:support_user_card", args=[end_user.public_id])
+        with django_assert_max_num_queries(9):
+            response = client.get(url, headers=HX)
+        assert response.status_code == HTTPStatus.OK
+
+    short = _user("short_history")
+    _session(short, "trs_short_now")
+    card(short)
+
+    long = _user("long_history")
+    previous = None
+    for g in range(40):
+        status = "deleted" if g % 3 == 0 else "superseded"
+        session = _session(long, f"trs_long_{g}", status=status)
+        if status == "deleted":
+            session.deleted_at = timezone.now()
+            session.save(update_fields=["deleted_at"])
+            audit.record(
+                action="session.delete",
+                outcome=AuditEvent.Outcome.SUCCESS,
+                actor=session_admin,
+                end_user=long,
+                session=session,
+            )
+        previous = session
+    now = _session(long, "trs_long_now")
+    now.replaces = previous
+    now.created_by = session_admin
+    now.save(update_fields=["replaces", "created_by"])
+    card(long)
