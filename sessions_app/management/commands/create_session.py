@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from sessions_app import audit, services
+from sessions_app.models import AuditEvent, EndUser
+
+from ._session_command import (
+    EXIT_FAILED,
+    actor_from,
+    add_common_arguments,
+    checked_external_id,
+    end_user_from,
+    finish,
+    parse_toolkits,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a Tool Router session for one end user with exactly these toolkits. "
+        "Exit codes: 0 created, 1 bad input/refused/failed, 3 outcome unknown, 4 skipped "
+        "(already has a session: use refresh_session) or in progress."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_common_arguments(parser)
+        parser.add_argument(
+            "--toolkits",
+            required=True,
+            metavar="a,b",
+            help="Comma-separated toolkit slugs: allowed, in the catalog, lower-case.",
+        )
+        parser.add_argument(
+            "--create-user",
+            action="store_true",
+            help="Create the end user first if there is none with this external id.",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        actor = actor_from(options["actor"])  # type: ignore[arg-type]
+        external_id = checked_external_id(str(options["external_id"]))
+        toolkits = parse_toolkits(str(options["toolkits"]))
+        # Checked before the end user is created, so bad input changes nothing.
+        try:
+            toolkits = services.toolkit_choices_clean(toolkits)
+        except ValidationError as error:
+            message = f"Nothing was changed for {external_id}: {services.validation_message(error)}"
+            audit.record(
+                action="input.rejected",
+                outcome=AuditEvent.Outcome.REJECTED,
+                actor=actor,
+                reason=message,
+                details={"operation": "create", "via": "command", "toolkits": toolkits[:50]},
+            )
+            raise CommandError(message, returncode=EXIT_FAILED) from None
+        if options["create_user"]:
+            end_user, created = EndUser.objects.get_or_create(external_id=external_id)
+            if created:
+                self.stdout.write(f"Created end user {external_id}.")
+        else:
+            end_user = end_user_from(external_id)
+        result = services.tool_router_session_create(
+            end_user=end_user, toolkits=toolkits, actor=actor
+        )
+        self.stdout.write(self.style.SUCCESS(finish(result)))

@@ -1,0 +1,178 @@
+"""The session commands: exit codes, messages, and nothing changed on bad input."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from sessions_app import services
+from sessions_app.emulator import Emulator
+from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog(emulator: Emulator) -> Emulator:
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
+    emulator.reset()
+    return emulator
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def fails(*args: str) -> CommandError:
+    with pytest.raises(CommandError) as caught:
+        call_command(*args, stdout=StringIO())
+    return caught.value
+
+
+def test_create_session_with_create_user_makes_the_user_and_the_session(
+    catalog: Emulator,
+) -> None:
+    out = run("create_session", "usr_cli", "--toolkits", "github, gmail", "--create-user")
+
+    assert "Created end user usr_cli" in out and "Created session" in out
+    session = ToolRouterSession.objects.get(end_user__external_id="usr_cli")
+    assert session.toolkits == ["github", "gmail"]
+    assert catalog.requests[0].json["user_id"] == "usr_cli"
+    assert session.mcp_url not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["default", "--toolkits", "github", "--create-user"], "Composio's shared user id"),
+        (["has space", "--toolkits", "github", "--create-user"], "whitespace"),
+        (["usr_new", "--toolkits", "nosuchkit", "--create-user"], "nosuchkit"),
+        (["usr_new", "--toolkits", "GitHub", "--create-user"], "lower-case"),
+        (["usr_new", "--toolkits", "github,github", "--create-user"], "more than once"),
+        (["usr_new", "--toolkits", "", "--create-user"], "non-empty"),
+        (["usr_missing", "--toolkits", "github"], "No end user"),
+        (["usr_new", "--toolkits", "github", "--actor", "nobody"], "No active staff account"),
+    ],
+)
+def test_bad_input_exits_1_with_a_clear_message_and_changes_nothing(
+    catalog: Emulator, args: list[str], fragment: str
+) -> None:
+    error = fails("create_session", *args)
+
+    assert error.returncode == 1 and fragment in str(error)
+    assert not EndUser.objects.exists() and not ToolRouterSession.objects.exists()
+    assert catalog.requests == []
+
+
+def test_a_rejected_toolkit_is_audited(catalog: Emulator) -> None:
+    fails("create_session", "usr_new", "--toolkits", "nosuchkit", "--create-user")
+
+    assert AuditEvent.objects.get(action="input.rejected").outcome == "rejected"
+
+
+def test_an_actor_without_permission_is_refused(catalog: Emulator, support_user: User) -> None:
+    EndUser.objects.create(external_id="usr_1")
+
+    error = fails("create_session", "usr_1", "--toolkits", "github", "--actor", "sam_support")
+
+    assert error.returncode == 1 and "permission denied" in str(error)
+    assert catalog.requests == []
+    assert AuditEvent.objects.get(action="access.refused").actor == support_user
+
+
+def test_create_on_a_user_with_a_session_exits_4_and_says_to_refresh(catalog: Emulator) -> None:
+    run("create_session", "usr_1", "--toolkits", "github", "--create-user")
+
+    error = fails("create_session", "usr_1", "--toolkits", "gmail")
+
+    assert error.returncode == 4 and "use refresh" in str(error)
+    assert catalog.count("session.create") == 1
+
+
+def test_an_unknown_outcome_exits_3(catalog: Emulator) -> None:
+    EndUser.objects.create(external_id="usr_1")
+    catalog.faults.enqueue(500, endpoint="session.create")
+
+    error = fails("create_session", "usr_1", "--toolkits", "github")
+
+    assert error.returncode == 3 and "outcome is unknown" in str(error)
+
+
+def test_refresh_session_keeps_the_toolkits_by_default_and_deletes_the_old_one(
+    catalog: Emulator, session_admin: User
+) -> None:
+    run("create_session", "usr_1", "--toolkits", "github,slack", "--create-user")
+    old = ToolRouterSession.objects.get()
+
+    out = run("refresh_session", "usr_1", "--actor", "ada_admin")
+
+    assert "Refreshed the session of usr_1" in out
+    new = ToolRouterSession.objects.get(status="active")
+    assert new.toolkits == ["github", "slack"] and new.replaces == old
+    assert new.created_by == session_admin
+    assert old.session_id not in catalog.sessions
+
+
+def test_refresh_session_with_toolkits_and_a_failure_keeps_the_old_session(
+    catalog: Emulator,
+) -> None:
+    run("create_session", "usr_1", "--toolkits", "github", "--create-user")
+    catalog.faults.enqueue(401, endpoint="session.create")
+
+    error = fails("refresh_session", "usr_1", "--toolkits", "gmail")
+
+    assert error.returncode == 1 and "401" in str(error) and "usr_1" in str(error)
+    assert ToolRouterSession.objects.get().status == "active"
+
+
+def test_refresh_session_of_a_user_without_session_exits_4(catalog: Emulator) -> None:
+    EndUser.objects.create(external_id="usr_1")
+    assert fails("refresh_session", "usr_1").returncode == 4
+
+
+def test_delete_session_deletes_at_composio_and_keeps_the_row(catalog: Emulator) -> None:
+    run("create_session", "usr_1", "--toolkits", "github", "--create-user")
+
+    out = run("delete_session", "usr_1")
+
+    assert "Deleted session" in out
+    session = ToolRouterSession.objects.get()
+    assert session.status == "deleted" and session.session_id not in catalog.sessions
+    assert fails("delete_session", "usr_1").returncode == 4
+
+
+def test_delete_session_of_an_unknown_user_exits_1(catalog: Emulator) -> None:
+    error = fails("delete_session", "nobody_here")
+    assert error.returncode == 1 and "No end user" in str(error)
+
+
+def test_seed_demo_gives_about_half_the_demo_users_a_session(emulator: Emulator) -> None:
+    services.toolkit_catalog_sync()
+    emulator.reset()
+
+    out = run("seed_demo", "--users", "6")
+
+    assert "Demo sessions: 3 new, 3 active." in out
+    assert emulator.count("session.create") == 3
+    assert ToolRouterSession.objects.filter(status="active").count() == 3
+    assert "Demo sessions: 0 new, 3 active." in run("seed_demo", "--users", "6")
+
+
+def test_seed_demo_without_composio_skips_sessions_with_a_note(settings, db: None) -> None:
+    Toolkit.objects.create(slug="github", name="GitHub")
+    settings.COMPOSIO_API_KEY = ""
+    settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
+    settings.COMPOSIO_SAFE_RETRIES = 0
+    services.composio_seam.reset_client()
+
+    out = run("seed_demo", "--users", "4")
+
+    services.composio_seam.reset_client()
+    assert "Demo sessions stopped after 0" in out and "unreachable" in out
+    assert EndUser.objects.count() == 4 and not ToolRouterSession.objects.exists()
