@@ -521,3 +521,9 @@ def _catalog_toolkit(item: Any) -> CatalogToolkit:
         categories=tuple(str(getattr(c, "name", c)) for c in categories),
         description=str(getattr(meta, "description", "") or ""),
     )
+
+
+def ping() -> None:
+    """One cheap read (the first catalog item) to tell whether Composio answers; raises if not."""
+    client = get_client()
+    _call(lambda: client.toolkits.list(limit=1), what="checking Composio", mutating=False)
