@@ -144,6 +144,7 @@ LOGGING = {
         "composio": {"level": "WARNING"},
         "composio_client": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "console.request": {"level": "INFO", "filters": ["request_id"]},
     },
 }
 
