@@ -123,7 +123,9 @@ def _chain_head() -> tuple[int, str]:
 
 _TOOLKIT_KEYS = frozenset({"toolkit", "toolkits", "slug", "slugs"})
 # catalog.sync lists toolkits under the kind of change.
-_CATALOG_KEYS = frozenset({"added", "updated", "vanished", "returned", "removed"})
+_CATALOG_KEYS = frozenset(
+    {"added", "updated", "vanished", "returned", "removed", "before", "after"}
+)
 
 
 def _toolkit_slugs(

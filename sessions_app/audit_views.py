@@ -1,0 +1,429 @@
+"""Auditor pages: the audit log and the toolkit access report, each with a streamed CSV export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator
+from functools import wraps
+from http import HTTPStatus
+from typing import Any
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+
+from . import audit, reports
+from .models import AuditEvent, Toolkit
+
+View = Callable[..., HttpResponse]
+LOG_PAGE_SIZE = 50
+REPORT_PAGE_SIZE = 100
+
+# The shared action names (docs/audit.md); the log's filter offers exactly these.
+ACTIONS = (
+    "session.create",
+    "session.refresh",
+    "session.change_toolkits",
+    "session.delete",
+    "session.remote_delete",
+    "mcp_url.reveal",
+    "access.refused",
+    "input.rejected",
+    "toolkit.allow",
+    "toolkit.disallow",
+    "catalog.sync",
+    "enduser.import",
+    "auth.login",
+    "auth.login_failed",
+    "auth.logout",
+    "bulk.start",
+    "bulk.end",
+)
+
+
+def auditor_permission_required(permission: str) -> Callable[[View], View]:
+    """Anonymous -> login; without `permission` -> 403 and an `access.refused` event."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_perm(permission):
+                audit.record(
+                    action="access.refused",
+                    outcome=AuditEvent.Outcome.REFUSED,
+                    request=request,
+                    reason=f"{request.method} {request.path} needs {permission}",
+                    details={"view": view.__name__, "path": request.path[:200]},
+                )
+                return render(
+                    request,
+                    "audit/forbidden.html",
+                    {"permission": permission},
+                    status=HTTPStatus.FORBIDDEN,
+                )
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    text = value if isinstance(value, str) else str(value)
+    # A spreadsheet would run a cell that starts like a formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> Any:
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([_cell(value) for value in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    add_never_cache_headers(response)
+    return response
+
+
+# --- The audit log ----------------------------------------------------------------------------
+
+
+class EventFilterForm(forms.Form):
+    action = forms.ChoiceField(
+        required=False, choices=[("", "Any action")] + [(a, a) for a in ACTIONS]
+    )
+    outcome = forms.ChoiceField(
+        required=False, choices=[("", "Any outcome"), *AuditEvent.Outcome.choices]
+    )
+    actor = forms.CharField(required=False, max_length=150, label="Staff user")
+    end_user = forms.CharField(required=False, max_length=128, label="End user (external id)")
+    toolkit = forms.SlugField(required=False, max_length=100)
+    date_from = forms.DateField(
+        required=False, label="From (UTC)", widget=forms.DateInput({"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To (UTC)", widget=forms.DateInput({"type": "date"})
+    )
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+
+def filtered_events(data: dict[str, Any]) -> Any:
+    events = AuditEvent.objects.all()
+    if data.get("action"):
+        events = events.filter(action=data["action"])
+    if data.get("outcome"):
+        events = events.filter(outcome=data["outcome"])
+    if data.get("actor"):
+        events = events.filter(actor_username=data["actor"].strip())
+    if data.get("end_user"):
+        events = events.filter(end_user_external_id=data["end_user"].strip())
+    if data.get("toolkit"):
+        events = events.filter(toolkit_slugs__contains=f" {data['toolkit'].lower()} ")
+    if data.get("date_from"):
+        events = events.filter(created_at__gte=reports.day_bounds(data["date_from"])[0])
+    if data.get("date_to"):
+        events = events.filter(created_at__lt=reports.day_bounds(data["date_to"])[1])
+    return events.order_by("-sequence")
+
+
+EVENT_CSV_HEADER = [
+    "sequence",
+    "time_utc",
+    "action",
+    "outcome",
+    "staff_user",
+    "ip_address",
+    "request_id",
+    "end_user",
+    "session",
+    "toolkits",
+    "reason",
+    "details",
+    "row_hash",
+]
+
+
+def _event_row(event: AuditEvent) -> list[object]:
+    return [
+        event.sequence,
+        event.created_at,
+        event.action,
+        event.outcome,
+        event.actor_username,
+        event.ip_address,
+        event.request_id,
+        event.end_user_external_id,
+        event.session_ref,
+        event.toolkit_slugs.strip(),
+        event.reason,
+        json.dumps(event.details, sort_keys=True),
+        event.row_hash,
+    ]
+
+
+@auditor_permission_required("sessions_app.view_auditevent")
+def event_list(request: HttpRequest) -> HttpResponse:
+    form = EventFilterForm(request.GET or None)
+    valid = form.is_valid() if request.GET else True
+    data = form.cleaned_data if request.GET and valid else {}
+    if request.GET.get("export") == "csv" and valid:
+        events = filtered_events(data)
+        if data.get("before"):
+            events = events.filter(sequence__lt=data["before"])
+        return csv_response(
+            "audit-events.csv",
+            EVENT_CSV_HEADER,
+            (_event_row(e) for e in events.iterator(chunk_size=2000)),
+        )
+    page: list[AuditEvent] = []
+    older: int | None = None
+    if valid:
+        events = filtered_events(data)
+        if data.get("before"):
+            events = events.filter(sequence__lt=data["before"])
+        # One row more than a page tells whether there is an older page, without a COUNT.
+        page = list(events[: LOG_PAGE_SIZE + 1])
+        if len(page) > LOG_PAGE_SIZE:
+            page = page[:LOG_PAGE_SIZE]
+            older = page[-1].sequence
+    query = request.GET.copy()
+    query.pop("before", None)
+    query.pop("export", None)
+    return render(
+        request,
+        "audit/events.html",
+        {
+            "form": form,
+            "events": page,
+            "older": older,
+            "filter_query": query.urlencode(),
+            "paged": bool(request.GET.get("before")),
+        },
+    )
+
+
+# --- The access report ------------------------------------------------------------------------
+
+
+class AccessFilterForm(forms.Form):
+    allowed = forms.ChoiceField(
+        required=False,
+        choices=[("", "Allowed or not"), ("yes", "Allowed"), ("no", "Not allowed")],
+    )
+    not_in_catalog = forms.BooleanField(
+        required=False, label="Only toolkits no longer in Composio's catalog"
+    )
+    granted_from = forms.DateField(
+        required=False, label="Granted from (UTC)", widget=forms.DateInput({"type": "date"})
+    )
+    granted_to = forms.DateField(
+        required=False, label="Granted to (UTC)", widget=forms.DateInput({"type": "date"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("granted_from"), data.get("granted_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+
+class PointInTimeForm(forms.Form):
+    toolkit = forms.SlugField(max_length=100)
+    on = forms.DateField(label="On (UTC date)", widget=forms.DateInput({"type": "date"}))
+
+    def clean_toolkit(self) -> Toolkit:
+        slug = self.cleaned_data["toolkit"].lower()
+        toolkit = Toolkit.objects.filter(slug=slug).first()
+        if toolkit is None:
+            raise forms.ValidationError(f"No toolkit {slug!r} is known to the console.")
+        return toolkit
+
+
+TOOLKIT_CSV_HEADER = ["toolkit", "name", "end_users", "allowed", "in_catalog", "flag"]
+POINT_CSV_HEADER = ["end_user", "session", "from_utc", "until_utc", "granted_by"]
+
+
+def _toolkit_row(row: reports.ToolkitAccess) -> list[object]:
+    return [
+        row.slug,
+        row.name,
+        row.users,
+        "yes" if row.is_allowed else "no",
+        "yes" if row.in_catalog else "no",
+        row.problem if row.flagged else "",
+    ]
+
+
+def _past_row(row: reports.PastAccess) -> list[object]:
+    return [row.external_id, row.session_id, row.from_at, row.until, row.granted_by]
+
+
+@auditor_permission_required("sessions_app.view_access_report")
+def access_report(request: HttpRequest) -> HttpResponse:
+    filters = AccessFilterForm(request.GET if _has_any(request, AccessFilterForm) else None)
+    point = PointInTimeForm(request.GET if _has_any(request, PointInTimeForm) else None)
+    data = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
+    filters_ok = not filters.is_bound or filters.is_valid()
+    rows: list[reports.ToolkitAccess] = []
+    if filters_ok:
+        rows = reports.toolkit_access(
+            allowed={"yes": True, "no": False}.get(data.get("allowed") or ""),
+            not_in_catalog=bool(data.get("not_in_catalog")),
+            granted_from=data.get("granted_from"),
+            granted_to=data.get("granted_to"),
+        )
+    past: list[reports.PastAccess] | None = None
+    if point.is_bound and point.is_valid():
+        past = reports.access_on(
+            toolkit=point.cleaned_data["toolkit"], day=point.cleaned_data["on"]
+        )
+
+    export = request.GET.get("export")
+    if export == "toolkits" and filters_ok:
+        return csv_response("toolkit-access.csv", TOOLKIT_CSV_HEADER, map(_toolkit_row, rows))
+    if export == "point_in_time" and past is not None:
+        toolkit, day = point.cleaned_data["toolkit"], point.cleaned_data["on"]
+        return csv_response(
+            f"access-{toolkit.slug}-{day.isoformat()}.csv", POINT_CSV_HEADER, map(_past_row, past)
+        )
+
+    first_day, last_day = reports.default_chart_range()
+    if data.get("granted_from") and data.get("granted_to"):
+        first_day, last_day = data["granted_from"], data["granted_to"]
+        first_day = max(first_day, last_day - dt.timedelta(days=365))
+    days = reports.grants_and_revocations(first_day=first_day, last_day=last_day)
+    query = request.GET.copy()
+    query.pop("export", None)
+    return render(
+        request,
+        "audit/access.html",
+        {
+            "filters": filters,
+            "point": point,
+            "flagged": reports.flagged_toolkits(),
+            "rows": rows,
+            "past": past,
+            "past_users": len({row.external_id for row in past or []}),
+            "users_chart": reports.users_per_toolkit_svg(rows),
+            "grants_chart": reports.grants_over_time_svg(days),
+            "chart_first_day": first_day,
+            "chart_last_day": last_day,
+            "grants_total": sum(d.grants for d in days),
+            "revocations_total": sum(d.revocations for d in days),
+            "query": query.urlencode(),
+            "now": timezone.now(),
+        },
+    )
+
+
+def _has_any(request: HttpRequest, form: type[forms.Form]) -> bool:
+    return any(name in request.GET for name in form.base_fields)
+
+
+HOLDER_CSV_HEADER = ["end_user", "session", "session_created_utc", "since_utc", "granted_by"]
+
+
+def _holder_row(row: reports.Holder) -> list[object]:
+    return [row.external_id, row.session_id, row.session_created_at, row.since, row.granted_by]
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, min(int(request.GET.get("page", "1")), 100_000))
+    except ValueError:
+        return 1
+
+
+@auditor_permission_required("sessions_app.view_access_report")
+def access_toolkit(request: HttpRequest, slug: str) -> HttpResponse:
+    toolkit = get_object_or_404(Toolkit, slug=slug)
+    if request.GET.get("export") == "csv":
+        return csv_response(
+            f"access-{toolkit.slug}.csv",
+            HOLDER_CSV_HEADER,
+            map(_holder_row, reports.toolkit_holders(toolkit=toolkit)),
+        )
+    page = _page_number(request)
+    total = reports.toolkit_holder_count(toolkit=toolkit)
+    holders = list(
+        reports.toolkit_holders(
+            toolkit=toolkit, limit=REPORT_PAGE_SIZE, offset=(page - 1) * REPORT_PAGE_SIZE
+        )
+    )
+    return render(
+        request,
+        "audit/access_toolkit.html",
+        {
+            "toolkit": toolkit,
+            "holders": holders,
+            "total": total,
+            "page": page,
+            "previous_page": page - 1 if page > 1 else None,
+            "next_page": page + 1 if page * REPORT_PAGE_SIZE < total else None,
+        },
+    )
+
+
+USER_CSV_HEADER = ["end_user", "session", "session_created_utc", "granted_by", "toolkits"]
+
+
+def _user_row(row: reports.UserAccess) -> list[object]:
+    return [
+        row.external_id,
+        row.session_id,
+        row.session_created_at,
+        row.granted_by,
+        " ".join(row.toolkits),
+    ]
+
+
+@auditor_permission_required("sessions_app.view_access_report")
+def access_users(request: HttpRequest) -> HttpResponse:
+    if request.GET.get("export") == "csv":
+        return csv_response(
+            "access-by-user.csv", USER_CSV_HEADER, map(_user_row, reports.user_access())
+        )
+    page = _page_number(request)
+    total = reports.active_session_count()
+    users = list(reports.user_access(limit=REPORT_PAGE_SIZE, offset=(page - 1) * REPORT_PAGE_SIZE))
+    return render(
+        request,
+        "audit/access_users.html",
+        {
+            "users": users,
+            "total": total,
+            "page": page,
+            "previous_page": page - 1 if page > 1 else None,
+            "next_page": page + 1 if page * REPORT_PAGE_SIZE < total else None,
+        },
+    )

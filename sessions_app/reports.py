@@ -1,0 +1,555 @@
+"""Read queries of the toolkit access report and the audit log (no writes).
+
+Every function runs a fixed number of queries whatever the data size; lists are bounded or
+iterated in chunks. "Ended" of a session means `superseded_at` or, failing that, `deleted_at`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from .models import AuditEvent, SessionToolkit, Toolkit, ToolRouterSession
+
+ACTIVE = ToolRouterSession.Status.ACTIVE
+CHANGE_IN_PLACE = "session.change_toolkits"
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a calendar day in UTC."""
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+# --- Toolkits: who can use them now ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolkitAccess:
+    slug: str
+    name: str
+    is_allowed: bool
+    in_catalog: bool
+    users: int
+
+    @property
+    def flagged(self) -> bool:
+        """In active sessions although no longer allowed or no longer in Composio's catalog."""
+        return self.users > 0 and not (self.is_allowed and self.in_catalog)
+
+    @property
+    def problem(self) -> str:
+        reasons = []
+        if not self.is_allowed:
+            reasons.append("not allowed")
+        if not self.in_catalog:
+            reasons.append("no longer in Composio's catalog")
+        return " and ".join(reasons)
+
+
+def _active_links(
+    granted_from: dt.date | None = None, granted_to: dt.date | None = None
+) -> QuerySet[SessionToolkit]:
+    links = SessionToolkit.objects.filter(session__status=ACTIVE)
+    if granted_from is not None:
+        links = links.filter(session__created_at__gte=day_bounds(granted_from)[0])
+    if granted_to is not None:
+        links = links.filter(session__created_at__lt=day_bounds(granted_to)[1])
+    return links
+
+
+def toolkit_access(
+    *,
+    allowed: bool | None = None,
+    not_in_catalog: bool = False,
+    granted_from: dt.date | None = None,
+    granted_to: dt.date | None = None,
+) -> list[ToolkitAccess]:
+    """Each toolkit with the number of end users whose active session includes it.
+
+    Lists toolkits in use, plus allowed ones nobody uses yet; most users first. `granted_*`
+    count only sessions created in that range. Two queries.
+    """
+    counts = dict(
+        _active_links(granted_from, granted_to)
+        .values_list("toolkit_id")
+        .annotate(n=Count("session__end_user_id", distinct=True))
+        .order_by()
+    )
+    toolkits = Toolkit.objects.all()
+    if granted_from is not None or granted_to is not None:
+        toolkits = toolkits.filter(pk__in=list(counts))
+    else:
+        toolkits = toolkits.filter(Q(pk__in=list(counts)) | Q(is_allowed=True))
+    if allowed is not None:
+        toolkits = toolkits.filter(is_allowed=allowed)
+    if not_in_catalog:
+        toolkits = toolkits.filter(in_catalog=False)
+    rows = [
+        ToolkitAccess(
+            slug=t.slug,
+            name=t.name,
+            is_allowed=t.is_allowed,
+            in_catalog=t.in_catalog,
+            users=counts.get(t.pk, 0),
+        )
+        for t in toolkits.only("slug", "name", "is_allowed", "in_catalog")
+    ]
+    rows.sort(key=lambda row: (-row.users, row.slug))
+    return rows
+
+
+def flagged_toolkits() -> list[ToolkitAccess]:
+    """Toolkits in active sessions that are no longer allowed or no longer in the catalog."""
+    counts = (
+        _active_links()
+        .filter(Q(toolkit__is_allowed=False) | Q(toolkit__in_catalog=False))
+        .values("toolkit__slug", "toolkit__name", "toolkit__is_allowed", "toolkit__in_catalog")
+        .annotate(n=Count("session__end_user_id", distinct=True))
+        .order_by("-n", "toolkit__slug")
+    )
+    return [
+        ToolkitAccess(
+            slug=c["toolkit__slug"],
+            name=c["toolkit__name"],
+            is_allowed=c["toolkit__is_allowed"],
+            in_catalog=c["toolkit__in_catalog"],
+            users=c["n"],
+        )
+        for c in counts
+    ]
+
+
+# --- One toolkit: its users, since when, granted by whom ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    external_id: str
+    session_id: str
+    session_created_at: dt.datetime
+    since: dt.datetime
+    granted_by: str
+
+
+def toolkit_holders(
+    *, toolkit: Toolkit, limit: int | None = None, offset: int = 0, chunk: int = 2000
+) -> Iterator[Holder]:
+    """End users whose active session includes `toolkit`, by external id.
+
+    `since` follows the chain of refreshes back (`replaces`) while each earlier session also
+    included the toolkit: the grant's start, and `granted_by` is whoever created that session.
+    Two queries per chunk.
+    """
+    links = (
+        SessionToolkit.objects.filter(toolkit=toolkit, session__status=ACTIVE)
+        .order_by("session__end_user__external_id")
+        .values_list(
+            "session_id",
+            "session__session_id",
+            "session__created_at",
+            "session__end_user_id",
+            "session__end_user__external_id",
+            "session__replaces_id",
+            "session__created_by__username",
+        )
+    )
+    end = None if limit is None else offset + limit
+    position = offset
+    while end is None or position < end:
+        size = chunk if end is None else min(chunk, end - position)
+        batch = list(links[position : position + size])
+        if not batch:
+            return
+        position += len(batch)
+        history = _earlier_sessions_with(toolkit, [row[3] for row in batch if row[5] is not None])
+        for pk, session_id, created_at, _, external_id, replaces_id, creator in batch:
+            since, granted_by = created_at, creator or ""
+            seen = {pk}
+            while replaces_id is not None and replaces_id in history and replaces_id not in seen:
+                seen.add(replaces_id)
+                since, granted_by, replaces_id = history[replaces_id]
+            yield Holder(
+                external_id=external_id,
+                session_id=session_id,
+                session_created_at=created_at,
+                since=since,
+                granted_by=granted_by,
+            )
+        if len(batch) < size:
+            return
+
+
+def _earlier_sessions_with(
+    toolkit: Toolkit, end_user_ids: Sequence[int]
+) -> dict[int, tuple[dt.datetime, str, int | None]]:
+    if not end_user_ids:
+        return {}
+    rows = (
+        SessionToolkit.objects.filter(toolkit=toolkit, session__end_user_id__in=end_user_ids)
+        .exclude(session__status=ACTIVE)
+        .values_list(
+            "session_id",
+            "session__created_at",
+            "session__created_by__username",
+            "session__replaces_id",
+        )
+    )
+    return {pk: (created, creator or "", replaces) for pk, created, creator, replaces in rows}
+
+
+def toolkit_holder_count(*, toolkit: Toolkit) -> int:
+    return SessionToolkit.objects.filter(toolkit=toolkit, session__status=ACTIVE).count()
+
+
+# --- End users: what they can use -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserAccess:
+    external_id: str
+    session_id: str
+    session_created_at: dt.datetime
+    granted_by: str
+    toolkits: tuple[str, ...]
+
+
+def user_access(
+    *, limit: int | None = None, offset: int = 0, chunk: int = 2000
+) -> Iterator[UserAccess]:
+    """Each end user with an active session and the toolkits it grants. Two queries per chunk."""
+    sessions = (
+        ToolRouterSession.objects.filter(status=ACTIVE)
+        .order_by("end_user__external_id")
+        .values_list(
+            "pk", "session_id", "created_at", "end_user__external_id", "created_by__username"
+        )
+    )
+    end = None if limit is None else offset + limit
+    position = offset
+    while end is None or position < end:
+        size = chunk if end is None else min(chunk, end - position)
+        batch = list(sessions[position : position + size])
+        if not batch:
+            return
+        position += len(batch)
+        slugs: dict[int, list[str]] = defaultdict(list)
+        for session_pk, slug in (
+            SessionToolkit.objects.filter(session_id__in=[row[0] for row in batch])
+            .order_by("toolkit__slug")
+            .values_list("session_id", "toolkit__slug")
+        ):
+            slugs[session_pk].append(slug)
+        for pk, session_id, created_at, external_id, creator in batch:
+            yield UserAccess(
+                external_id=external_id,
+                session_id=session_id,
+                session_created_at=created_at,
+                granted_by=creator or "",
+                toolkits=tuple(slugs[pk]),
+            )
+        if len(batch) < size:
+            return
+
+
+def active_session_count() -> int:
+    return ToolRouterSession.objects.filter(status=ACTIVE).count()
+
+
+# --- Point in time: who had access to toolkit X on day D ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PastAccess:
+    external_id: str
+    session_id: str
+    from_at: dt.datetime
+    until: dt.datetime | None
+    granted_by: str
+
+
+def _ended() -> Coalesce:
+    return Coalesce(F("superseded_at"), F("deleted_at"))
+
+
+def access_on(*, toolkit: Toolkit, day: dt.date) -> list[PastAccess]:
+    """Who could use `toolkit` at any moment of `day` (UTC), from the session history.
+
+    A session grants its toolkits from `created_at` until it ended (superseded or deleted).
+    Toolkits changed in place are read from the audit trail's successful
+    `session.change_toolkits` events (their `before` and `toolkits`), so a toolkit removed in place
+    is not credited for the time after its removal, nor one added for the time before.
+    At most four queries.
+    """
+    start, end = day_bounds(day)
+    changed = _sessions_changed_in_place(toolkit)
+    overlapping = (
+        ToolRouterSession.objects.annotate(ended=_ended())
+        .filter(created_at__lt=end)
+        .filter(Q(ended__isnull=True) | Q(ended__gt=start))
+    )
+    candidates = overlapping.filter(
+        Q(Exists(SessionToolkit.objects.filter(session=OuterRef("pk"), toolkit=toolkit)))
+        | Q(pk__in=list(changed))
+    ).values_list(
+        "pk", "session_id", "created_at", "ended", "end_user__external_id", "created_by__username"
+    )
+    rows: list[PastAccess] = []
+    for pk, session_id, created_at, ended, external_id, creator in candidates:
+        for seg_start, seg_end, slugs in _segments(created_at, ended, changed.get(pk)):
+            if toolkit.slug in slugs and seg_start < end and (seg_end is None or seg_end > start):
+                rows.append(
+                    PastAccess(
+                        external_id=external_id,
+                        session_id=session_id,
+                        from_at=seg_start,
+                        until=seg_end,
+                        granted_by=creator or "",
+                    )
+                )
+    rows.sort(key=lambda row: (row.external_id, row.from_at))
+    return rows
+
+
+def _sessions_changed_in_place(
+    toolkit: Toolkit,
+) -> dict[int, list[tuple[dt.datetime, list[str], list[str]]]]:
+    """Sessions whose toolkits were changed in place at some point involving `toolkit`."""
+    involved = AuditEvent.objects.filter(
+        action=CHANGE_IN_PLACE,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        toolkit_slugs__contains=f" {toolkit.slug} ",
+        session_id__isnull=False,
+    ).values("session_id")
+    changes: dict[int, list[tuple[dt.datetime, list[str], list[str]]]] = defaultdict(list)
+    for session_pk, at, details in (
+        AuditEvent.objects.filter(
+            action=CHANGE_IN_PLACE,
+            outcome=AuditEvent.Outcome.SUCCESS,
+            session_id__in=involved,
+        )
+        .order_by("sequence")
+        .values_list("session_id", "created_at", "details")
+    ):
+        details = details if isinstance(details, dict) else {}
+        changes[session_pk].append(
+            (at, list(details.get("before") or []), list(details.get("toolkits") or []))
+        )
+    return dict(changes)
+
+
+def _segments(
+    created_at: dt.datetime,
+    ended: dt.datetime | None,
+    changes: list[tuple[dt.datetime, list[str], list[str]]] | None,
+) -> Iterator[tuple[dt.datetime, dt.datetime | None, set[str]]]:
+    if not changes:
+        # The current SessionToolkit rows (the candidate query checked the toolkit is there).
+        yield created_at, ended, _ALL
+        return
+    seg_start = created_at
+    current = set(changes[0][1])
+    for at, _, after in changes:
+        yield seg_start, at, current
+        seg_start, current = at, set(after)
+    yield seg_start, ended, current
+
+
+class _Everything(frozenset):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_ALL: set[str] = _Everything()  # type: ignore[assignment]
+
+
+# --- Grants and revocations over time ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: dt.date
+    grants: int
+    revocations: int
+
+
+def grants_and_revocations(*, first_day: dt.date, last_day: dt.date) -> list[DayCount]:
+    """Per day: (end user, toolkit) grants that began and ended, from the session history.
+
+    A refresh that keeps a toolkit is neither a grant nor a revocation (the new session
+    `replaces` the old one with the same toolkit); in-place changes count from their audit
+    events. Three queries.
+    """
+    start, end = day_bounds(first_day)[0], day_bounds(last_day)[1]
+    carried_from_previous = SessionToolkit.objects.filter(
+        session_id=OuterRef("session__replaces_id"), toolkit_id=OuterRef("toolkit_id")
+    )
+    grants = dict(
+        SessionToolkit.objects.filter(session__created_at__gte=start, session__created_at__lt=end)
+        .exclude(Exists(carried_from_previous))
+        .annotate(day=TruncDate("session__created_at", tzinfo=dt.UTC))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    carried_to_next = SessionToolkit.objects.filter(
+        session__replaces_id=OuterRef("session_id"), toolkit_id=OuterRef("toolkit_id")
+    )
+    revocations = dict(
+        SessionToolkit.objects.annotate(
+            ended=Coalesce(F("session__superseded_at"), F("session__deleted_at"))
+        )
+        .filter(ended__gte=start, ended__lt=end)
+        .exclude(Exists(carried_to_next))
+        .annotate(day=TruncDate("ended", tzinfo=dt.UTC))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for at, details in AuditEvent.objects.filter(
+        action=CHANGE_IN_PLACE,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        created_at__gte=start,
+        created_at__lt=end,
+    ).values_list("created_at", "details"):
+        details = details if isinstance(details, dict) else {}
+        before, after = set(details.get("before") or []), set(details.get("toolkits") or [])
+        day = at.astimezone(dt.UTC).date()
+        grants[day] = grants.get(day, 0) + len(after - before)
+        revocations[day] = revocations.get(day, 0) + len(before - after)
+    days = (last_day - first_day).days + 1
+    return [
+        DayCount(
+            day=first_day + dt.timedelta(days=n),
+            grants=grants.get(first_day + dt.timedelta(days=n), 0),
+            revocations=revocations.get(first_day + dt.timedelta(days=n), 0),
+        )
+        for n in range(days)
+    ]
+
+
+def default_chart_range(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    today = today or timezone.now().date()
+    return today - dt.timedelta(days=29), today
+
+
+# --- Charts (server-rendered SVG, no script) ---------------------------------------------------
+
+
+def users_per_toolkit_svg(rows: Sequence[ToolkitAccess], *, top: int = 15) -> SafeString:
+    """Horizontal bars: end users per toolkit, flagged toolkits in red."""
+    shown = [row for row in rows if row.users > 0][:top]
+    if not shown:
+        return mark_safe('<p class="muted">No toolkit is in an active session.</p>')
+    bar_h, gap, label_w, bar_w = 18, 6, 170, 420
+    height = len(shown) * (bar_h + gap) + gap
+    peak = max(row.users for row in shown)
+    bars = format_html_join(
+        "",
+        "<g><title>{}: {} users{}</title>"
+        '<text x="{}" y="{}" text-anchor="end" font-size="12">{}</text>'
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"></rect>'
+        '<text x="{}" y="{}" font-size="12">{}</text></g>',
+        (
+            (
+                row.slug,
+                row.users,
+                f" ({row.problem})" if row.flagged else "",
+                label_w - 6,
+                gap + i * (bar_h + gap) + 13,
+                row.slug,
+                label_w,
+                gap + i * (bar_h + gap),
+                max(1, round(bar_w * row.users / peak)),
+                bar_h,
+                "#b3261e" if row.flagged else "#2357d9",
+                label_w + max(1, round(bar_w * row.users / peak)) + 4,
+                gap + i * (bar_h + gap) + 13,
+                row.users,
+            )
+            for i, row in enumerate(shown)
+        ),
+    )
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{}" height="{}" '
+        'viewBox="0 0 {} {}" aria-labelledby="users-per-toolkit-title">'
+        '<title id="users-per-toolkit-title">End users per toolkit (top {})</title>{}</svg>',
+        label_w + bar_w + 60,
+        height,
+        label_w + bar_w + 60,
+        height,
+        len(shown),
+        bars,
+    )
+
+
+def grants_over_time_svg(days: Sequence[DayCount]) -> SafeString:
+    """Per day: grants as green bars above the axis, revocations as red bars below."""
+    if not days:
+        return mark_safe("")
+    width, half, left = 720, 80, 40
+    step = (width - left) / len(days)
+    peak = max([1, *(d.grants for d in days), *(d.revocations for d in days)])
+    axis = half + 10
+    parts = []
+    for i, d in enumerate(days):
+        x = left + i * step
+        up = round(half * d.grants / peak)
+        down = round(half * d.revocations / peak)
+        parts.append(
+            format_html(
+                "<g><title>{}: {} granted, {} revoked</title>"
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="#1f7a3d"></rect>'
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="#b3261e"></rect></g>',
+                d.day.isoformat(),
+                d.grants,
+                d.revocations,
+                f"{x:.1f}",
+                axis - up,
+                f"{max(step - 2, 1):.1f}",
+                up,
+                f"{x:.1f}",
+                axis,
+                f"{max(step - 2, 1):.1f}",
+                down,
+            )
+        )
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{}" height="{}" '
+        'viewBox="0 0 {} {}" aria-labelledby="grants-title">'
+        '<title id="grants-title">Toolkit grants (up) and revocations (down) per day, {} to {}'
+        "</title>"
+        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#5b6474"></line>'
+        '<text x="0" y="{}" font-size="11">+{}</text><text x="0" y="{}" font-size="11">-{}</text>'
+        '<text x="{}" y="{}" font-size="11">{}</text>'
+        '<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>{}</svg>',
+        width,
+        2 * axis + 14,
+        width,
+        2 * axis + 14,
+        days[0].day.isoformat(),
+        days[-1].day.isoformat(),
+        left,
+        axis,
+        width,
+        axis,
+        22,
+        peak,
+        2 * axis - 2,
+        peak,
+        left,
+        2 * axis + 12,
+        days[0].day.isoformat(),
+        width,
+        2 * axis + 12,
+        days[-1].day.isoformat(),
+        mark_safe("".join(parts)),
+    )
