@@ -217,7 +217,6 @@ class EndUserAdmin(admin.ModelAdmin):
     ]
     search_fields = ["external_id", "email", "display_name", "sessions__session_id"]
     list_filter = [HasActiveSessionFilter, ActiveToolkitFilter, "created_at"]
-    inlines = [SessionHistoryInline]
     actions = ["create_sessions", "refresh_sessions", "change_session_toolkits", "delete_sessions"]
     change_list_template = "admin/sessions_app/enduser/change_list.html"
     list_per_page = 50
@@ -248,6 +247,10 @@ class EndUserAdmin(admin.ModelAdmin):
     def active_toolkits(self, obj: EndUser) -> str:
         session = self._active(obj)
         return ", ".join(session.toolkits) if session else "-"
+
+    def get_inlines(self, request: HttpRequest, obj: EndUser | None) -> list[Any]:
+        # A new end user has no history to show.
+        return [SessionHistoryInline] if obj is not None else []
 
     def get_readonly_fields(self, request: HttpRequest, obj: EndUser | None = None) -> list[str]:
         # The external id is the user id at Composio: once a session exists it must not change.

@@ -361,7 +361,7 @@ def test_a_stale_pending_intent_no_longer_locks_the_user(
     "whole transactions instead.",
 )
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_refreshes_of_one_user_make_exactly_one_remote_create(
     emulator: Emulator, session_admin: User
 ) -> None:

@@ -1,0 +1,196 @@
+"""The session, end-user and intent admins: read-only, MCP URL masked, history, search, filters."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from sessions_app import audit, services
+from sessions_app.emulator import Emulator
+from sessions_app.models import EndUser, Toolkit, ToolRouterSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def history(emulator: Emulator, session_admin: User) -> tuple[ToolRouterSession, ToolRouterSession]:
+    """usr_1's session refreshed once: (old, new)."""
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
+    alice = EndUser.objects.create(external_id="usr_1", email="alice@example.com")
+    EndUser.objects.create(external_id="usr_2")
+    old = services.tool_router_session_create(
+        end_user=alice, toolkits=["github"], actor=session_admin
+    ).session
+    new = services.tool_router_session_refresh(
+        end_user=alice, toolkits=["gmail"], actor=session_admin
+    ).session
+    assert old is not None and new is not None
+    old.refresh_from_db()
+    return old, new
+
+
+@pytest.fixture
+def admin_client(client: Client, session_admin: User) -> Client:
+    client.force_login(session_admin)
+    return client
+
+
+def session_list() -> str:
+    return reverse("admin:sessions_app_toolroutersession_changelist")
+
+
+def test_the_session_list_masks_the_mcp_url(admin_client: Client, history) -> None:
+    old, new = history
+
+    html = admin_client.get(session_list()).content.decode()
+
+    assert new.short_id in html and old.short_id in html
+    assert new.mcp_url not in html and old.mcp_url not in html
+    assert f"(fp {audit.mcp_fingerprint(new.mcp_url)})" in html
+    assert new.mcp_url not in str(new)
+
+
+def test_the_session_page_is_read_only_masked_and_shows_what_replaced_it(
+    admin_client: Client, history
+) -> None:
+    old, new = history
+
+    response = admin_client.get(
+        reverse("admin:sessions_app_toolroutersession_change", args=[old.pk])
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert old.mcp_url not in html and new.session_id in html
+    assert 'name="mcp_url"' not in html and 'type="submit" value="Save"' not in html
+
+
+def test_searching_sessions_by_the_mcp_url_finds_nothing(admin_client: Client, history) -> None:
+    _, new = history
+
+    by_url = admin_client.get(session_list(), {"q": new.mcp_url.rsplit("/", 2)[-2]})
+    by_id = admin_client.get(session_list(), {"q": new.session_id})
+
+    # The session id is part of the URL, so searching the id works; the URL itself is not searched.
+    assert by_id.context["cl"].result_count == 1
+    assert admin_client.get(session_list(), {"q": new.mcp_url}).context["cl"].result_count == 0
+    assert by_url.status_code == HTTPStatus.OK
+
+
+def test_sessions_filter_by_status_and_toolkit(admin_client: Client, history) -> None:
+    old, new = history
+
+    active = admin_client.get(session_list(), {"status__exact": "active"}).context["cl"]
+    github = admin_client.get(session_list(), {"toolkit": "github"}).context["cl"]
+
+    assert [s.pk for s in active.result_list] == [new.pk]
+    assert [s.pk for s in github.result_list] == [old.pk]
+
+
+def test_the_end_user_list_shows_the_active_session_and_filters(
+    admin_client: Client, history
+) -> None:
+    _, new = history
+    url = reverse("admin:sessions_app_enduser_changelist")
+
+    html = admin_client.get(url).content.decode()
+    assert new.short_id in html and "gmail" in html and new.mcp_url not in html
+
+    def listed(**params: str) -> list[str]:
+        return [u.external_id for u in admin_client.get(url, params).context["cl"].result_list]
+
+    assert listed(has_session="yes") == ["usr_1"]
+    assert listed(has_session="no") == ["usr_2"]
+    assert listed(toolkit="gmail") == ["usr_1"]
+    assert listed(toolkit="github") == []
+    assert listed(q=new.session_id) == ["usr_1"]
+    assert listed(q="alice@example") == ["usr_1"]
+
+
+def test_the_end_user_page_shows_the_session_history_masked(admin_client: Client, history) -> None:
+    old, new = history
+
+    response = admin_client.get(
+        reverse("admin:sessions_app_enduser_change", args=[new.end_user.pk])
+    )
+
+    html = response.content.decode()
+    assert "Session history" in html and old.session_id in html and new.session_id in html
+    assert "superseded" in html.lower() and "ada_admin" in html
+    assert old.mcp_url not in html and new.mcp_url not in html
+    # The external id is Composio's user id: fixed once a session exists.
+    assert 'name="external_id"' not in html
+
+
+def test_adding_an_end_user_uses_the_shared_validator(admin_client: Client, db: None) -> None:
+    url = reverse("admin:sessions_app_enduser_add")
+
+    response = admin_client.post(url, {"external_id": "DEFAULT", "display_name": "", "email": ""})
+
+    assert response.status_code == HTTPStatus.OK
+    assert "shared user id" in response.content.decode()
+    assert not EndUser.objects.exists()
+
+    admin_client.post(url, {"external_id": "usr_9", "display_name": "Nine", "email": ""})
+    assert EndUser.objects.filter(external_id="usr_9").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["toolroutersession", "enduser", "toolkit", "sessionoperation"],
+)
+def test_admin_lists_need_a_login_and_a_role(
+    client: Client, outsider: User, session_admin: User, name: str
+) -> None:
+    url = reverse(f"admin:sessions_app_{name}_changelist")
+    response = client.get(url)
+    assert response.status_code == HTTPStatus.FOUND and "login" in response.url
+
+    client.force_login(outsider)
+    assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+
+    client.force_login(session_admin)
+    assert client.get(url).status_code == HTTPStatus.OK
+
+
+def test_retry_action_deletes_superseded_sessions_whose_delete_failed(
+    admin_client: Client, history, emulator: Emulator
+) -> None:
+    old, _ = history
+    emulator.reset()  # forget sessions so the next delete answers 404, counted as gone
+    ToolRouterSession.objects.filter(pk=old.pk).update(
+        remote_deleted_at=None, remote_delete_error="Composio failed with HTTP 500"
+    )
+
+    response = admin_client.post(
+        session_list(),
+        {"action": "retry_remote_deletes", "_selected_action": [old.pk], "index": "0"},
+        follow=True,
+    )
+
+    assert "Deleted 1 superseded sessions at Composio; 0 still failing." in [
+        str(m) for m in response.context["messages"]
+    ]
+    old.refresh_from_db()
+    assert old.remote_deleted_at is not None and old.remote_delete_error == ""
+    assert emulator.count("session.delete") == 1
+
+
+def test_retry_action_is_refused_to_support(
+    client: Client, support_user: User, history, emulator: Emulator
+) -> None:
+    client.force_login(support_user)
+    old, _ = history
+    emulator.reset()
+
+    client.post(
+        session_list(),
+        {"action": "retry_remote_deletes", "_selected_action": [old.pk], "index": "0"},
+    )
+
+    assert emulator.requests == []

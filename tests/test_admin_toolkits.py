@@ -1,0 +1,154 @@
+"""The toolkit admin: audited allow-list actions, catalog sync, usage counts, vanished toolkits."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from sessions_app import services
+from sessions_app.emulator import Emulator
+from sessions_app.models import AuditEvent, EndUser, Toolkit
+
+pytestmark = pytest.mark.django_db
+
+CATALOG = json.loads(
+    (Path(__file__).resolve().parent.parent / "sessions_app/emulator/catalog.json").read_text()
+)["toolkits"]
+
+
+def changelist() -> str:
+    return reverse("admin:sessions_app_toolkit_changelist")
+
+
+def sync_url() -> str:
+    return reverse("admin:sessions_app_toolkit_sync")
+
+
+@pytest.fixture
+def synced(emulator: Emulator) -> Emulator:
+    services.toolkit_catalog_sync()
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def admin_client(client: Client, session_admin: User) -> Client:
+    client.force_login(session_admin)
+    return client
+
+
+def act(client: Client, action: str, slugs: list[str]):
+    pks = list(Toolkit.objects.filter(slug__in=slugs).values_list("pk", flat=True))
+    return client.post(
+        changelist(), {"action": action, "_selected_action": pks, "index": "0"}, follow=True
+    )
+
+
+def test_allowing_toolkits_is_audited_per_toolkit(admin_client: Client, synced) -> None:
+    response = act(admin_client, "allow_toolkits", ["github", "gmail"])
+
+    assert "Allowed 2 toolkits: github, gmail." in [str(m) for m in response.context["messages"]]
+    assert set(Toolkit.objects.filter(is_allowed=True).values_list("slug", flat=True)) == {
+        "github",
+        "gmail",
+    }
+    events = AuditEvent.objects.filter(action="toolkit.allow", outcome="success")
+    assert sorted(e.details["toolkit"] for e in events) == ["github", "gmail"]
+
+
+def test_disallowing_a_toolkit_in_use_warns_that_sessions_still_grant_it(
+    admin_client: Client, synced, session_admin: User
+) -> None:
+    Toolkit.objects.filter(slug="github").update(is_allowed=True)
+    user = EndUser.objects.create(external_id="usr_1")
+    assert services.tool_router_session_create(
+        end_user=user, toolkits=["github"], actor=session_admin
+    ).ok
+
+    response = act(admin_client, "disallow_toolkits", ["github"])
+
+    messages = [str(m) for m in response.context["messages"]]
+    assert "Disallowed 1 toolkits: github." in messages
+    assert any("Active sessions still grant github (1)" in m for m in messages)
+    assert AuditEvent.objects.get(action="toolkit.disallow").details["active_sessions"] == 1
+
+
+def test_the_list_counts_active_sessions_per_toolkit_and_links_to_them(
+    admin_client: Client, synced, session_admin: User
+) -> None:
+    Toolkit.objects.filter(slug__in=["github", "slack"]).update(is_allowed=True)
+    for n in (1, 2):
+        user = EndUser.objects.create(external_id=f"usr_{n}")
+        services.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
+
+    response = admin_client.get(changelist(), {"used": "yes"})
+
+    assert [t.slug for t in response.context["cl"].result_list] == ["github"]
+    assert "?status__exact=active&amp;toolkit=github" in response.content.decode()
+
+
+def test_a_vanished_toolkit_is_flagged_and_its_sessions_are_easy_to_find(
+    admin_client: Client, synced, session_admin: User
+) -> None:
+    Toolkit.objects.filter(slug="github").update(is_allowed=True)
+    user = EndUser.objects.create(external_id="usr_1")
+    services.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
+    synced.set_catalog([t for t in CATALOG if t["slug"] != "github"])
+
+    response = admin_client.post(sync_url(), follow=True)
+
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("No longer in Composio's catalog: github" in m for m in messages)
+    page = admin_client.get(changelist(), {"used": "stale"})
+    assert [t.slug for t in page.context["cl"].result_list] == ["github"]
+    html = page.content.decode()
+    assert "NO LONGER LISTED" in html and "no longer listed in Composio" in html
+
+
+def test_allowing_a_vanished_toolkit_is_refused(admin_client: Client, synced) -> None:
+    Toolkit.objects.filter(slug="github").update(in_catalog=False)
+
+    response = act(admin_client, "allow_toolkits", ["github"])
+
+    assert any("no longer lists them: github" in str(m) for m in response.context["messages"])
+    assert not Toolkit.objects.get(slug="github").is_allowed
+
+
+def test_sync_is_post_only_and_needs_its_permission(
+    client: Client, support_user: User, admin_client: Client, synced
+) -> None:
+    assert admin_client.get(sync_url()).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+    client.force_login(support_user)
+    assert client.post(sync_url()).status_code == HTTPStatus.FORBIDDEN
+    assert synced.requests == []
+    assert AuditEvent.objects.filter(action="access.refused").exists()
+
+
+def test_sync_failure_is_shown(admin_client: Client, synced) -> None:
+    synced.faults.enqueue(401, endpoint="toolkits.list")
+
+    response = admin_client.post(sync_url(), follow=True)
+
+    assert any("not synced" in str(m) and "401" in str(m) for m in response.context["messages"])
+
+
+def test_allow_list_actions_are_hidden_from_support_and_refused_if_posted(
+    client: Client, support_user: User, synced
+) -> None:
+    client.force_login(support_user)
+    html = client.get(changelist()).content.decode()
+    assert 'value="allow_toolkits"' not in html and sync_url() not in html
+
+    act(client, "allow_toolkits", ["github"])
+
+    assert not Toolkit.objects.filter(is_allowed=True).exists()
+    assert AuditEvent.objects.get(action="access.refused").details["admin_action"] == (
+        "allow_toolkits"
+    )
