@@ -1,0 +1,168 @@
+"""The support console in a real browser: Debian's Chromium driven by Playwright, no download.
+
+Screenshots of each step land in test-results/support-browser/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+
+# Playwright's sync API runs an event loop in this thread; the test still talks to the database
+# synchronously from it (fixtures, assertions), which Django refuses unless told it is fine.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "support-browser"
+MCP_URL = "https://mcp.example.test/tool_router/trs_browser0001/mcp?k=BROWSERSECRET"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
+    ),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def chromium() -> Iterator[object]:
+    # Function-scoped on purpose: while Playwright runs, its event loop makes Django hand this
+    # thread a separate database connection wrapper, one without the serialized test data that
+    # transactional tests restore (roles). Test fixtures therefore run before the browser starts
+    # (they come first in each test's arguments) and the flush runs after it stopped.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server) -> Iterator[object]:
+    context = chromium.new_context(
+        base_url=live_server.url,
+        permissions=["clipboard-read", "clipboard-write"],
+        viewport={"width": 1366, "height": 800},
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def people(db: None) -> EndUser:
+    first = EndUser.objects.create(
+        external_id="usr_browser01", display_name="Bea Browser", email="bea@example.com"
+    )
+    ToolRouterSession.objects.create(
+        end_user=first, session_id="trs_browser0001", mcp_url=MCP_URL, toolkits=["github"]
+    )
+    EndUser.objects.create(external_id="usr_browser02", display_name="Bo Browser")
+    EndUser.objects.create(external_id="usr_other", display_name="Otto Other")
+    return first
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_again(
+    people: EndUser, support_user: User, settings, page
+) -> None:
+    settings.SUPPORT_REVEAL_SECONDS = 3
+
+    # Log in.
+    page.goto("/support/")
+    assert "/accounts/login/" in page.url
+    page.fill("#id_username", support_user.username)
+    page.fill("#id_password", "pw-" + support_user.username)
+    _shot(page, "01-login")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/support/")
+    assert page.evaluate("document.activeElement && document.activeElement.id") == "q"
+    assert page.locator(".banner-emulated").is_visible()
+    _shot(page, "02-lookup")
+
+    # Type part of an external id: results arrive without a page load.
+    page.evaluate("window.__sameDocument = true")
+    page.locator("#q").press_sequentially("usr_brow", delay=40)
+    rows = page.locator("#results a.result-link")
+    rows.first.wait_for()
+    page.wait_for_function("document.querySelectorAll('#results a.result-link').length === 2")
+    assert rows.all_inner_texts() == ["usr_browser01", "usr_browser02"]
+    assert page.evaluate("window.__sameDocument") is True
+    assert "q=usr_brow" in page.url
+    _shot(page, "03-results")
+
+    # Enter opens the first result's card, still in the same document.
+    page.locator("#q").press("Enter")
+    card = page.locator("#user-card")
+    card.wait_for()
+    assert page.evaluate("window.__sameDocument") is True
+    assert f"/support/users/{people.public_id}/" in page.url
+    assert "trs_browser0001" in card.inner_text()
+    assert MCP_URL not in page.content()
+    _shot(page, "04-card")
+
+    # Reveal: the full URL appears, and the reveal is in the audit log.
+    card.get_by_role("button", name="Reveal").click()
+    revealed = page.locator("input.revealed-url")
+    revealed.wait_for()
+    assert revealed.input_value() == MCP_URL
+    assert AuditEvent.objects.filter(action="mcp_url.reveal", outcome="success").count() == 1
+    _shot(page, "05-revealed")
+
+    # Copy it to the clipboard.
+    page.locator(".mcp-revealed button[data-copy]").click()
+    page.wait_for_function("document.querySelector('.mcp-revealed button.copied') !== null")
+    assert page.evaluate("navigator.clipboard.readText()") == MCP_URL
+    _shot(page, "06-copied")
+
+    # It masks itself again, and the mask works like the first one.
+    revealed.wait_for(state="detached", timeout=10_000)
+    assert card.locator("code.masked").is_visible()
+    assert MCP_URL not in page.content()
+    _shot(page, "07-masked-again")
+    card.get_by_role("button", name="Reveal").click()
+    page.locator("input.revealed-url").wait_for()
+    assert AuditEvent.objects.filter(action="mcp_url.reveal", outcome="success").count() == 2
+
+
+def test_without_javascript_the_search_is_a_plain_form(
+    people: EndUser, support_user: User, chromium, live_server
+) -> None:
+    context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/accounts/login/?next=/support/")
+        page.fill("#id_username", support_user.username)
+        page.fill("#id_password", "pw-" + support_user.username)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/support/")
+        page.fill("#q", "usr_other")
+        page.click("#search-form button[type=submit]")
+        page.wait_for_url("**/support/?q=usr_other")
+        assert page.locator("#results a.result-link").all_inner_texts() == ["usr_other"]
+        _shot(page, "08-no-javascript")
+    finally:
+        context.close()
