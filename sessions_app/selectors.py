@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models.functions import Collate, Lower
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -55,8 +55,17 @@ def _prefix_q(lookup: str, prefix: str) -> Q:
     return condition
 
 
-def _ids(queryset: QuerySet[EndUser], limit: int) -> list[int]:
-    return list(queryset.order_by("external_id").values_list("pk", flat=True)[: limit + 1])
+def _in_index_order(expression: str | Lower) -> Collate | str | Lower:
+    """Byte order: the order of the lookup indexes, so a broad prefix reads only `limit` rows.
+
+    PostgreSQL's lookup indexes use the "C" collation (see migration 0003), which answers both
+    LIKE 'x%' and this ORDER BY; SQLite's default BINARY collation already is byte order.
+    """
+    return Collate(expression, "C") if connection.vendor == "postgresql" else expression
+
+
+def _ids(queryset: QuerySet[EndUser], order: Collate | str | Lower, limit: int) -> list[int]:
+    return list(queryset.order_by(order).values_list("pk", flat=True)[: limit + 1])
 
 
 def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
@@ -88,12 +97,14 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     found: set[int] = set(exact)
     more = False
 
+    by_external_id = _in_index_order("external_id")
     batches = [
-        _ids(EndUser.objects.filter(_prefix_q("external_id", query)), limit),
+        _ids(EndUser.objects.filter(_prefix_q("external_id", query)), by_external_id, limit),
         _ids(
             EndUser.objects.annotate(email_lower=Lower("email")).filter(
                 _prefix_q("email_lower", query.lower())
             ),
+            _in_index_order(Lower("email")),
             limit,
         ),
     ]
@@ -102,22 +113,21 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
         name_q = Q()
         for word in words:
             name_q &= Q(display_name__istartswith=word) | Q(display_name__icontains=f" {word}")
-        batches.append(_ids(EndUser.objects.filter(name_q), limit))
+        batches.append(_ids(EndUser.objects.filter(name_q), by_external_id, limit))
     for batch in batches:
         more = more or len(batch) > limit
         found.update(batch)
 
     users = list(
-        EndUser.objects.filter(pk__in=found)
-        .prefetch_related(
+        EndUser.objects.filter(pk__in=found).prefetch_related(
             Prefetch(
                 "sessions",
                 queryset=ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE),
                 to_attr="active_sessions",
             )
         )
-        .order_by("external_id")
     )
+    # Python compares strings by code point: the same byte order as the indexes.
     users.sort(key=lambda u: (u.pk not in exact and u.external_id != query, u.external_id))
     for user in users:
         user.active_session = user.active_sessions[0] if user.active_sessions else None

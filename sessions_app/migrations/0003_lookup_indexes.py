@@ -1,18 +1,25 @@
 # Indexes for the support lookup.
 #
-# External id and session id prefixes/exact matches already have indexes: their unique indexes
-# (on PostgreSQL Django adds a varchar_pattern_ops "_like" index beside each unique CharField, which
-# answers LIKE 'x%'). An email prefix is matched on lower(email): SQLite answers its range query from
-# enduser_email_lower_idx; PostgreSQL needs the same expression with text_pattern_ops for LIKE, an
-# index Django's Meta.indexes cannot declare portably (OpClass() breaks SQLite), hence raw SQL that
-# runs on PostgreSQL only.
+# The lookup reads external id and email (lower-cased) prefixes in byte order, `limit + 1` rows at
+# a time, and an exact session id.
+# - SQLite: the unique index on external_id and enduser_email_lower_idx (0001) answer the range
+#   queries the lookup sends there, in BINARY (byte) order. Nothing to add.
+# - PostgreSQL: indexes in the "C" collation answer both LIKE 'x%' and ORDER BY ... COLLATE "C",
+#   so even a one-letter prefix reads only the rows it shows. Meta.indexes cannot declare them
+#   portably (SQLite has no "C" collation), hence SQL that runs on PostgreSQL only.
+# - Session ids: the unique index on session_id, on both.
 from django.db import migrations
 
 PG_INDEXES = [
     (
-        "enduser_email_lower_like_idx",
-        "CREATE INDEX IF NOT EXISTS enduser_email_lower_like_idx "
-        "ON sessions_app_enduser (LOWER(email) text_pattern_ops)",
+        "enduser_external_id_c_idx",
+        'CREATE INDEX IF NOT EXISTS enduser_external_id_c_idx '
+        'ON sessions_app_enduser (external_id COLLATE "C")',
+    ),
+    (
+        "enduser_email_lower_c_idx",
+        'CREATE INDEX IF NOT EXISTS enduser_email_lower_c_idx '
+        'ON sessions_app_enduser ((LOWER(email)) COLLATE "C")',
     ),
 ]
 
