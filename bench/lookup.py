@@ -31,9 +31,13 @@ if not os.environ.get("DATABASE_URL"):
     (ROOT / "var").mkdir(exist_ok=True)
     os.environ["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'bench_lookup.sqlite3'}"
 
+import logging  # noqa: E402
+
 import django  # noqa: E402
 
 django.setup()
+# One log line per request would drown the figures.
+logging.getLogger("console.request").setLevel(logging.WARNING)
 
 from django.contrib import admin  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
@@ -137,6 +141,10 @@ def queries(n: int, count: int, rng: random.Random) -> dict[str, list[str]]:
         "external id prefix": [_external_id(i)[:-1] for i in picks],
         "email prefix": [f"user{i}@" for i in picks],
         "exact session id": sessions,
+        # Not part of the target (the issue names the three above); shown for honesty.
+        "display-name words": [
+            f"{rng.choice(FIRST.split())} {rng.choice(LAST.split())[:4]}" for _ in picks
+        ],
     }
 
 
@@ -213,10 +221,11 @@ def main() -> None:
             changelist += timed(
                 client, f"/admin/sessions_app/enduser/?q={quote(q)}", args.admin_repeat, {}
             )
-        all_lookup += lookup
-        all_admin += changelist
+        if kind != "display-name words":
+            all_lookup += lookup
+            all_admin += changelist
         _row(kind, lookup, changelist)
-    _row("all", all_lookup, all_admin)
+    _row("id/email/session", all_lookup, all_admin)
 
 
 def _row(kind: str, lookup: list[float], changelist: list[float]) -> None:

@@ -7,8 +7,15 @@
 # - PostgreSQL: indexes in the "C" collation answer both LIKE 'x%' and ORDER BY ... COLLATE "C",
 #   so even a one-letter prefix reads only the rows it shows. Meta.indexes cannot declare them
 #   portably (SQLite has no "C" collation), hence SQL that runs on PostgreSQL only.
+# - Display-name words (istartswith/icontains, i.e. UPPER(display_name) LIKE ...): a trigram GIN
+#   index on PostgreSQL when the pg_trgm extension can be created (it is a trusted extension since
+#   PostgreSQL 13); without it, and on SQLite, the name search scans the table.
 # - Session ids: the unique index on session_id, on both.
-from django.db import migrations
+import logging
+
+from django.db import DatabaseError, migrations, transaction
+
+logger = logging.getLogger(__name__)
 
 PG_INDEXES = [
     (
@@ -24,17 +31,31 @@ PG_INDEXES = [
 ]
 
 
+TRGM_INDEX = (
+    "enduser_display_name_trgm_idx",
+    "CREATE INDEX IF NOT EXISTS enduser_display_name_trgm_idx ON sessions_app_enduser "
+    "USING gin ((UPPER(display_name::text)) gin_trgm_ops)",
+)
+
+
 def create_pg_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     for _name, sql in PG_INDEXES:
         schema_editor.execute(sql)
+    try:
+        with transaction.atomic(using=schema_editor.connection.alias):
+            schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except DatabaseError:
+        logger.warning("pg_trgm unavailable: the support name search will scan the table.")
+        return
+    schema_editor.execute(TRGM_INDEX[1])
 
 
 def drop_pg_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for name, _sql in PG_INDEXES:
+    for name, _sql in [*PG_INDEXES, TRGM_INDEX]:
         schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
