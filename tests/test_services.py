@@ -10,6 +10,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from sessions_app import services
 from sessions_app.emulator import Emulator
@@ -492,3 +495,37 @@ def test_a_failed_delete_leaves_the_session_active(
     assert result.outcome == "failed" and "403" in result.message
     assert ToolRouterSession.objects.get().status == "active"
     assert HTTPStatus.FORBIDDEN == 403
+
+
+# --- arbitrary input ---------------------------------------------------------------------------
+
+_anything = st.one_of(
+    st.none(),
+    st.text(max_size=40),
+    st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=8),
+)
+
+
+@given(choice=_anything)
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_toolkit_choices_clean_never_crashes_and_only_passes_allowed_slugs(
+    catalog: Emulator, choice: object
+) -> None:
+    try:
+        cleaned = toolkit_choices_clean(choice)  # type: ignore[arg-type]
+    except ValidationError as error:
+        assert error.messages
+    else:
+        assert cleaned and set(cleaned) <= set(ALLOWED)
+
+
+@given(content=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_csv_preview_never_crashes_and_never_writes(db: None, content: bytes) -> None:
+    preview = services.end_user_import_preview(content=b"external_id,name,email\n" + content)
+    assert preview.error or preview.valid or preview.rejected
+    assert not EndUser.objects.exists()
