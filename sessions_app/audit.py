@@ -116,9 +116,13 @@ def _lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
 
 
-def _chain_head() -> tuple[int, str]:
-    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "row_hash").first()
-    return head if head is not None else (0, GENESIS_HASH)
+def _chain_head() -> tuple[int, str, dt.datetime | None]:
+    head = (
+        AuditEvent.objects.order_by("-sequence")
+        .values_list("sequence", "row_hash", "created_at")
+        .first()
+    )
+    return head if head is not None else (0, GENESIS_HASH, None)
 
 
 _TOOLKIT_KEYS = frozenset({"toolkit", "toolkits", "slug", "slugs"})
@@ -194,9 +198,11 @@ def record(
     )
     with transaction.atomic():
         _lock_chain()
-        last_sequence, prev_hash = _chain_head()
-        # Taken under the lock, so time never runs backwards along the chain.
-        event.created_at = timezone.now()
+        last_sequence, prev_hash, last_at = _chain_head()
+        # Taken under the lock and never before the previous event (even if the clock is
+        # stepped back), so time order and chain order agree: the log's date filter relies on it.
+        now = timezone.now()
+        event.created_at = now if last_at is None or now >= last_at else last_at
         event.sequence = last_sequence + 1
         event.prev_hash = prev_hash
         event.row_hash = chain_hash(prev_hash, event)

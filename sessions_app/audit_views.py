@@ -148,10 +148,26 @@ def filtered_events(data: dict[str, Any]) -> Any:
         events = events.filter(end_user_external_id=data["end_user"].strip())
     if data.get("toolkit"):
         events = events.filter(toolkit_slugs__contains=f" {data['toolkit'].lower()} ")
+    # `audit.record` keeps created_at in chain order, so a date range is a sequence range:
+    # two index lookups, then every filter walks its (field, -sequence) index.
     if data.get("date_from"):
-        events = events.filter(created_at__gte=reports.day_bounds(data["date_from"])[0])
+        start = reports.day_bounds(data["date_from"])[0]
+        first = (
+            AuditEvent.objects.filter(created_at__gte=start)
+            .order_by("created_at", "sequence")
+            .values_list("sequence", flat=True)
+            .first()
+        )
+        events = events.filter(sequence__gte=first) if first else events.none()
     if data.get("date_to"):
-        events = events.filter(created_at__lt=reports.day_bounds(data["date_to"])[1])
+        end = reports.day_bounds(data["date_to"])[1]
+        last = (
+            AuditEvent.objects.filter(created_at__lt=end)
+            .order_by("-created_at", "-sequence")
+            .values_list("sequence", flat=True)
+            .first()
+        )
+        events = events.filter(sequence__lte=last) if last else events.none()
     return events.order_by("-sequence")
 
 
@@ -295,8 +311,11 @@ def access_report(request: HttpRequest) -> HttpResponse:
     data = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
     filters_ok = not filters.is_bound or filters.is_valid()
     rows: list[reports.ToolkitAccess] = []
+    counts = reports.active_counts()
+    dated = bool(data.get("granted_from") or data.get("granted_to"))
     if filters_ok:
         rows = reports.toolkit_access(
+            counts=None if dated else counts,
             allowed={"yes": True, "no": False}.get(data.get("allowed") or ""),
             not_in_catalog=bool(data.get("not_in_catalog")),
             granted_from=data.get("granted_from"),
@@ -330,7 +349,7 @@ def access_report(request: HttpRequest) -> HttpResponse:
         {
             "filters": filters,
             "point": point,
-            "flagged": reports.flagged_toolkits(),
+            "flagged": reports.flagged_toolkits(counts),
             "rows": rows,
             "past": past,
             "past_users": len({row.external_id for row in past or []}),

@@ -66,24 +66,37 @@ def _active_links(
     return links
 
 
+def active_counts(
+    granted_from: dt.date | None = None, granted_to: dt.date | None = None
+) -> dict[int, int]:
+    """Toolkit id -> end users whose active session includes it (one query).
+
+    At most one session per end user is active (a database constraint), so counting links
+    counts users.
+    """
+    return dict(
+        _active_links(granted_from, granted_to)
+        .values_list("toolkit_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
 def toolkit_access(
     *,
     allowed: bool | None = None,
     not_in_catalog: bool = False,
     granted_from: dt.date | None = None,
     granted_to: dt.date | None = None,
+    counts: dict[int, int] | None = None,
 ) -> list[ToolkitAccess]:
     """Each toolkit with the number of end users whose active session includes it.
 
     Lists toolkits in use, plus allowed ones nobody uses yet; most users first. `granted_*`
-    count only sessions created in that range. Two queries.
+    count only sessions created in that range. Two queries (one if `counts` is given).
     """
-    counts = dict(
-        _active_links(granted_from, granted_to)
-        .values_list("toolkit_id")
-        .annotate(n=Count("session__end_user_id", distinct=True))
-        .order_by()
-    )
+    if counts is None:
+        counts = active_counts(granted_from, granted_to)
     toolkits = Toolkit.objects.all()
     if granted_from is not None or granted_to is not None:
         toolkits = toolkits.filter(pk__in=list(counts))
@@ -107,25 +120,25 @@ def toolkit_access(
     return rows
 
 
-def flagged_toolkits() -> list[ToolkitAccess]:
+def flagged_toolkits(counts: dict[int, int] | None = None) -> list[ToolkitAccess]:
     """Toolkits in active sessions that are no longer allowed or no longer in the catalog."""
-    counts = (
-        _active_links()
-        .filter(Q(toolkit__is_allowed=False) | Q(toolkit__in_catalog=False))
-        .values("toolkit__slug", "toolkit__name", "toolkit__is_allowed", "toolkit__in_catalog")
-        .annotate(n=Count("session__end_user_id", distinct=True))
-        .order_by("-n", "toolkit__slug")
+    if counts is None:
+        counts = active_counts()
+    suspects = Toolkit.objects.filter(pk__in=list(counts)).filter(
+        Q(is_allowed=False) | Q(in_catalog=False)
     )
-    return [
+    rows = [
         ToolkitAccess(
-            slug=c["toolkit__slug"],
-            name=c["toolkit__name"],
-            is_allowed=c["toolkit__is_allowed"],
-            in_catalog=c["toolkit__in_catalog"],
-            users=c["n"],
+            slug=t.slug,
+            name=t.name,
+            is_allowed=t.is_allowed,
+            in_catalog=t.in_catalog,
+            users=counts[t.pk],
         )
-        for c in counts
+        for t in suspects.only("slug", "name", "is_allowed", "in_catalog")
     ]
+    rows.sort(key=lambda row: (-row.users, row.slug))
+    return rows
 
 
 # --- One toolkit: its users, since when, granted by whom ---------------------------------------
@@ -404,10 +417,15 @@ def grants_and_revocations(*, first_day: dt.date, last_day: dt.date) -> list[Day
         session__replaces_id=OuterRef("session_id"), toolkit_id=OuterRef("toolkit_id")
     )
     revocations = dict(
-        SessionToolkit.objects.annotate(
-            ended=Coalesce(F("session__superseded_at"), F("session__deleted_at"))
+        SessionToolkit.objects.filter(
+            Q(session__superseded_at__gte=start, session__superseded_at__lt=end)
+            | Q(
+                session__superseded_at__isnull=True,
+                session__deleted_at__gte=start,
+                session__deleted_at__lt=end,
+            )
         )
-        .filter(ended__gte=start, ended__lt=end)
+        .annotate(ended=Coalesce(F("session__superseded_at"), F("session__deleted_at")))
         .exclude(Exists(carried_to_next))
         .annotate(day=TruncDate("ended", tzinfo=dt.UTC))
         .values_list("day")
