@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_tasks",
+    "django_tasks_db",
     "sessions_app",
 ]
 
@@ -160,6 +162,18 @@ COMPOSIO_READ_TIMEOUT = env.float("COMPOSIO_READ_TIMEOUT", default=10.0)
 COMPOSIO_SAFE_RETRIES = env.int("COMPOSIO_SAFE_RETRIES", default=2)
 # Key for fingerprints of MCP URLs in logs and the audit trail (defaults to SECRET_KEY).
 MCP_FINGERPRINT_KEY = env.str("MCP_FINGERPRINT_KEY", default="") or SECRET_KEY
+
+# --- Background work ---------------------------------------------------------------------------
+# The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several
+# workers on several machines share one PostgreSQL. TASKS_BACKEND=immediate runs tasks inline.
+TASKS = {
+    "default": {
+        "BACKEND": {
+            "database": "django_tasks_db.DatabaseBackend",
+            "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+        }[env.str("TASKS_BACKEND", default="database")],
+    }
+}
 
 # --- Console behaviour -------------------------------------------------------------------------
 TOOL_ROUTER_MAX_TOOLKITS = env.int("TOOL_ROUTER_MAX_TOOLKITS", default=25)

@@ -18,5 +18,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("audit/", include("sessions_app.audit_urls")),
+    path("jobs/", include("sessions_app.bulk_urls")),
     path("", include("sessions_app.urls")),
 ]
