@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
 access_log = logging.getLogger("console.request")
@@ -55,3 +58,55 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
         return True
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: REMOTE_ADDR, or the entry our own proxies added to X-Forwarded-For.
+
+    With DJANGO_TRUSTED_PROXY_COUNT=N, the N-th address from the right of X-Forwarded-For is the
+    one the outermost trusted proxy saw; anything left of it was written by the client and is
+    ignored, so it cannot be spoofed to dodge the login lock-out or the audit trail.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    count = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    candidate = remote
+    if count > 0 and forwarded:
+        parts = [p.strip() for p in forwarded.split(",") if p.strip()]
+        if parts:
+            candidate = parts[-count] if len(parts) >= count else parts[0]
+    try:
+        return str(ipaddress.ip_address(candidate.strip()))
+    except ValueError:
+        return None
+
+
+def axes_client_ip(request: HttpRequest) -> str:
+    return client_ip(request) or "0.0.0.0"
+
+
+class StaffSessionTimeoutMiddleware:
+    """Ends a staff session after SESSION_IDLE_TIMEOUT without requests, or SESSION_ABSOLUTE_TIMEOUT
+    after login, whichever comes first. The last-seen time is written at most once a minute."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = time.time()
+            session = request.session
+            started = session.get("_auth_started")
+            seen = session.get("_auth_seen", started)
+            if started is None:
+                session["_auth_started"] = session["_auth_seen"] = now
+            elif (
+                now - float(started) > settings.SESSION_ABSOLUTE_TIMEOUT
+                or now - float(seen) > settings.SESSION_IDLE_TIMEOUT
+            ):
+                # LoginRequiredMiddleware, next in line, sends the now anonymous user to log in.
+                logout(request)
+            elif now - float(seen) > 60:
+                session["_auth_seen"] = now
+        return self.get_response(request)
