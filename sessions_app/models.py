@@ -196,6 +196,10 @@ class SessionOperation(models.Model):
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # What `reconcile_sessions` did about an intent left pending or unknown (or why it needs a
+    # human); `resolved_at` is set when it closed the intent (state `resolved`).
+    resolution = models.CharField(max_length=500, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
