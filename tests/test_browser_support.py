@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import expect
 
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 
@@ -107,8 +108,7 @@ def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_a
     page.evaluate("window.__sameDocument = true")
     page.locator("#q").press_sequentially("usr_brow", delay=40)
     rows = page.locator("#results a.result-link")
-    rows.first.wait_for()
-    page.wait_for_function("document.querySelectorAll('#results a.result-link').length === 2")
+    expect(rows).to_have_count(2)
     assert rows.all_inner_texts() == ["usr_browser01", "usr_browser02"]
     assert page.evaluate("window.__sameDocument") is True
     assert "q=usr_brow" in page.url
@@ -121,6 +121,7 @@ def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_a
     assert page.evaluate("window.__sameDocument") is True
     assert f"/support/users/{people.public_id}/" in page.url
     assert "trs_browser0001" in card.inner_text()
+    assert page.locator("#card > #user-card").count() == 1
     assert MCP_URL not in page.content()
     _shot(page, "04-card")
 
@@ -134,7 +135,7 @@ def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_a
 
     # Copy it to the clipboard.
     page.locator(".mcp-revealed button[data-copy]").click()
-    page.wait_for_function("document.querySelector('.mcp-revealed button.copied') !== null")
+    page.locator(".mcp-revealed button.copied").wait_for()
     assert page.evaluate("navigator.clipboard.readText()") == MCP_URL
     _shot(page, "06-copied")
 
@@ -166,3 +167,81 @@ def test_without_javascript_the_search_is_a_plain_form(
         _shot(page, "08-no-javascript")
     finally:
         context.close()
+
+
+@pytest.fixture
+def composio_user(emulator, session_admin: User) -> EndUser:
+    """An end user whose session exists at the emulator (made by the session service)."""
+    from sessions_app import services
+    from sessions_app.models import Toolkit
+
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
+    end_user = EndUser.objects.create(external_id="usr_live01", display_name="Liv Live")
+    result = services.tool_router_session_create(
+        end_user=end_user, toolkits=["github", "gmail"], actor=session_admin
+    )
+    assert result.ok, result.message
+    return end_user
+
+
+def _login(page, user: User) -> None:
+    page.goto("/accounts/login/?next=/support/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "pw-" + user.username)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/support/")
+
+
+def test_a_slow_composio_holds_up_only_the_connection_badges(
+    composio_user: EndUser, support_user: User, emulator, settings, page
+) -> None:
+    session = composio_user.sessions.get(status="active")
+    emulator.set_connection(session.session_id, "github", "ACTIVE")
+    emulator.faults.latency(3.0, endpoint="session.toolkits")
+    _login(page, support_user)
+    page.locator("#q").press_sequentially("usr_live", delay=30)
+    page.locator("#results a.result-link").first.click()
+    card = page.locator("#user-card")
+    card.wait_for()
+
+    card.get_by_role("link", name="Check connections").click()
+    page.locator(".htmx-request").first.wait_for()  # the check is under way...
+    card.get_by_role("button", name="Reveal").click()  # ...and the page still answers
+    page.locator("input.revealed-url").wait_for(timeout=2_500)
+    _shot(page, "09-reveal-while-composio-is-slow")
+
+    badge = card.locator(".connection-list .badge-active")
+    badge.wait_for(timeout=15_000)
+    assert "github" in card.locator(".connection-list").inner_text()
+    assert "not connected" in card.locator(".connection-list").inner_text()
+    _shot(page, "10-connections")
+
+
+def test_a_session_admin_refreshes_from_the_card_and_the_row_follows(
+    composio_user: EndUser, session_admin: User, emulator, page
+) -> None:
+    old = composio_user.sessions.get(status="active")
+    _login(page, session_admin)
+    page.locator("#q").press_sequentially("usr_live", delay=30)
+    row = page.locator(f"#row-{composio_user.public_id}")
+    row.wait_for()
+    assert old.short_id in row.inner_text()
+    row.locator("a.result-link").click()
+    card = page.locator("#user-card")
+    card.wait_for()
+
+    card.get_by_role("link", name="Refresh session…").click()
+    confirm = page.get_by_role("button", name="Yes, refresh")
+    confirm.wait_for()
+    _shot(page, "11-refresh-confirm")
+    confirm.click()
+
+    page.locator("#messages .message-success").wait_for()
+    new = composio_user.sessions.get(status="active")
+    assert new.session_id != old.session_id
+    # The HX-Trigger event made the list row fetch itself again.
+    expect(row).to_contain_text(new.short_id)
+    assert new.session_id in card.inner_text()
+    assert old.session_id in card.locator("table.history").inner_text()
+    _shot(page, "12-refreshed")
