@@ -12,3 +12,9 @@ class SessionsAppConfig(AppConfig):
         from . import audit_admin, signals  # noqa: F401  (registers the admin and the receivers)
 
         signals.connect()
+
+        from django.contrib.auth.signals import user_logged_in
+
+        from .middleware import stamp_session_start
+
+        user_logged_in.connect(stamp_session_start, dispatch_uid="stamp_session_start")

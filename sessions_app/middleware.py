@@ -110,3 +110,9 @@ class StaffSessionTimeoutMiddleware:
             elif now - float(seen) > 60:
                 session["_auth_seen"] = now
         return self.get_response(request)
+
+
+def stamp_session_start(sender: object, request: HttpRequest | None, user: object, **_: object):
+    """At login, start the staff session's clocks (so the first request need not write them)."""
+    if request is not None and hasattr(request, "session"):
+        request.session["_auth_started"] = request.session["_auth_seen"] = time.time()
