@@ -309,3 +309,103 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AuditLogIsAppendOnly("Audit events cannot be deleted.")
+
+
+class BulkJob(models.Model):
+    """Create or refresh the sessions of many end users in the background (one item per user).
+
+    Runs in `django-tasks` workers (`sessions_app.tasks`); `sessions_app.bulk` does the work.
+    """
+
+    class Kind(models.TextChoices):
+        CREATE = "create", "Create sessions"
+        REFRESH = "refresh", "Refresh sessions"
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind)
+    # None (refresh only): each user keeps the toolkits of their current session.
+    toolkits = models.JSONField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State, default=State.RUNNING)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_username = models.CharField(max_length=150, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    # Items per state, written when the job ends (live counts come from the items).
+    counts = models.JSONField(default=dict, blank=True)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    rate_per_minute = models.PositiveIntegerField(default=0)
+    # A 429's Retry-After pauses the whole job: no runner sends anything before this.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # The live runner of each slot ({"0": token, ...}); a runner whose token is stale stops.
+    runners = models.JSONField(default=dict, blank=True)
+    cancelled_by_username = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "-created_at"], name="bulkjob_state_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.total} end users ({self.state})"
+
+    @property
+    def ended(self) -> bool:
+        return self.state in (self.State.FINISHED, self.State.CANCELLED)
+
+
+class BulkJobItem(models.Model):
+    """One end user of a bulk job: its state, attempts, last error and resulting session."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Unknown outcome"
+        SKIPPED = "skipped", "Skipped"
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=12, choices=State, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    session = models.ForeignKey(
+        ToolRouterSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Backoff: not claimed again before this.
+    not_before = models.DateTimeField(null=True, blank=True)
+    # The runner working on it and until when; an expired lease means that runner died.
+    runner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "end_user"], name="bulkjobitem_one_per_user"),
+        ]
+        indexes = [models.Index(fields=["job", "state", "id"], name="bulkjobitem_job_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.end_user_id} ({self.state})"
+
+
+class RateBudget(models.Model):
+    """A token bucket shared by every worker (one row per budget), updated under a row lock."""
+
+    name = models.CharField(max_length=64, unique=True)
+    tokens = models.FloatField(default=0)
+    # Seconds since the epoch when `tokens` was last computed.
+    updated_at = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.tokens:.1f}"
