@@ -1,0 +1,434 @@
+"""reconcile_sessions against the emulator: adopt, delete, retry, close, or ask a person."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from sessions_app import composio_seam, services
+from sessions_app.emulator import Emulator
+from sessions_app.models import (
+    AuditEvent,
+    EndUser,
+    SessionOperation,
+    SessionToolkit,
+    Toolkit,
+    ToolRouterSession,
+)
+
+ALLOWED = ["github", "gmail", "slack", "notion"]
+TABLE = ToolRouterSession._meta.db_table
+
+pytestmark = pytest.mark.django_db
+
+
+# --- Helpers the fault suite shares -------------------------------------------------------------
+
+
+@contextmanager
+def refuse_session_inserts() -> Iterator[None]:
+    """A real database error on storing a session: a trigger refuses every insert meanwhile."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION trc_test_refuse_insert() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'forced failure: storing sessions is refused'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER trc_test_refuse_insert BEFORE INSERT ON {TABLE} "
+                "FOR EACH ROW EXECUTE FUNCTION trc_test_refuse_insert()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER trc_test_refuse_insert BEFORE INSERT ON {TABLE} "
+                "BEGIN SELECT RAISE(ABORT, 'forced failure: storing sessions is refused'); END"
+            )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER trc_test_refuse_insert ON {TABLE}")
+                cursor.execute("DROP FUNCTION trc_test_refuse_insert()")
+            else:
+                cursor.execute("DROP TRIGGER trc_test_refuse_insert")
+
+
+def run_reconcile(*args: str) -> tuple[int, str]:
+    """Run the command as a scheduler would (no grace, no settle time); (exit code, output)."""
+    out = io.StringIO()
+    try:
+        call_command(
+            "reconcile_sessions", "--grace-seconds=0", "--settle-seconds=0", *args, stdout=out
+        )
+    except CommandError as exc:
+        return exc.returncode, out.getvalue() + str(exc)
+    return 0, out.getvalue()
+
+
+def reconcile_events() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action="session.reconcile").order_by("sequence"))
+
+
+# --- Fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog(emulator: Emulator, db: None) -> Emulator:
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def alice(db: None) -> EndUser:
+    return EndUser.objects.create(external_id="usr_alice", display_name="Alice")
+
+
+def give_session(user: EndUser, toolkits: list[str], actor: User) -> ToolRouterSession:
+    result = services.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
+    assert result.ok, result.message
+    assert result.session is not None
+    return result.session
+
+
+# --- Nothing to do ------------------------------------------------------------------------------
+
+
+def test_with_nothing_open_it_says_so_and_exits_zero(catalog: Emulator) -> None:
+    code, out = run_reconcile()
+
+    assert code == 0
+    assert out.strip() == "Nothing to reconcile."
+    assert catalog.requests == [] and reconcile_events() == []
+
+
+def test_settled_failed_and_fresh_intents_are_left_alone(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    give_session(alice, ["github"], session_admin)  # a succeeded intent
+    SessionOperation.objects.create(kind="create", end_user=alice, state="failed")
+    SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["gmail"])  # fresh
+    catalog.reset()
+
+    out = io.StringIO()
+    call_command("reconcile_sessions", stdout=out)  # default grace: the pending one is in flight
+
+    assert out.getvalue().strip() == "Nothing to reconcile."
+    assert catalog.requests == []
+
+
+# --- Create and refresh: Composio said yes, our commit failed -----------------------------------
+
+
+def test_a_session_composio_created_but_the_console_failed_to_store_is_adopted(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    with refuse_session_inserts():
+        result = services.tool_router_session_create(
+            end_user=alice, toolkits=["github", "gmail"], actor=session_admin
+        )
+    assert result.outcome == "unknown"
+    intent = SessionOperation.objects.get(end_user=alice)
+    assert intent.state == "unknown" and intent.remote_session_id in catalog.sessions
+    assert not ToolRouterSession.objects.exists()
+
+    code, out = run_reconcile()
+
+    assert code == 0, out
+    session = ToolRouterSession.objects.get(end_user=alice)
+    assert session.session_id == intent.remote_session_id and session.status == "active"
+    assert session.mcp_url == catalog.sessions[session.session_id]["mcp"]["url"]
+    assert session.toolkits == ["github", "gmail"] and session.created_by == session_admin
+    assert sorted(
+        SessionToolkit.objects.filter(session=session).values_list("toolkit__slug", flat=True)
+    ) == ["github", "gmail"]
+    intent.refresh_from_db()
+    assert intent.state == "resolved" and intent.resolved_at is not None
+    assert intent.resolution.startswith("adopted: stored Composio's session")
+    assert f"ADOPTED      operation {intent.public_id} (usr_alice)" in out
+    assert "1 items: 1 adopted, 0 deleted" in out
+    [event] = reconcile_events()
+    assert (event.outcome, event.session_id, event.end_user_id) == ("success", session.pk, alice.pk)
+    assert event.details["result"] == "adopted" and "mcp_fingerprint" in event.details
+    assert session.mcp_url not in str(event.details) + event.reason
+
+
+def test_a_refresh_whose_commit_failed_keeps_the_old_session_and_deletes_the_orphan(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    old = give_session(alice, ["github"], session_admin)
+    with refuse_session_inserts():
+        result = services.tool_router_session_refresh(
+            end_user=alice, toolkits=["gmail"], actor=session_admin
+        )
+    assert result.outcome == "unknown"
+    orphan = SessionOperation.objects.get(kind="refresh").remote_session_id
+    assert orphan in catalog.sessions
+
+    code, out = run_reconcile()
+
+    assert code == 0, out
+    assert orphan not in catalog.sessions and old.session_id in catalog.sessions
+    old.refresh_from_db()
+    assert old.status == "active" and old.superseded_at is None
+    assert list(ToolRouterSession.objects.values_list("session_id", flat=True)) == [old.session_id]
+    assert f"usr_alice keeps session {old.session_id}" in out
+    assert reconcile_events()[0].details["result"] == "deleted"
+
+
+def test_an_orphan_is_deleted_when_someone_gave_the_user_a_session_meanwhile(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    with refuse_session_inserts():
+        services.tool_router_session_create(
+            end_user=alice, toolkits=["github"], actor=session_admin
+        )
+    orphan = SessionOperation.objects.get().remote_session_id
+    other = give_session(alice, ["slack"], session_admin)
+
+    code, _ = run_reconcile()
+
+    assert code == 0
+    assert orphan not in catalog.sessions and other.session_id in catalog.sessions
+    assert ToolRouterSession.objects.get(status="active") == other
+
+
+def test_an_orphan_composio_no_longer_has_is_closed_without_acting(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    with refuse_session_inserts():
+        services.tool_router_session_create(
+            end_user=alice, toolkits=["github"], actor=session_admin
+        )
+    intent = SessionOperation.objects.get()
+    composio_seam.delete_session(intent.remote_session_id)
+
+    code, out = run_reconcile()
+
+    assert code == 0
+    assert "CLOSED" in out and "Composio no longer has session" in out
+    assert not ToolRouterSession.objects.exists()
+    assert catalog.count("session.delete") == 1  # only ours above
+
+
+def test_a_stale_pending_intent_that_named_its_session_is_adopted_and_a_fresh_one_is_not(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    remote = composio_seam.create_session(user_id="usr_alice", toolkits=["notion"])
+    intent = SessionOperation.objects.create(
+        kind="create", end_user=alice, toolkits=["notion"], remote_session_id=remote.session_id
+    )
+
+    code, out = run_reconcile("--grace-seconds=600")
+    assert (code, out.strip()) == (0, "Nothing to reconcile.")
+
+    SessionOperation.objects.filter(pk=intent.pk).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
+    code, out = run_reconcile("--grace-seconds=600")
+
+    assert code == 0 and "left pending" not in out and "ADOPTED" in out
+    assert ToolRouterSession.objects.get().session_id == remote.session_id
+
+
+def test_an_intent_that_never_learned_its_session_id_is_closed_as_unverifiable(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    catalog.faults.enqueue(500, endpoint="session.create")
+    result = services.tool_router_session_create(
+        end_user=alice, toolkits=["github"], actor=session_admin
+    )
+    assert result.outcome == "unknown"
+    catalog.reset()
+
+    code, out = run_reconcile()
+
+    assert code == 0
+    assert "UNVERIFIABLE" in out and "Composio lists no sessions" in out
+    assert catalog.requests == []  # nothing it could ask
+    intent = SessionOperation.objects.get()
+    assert intent.state == "resolved" and intent.resolution.startswith("unverifiable:")
+    [event] = reconcile_events()
+    assert event.outcome == "unknown" and event.details["result"] == "unverifiable"
+
+
+def test_a_session_of_another_user_id_is_left_for_a_person(
+    catalog: Emulator, alice: EndUser
+) -> None:
+    remote = composio_seam.create_session(user_id="usr_bob", toolkits=["github"])
+    SessionOperation.objects.create(
+        kind="create", end_user=alice, state="unknown", remote_session_id=remote.session_id
+    )
+
+    code, out = run_reconcile()
+
+    assert code == 1
+    assert "need a person" in out and "belongs to user id 'usr_bob'" in out
+    assert remote.session_id in catalog.sessions and not ToolRouterSession.objects.exists()
+    assert SessionOperation.objects.get().state == "unknown"
+
+
+def test_when_composio_fails_the_item_stays_open_and_the_next_run_settles_it(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    with refuse_session_inserts():
+        services.tool_router_session_create(
+            end_user=alice, toolkits=["github"], actor=session_admin
+        )
+    catalog.faults.enqueue(500, endpoint="session.get")
+
+    code, out = run_reconcile()
+
+    assert code == 3 and "RETRY" in out and "the next run retries them" in out
+    assert SessionOperation.objects.get().state == "unknown"
+    assert catalog.count("session.get") == 1  # a 500 on a read is not retried
+
+    code, out = run_reconcile()
+    assert code == 0 and "ADOPTED" in out
+    assert run_reconcile() == (0, "Nothing to reconcile.\n")
+
+
+# --- Change toolkits ----------------------------------------------------------------------------
+
+
+def test_a_toolkit_change_composio_applied_is_recorded(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    session = give_session(alice, ["github"], session_admin)
+    catalog.faults.truncated(endpoint="session.update")  # applied, answer cut
+    result = services.tool_router_session_change_toolkits(
+        session=session, toolkits=["github", "slack"], actor=session_admin
+    )
+    assert result.outcome == "unknown"
+    session.refresh_from_db()
+    assert session.toolkits == ["github"]
+
+    code, out = run_reconcile()
+
+    assert code == 0 and "ADOPTED" in out
+    session.refresh_from_db()
+    assert session.toolkits == ["github", "slack"] and session.config_version == 2
+    assert SessionToolkit.objects.filter(session=session).count() == 2
+
+
+def test_a_toolkit_change_composio_did_not_apply_is_closed(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    session = give_session(alice, ["github"], session_admin)
+    catalog.faults.enqueue(500, endpoint="session.update")
+    services.tool_router_session_change_toolkits(
+        session=session, toolkits=["slack"], actor=session_admin
+    )
+
+    code, out = run_reconcile()
+
+    assert code == 0 and "Composio did not apply the change" in out
+    session.refresh_from_db()
+    assert session.toolkits == ["github"] and session.config_version == 1
+
+
+def test_an_active_session_composio_lost_needs_a_person_until_it_is_replaced(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    session = give_session(alice, ["github"], session_admin)
+    SessionOperation.objects.create(
+        kind="change_toolkits", end_user=alice, session=session, state="unknown"
+    )
+    composio_seam.delete_session(session.session_id)
+
+    code, out = run_reconcile()
+    assert code == 1 and "refresh or delete it in the console" in out
+    assert run_reconcile()[0] == 1  # still there: a person must act
+
+    services.tool_router_session_delete(session=session, actor=session_admin)
+    code, out = run_reconcile()
+    assert code == 0 and "no longer active" in out
+
+
+# --- Delete -------------------------------------------------------------------------------------
+
+
+def test_a_delete_of_unknown_outcome_is_finished(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    session = give_session(alice, ["github"], session_admin)
+    catalog.faults.enqueue(502, endpoint="session.delete")
+    result = services.tool_router_session_delete(session=session, actor=session_admin)
+    assert result.outcome == "unknown"
+    assert session.session_id in catalog.sessions
+
+    code, out = run_reconcile()
+
+    assert code == 0 and "finished the requested delete" in out
+    assert session.session_id not in catalog.sessions
+    session.refresh_from_db()
+    assert session.status == "deleted" and session.remote_deleted_at is not None
+
+
+def test_a_delete_composio_did_apply_is_recorded_as_deleted(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    session = give_session(alice, ["github"], session_admin)
+    catalog.faults.truncated(endpoint="session.delete")
+    assert services.tool_router_session_delete(session=session, actor=session_admin).outcome == (
+        "unknown"
+    )
+
+    code, out = run_reconcile()
+
+    assert code == 0 and "Composio no longer had it" in out
+    session.refresh_from_db()
+    assert session.status == "deleted"
+
+
+# --- Superseded sessions not deleted at Composio ------------------------------------------------
+
+
+def test_a_failed_remote_delete_is_retried_until_it_succeeds(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    old = give_session(alice, ["github"], session_admin)
+    catalog.faults.enqueue(503, endpoint="session.delete", times=2)
+    assert services.tool_router_session_refresh(
+        end_user=alice, toolkits=["gmail"], actor=session_admin
+    ).ok
+    old.refresh_from_db()
+    assert old.remote_delete_error and old.session_id in catalog.sessions
+
+    code, out = run_reconcile()
+    assert code == 3 and f"RETRY        session {old.session_id}" in out
+
+    code, out = run_reconcile()
+    assert code == 0 and f"DELETED      session {old.session_id}" in out
+    assert old.session_id not in catalog.sessions
+    old.refresh_from_db()
+    assert old.remote_deleted_at is not None and old.remote_delete_error == ""
+    assert [e.outcome for e in reconcile_events()] == ["failure", "success"]
+    assert run_reconcile() == (0, "Nothing to reconcile.\n")
+
+
+def test_a_superseded_session_never_deleted_is_deleted_after_the_grace_period(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    old = give_session(alice, ["github"], session_admin)
+    give_session(EndUser.objects.create(external_id="usr_bob"), ["github"], session_admin)
+    ToolRouterSession.objects.filter(pk=old.pk).update(
+        status="superseded", superseded_at=timezone.now()
+    )
+
+    assert run_reconcile("--grace-seconds=600") == (0, "Nothing to reconcile.\n")
+    code, out = run_reconcile()
+
+    assert code == 0 and "deleted the superseded session at Composio." in out
+    assert old.session_id not in catalog.sessions
