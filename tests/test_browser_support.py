@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from playwright.sync_api import expect
 
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
@@ -54,6 +55,9 @@ def chromium() -> Iterator[object]:
         )
         yield browser
         browser.close()
+        # Database connections opened while Playwright's loop ran live in that context only:
+        # close them here, or PostgreSQL cannot drop the test database at the end.
+        connections.close_all()
 
 
 @pytest.fixture
