@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from . import middleware
 from .middleware import current_request_id
 from .models import AuditEvent, EndUser, ToolRouterSession
 
@@ -51,14 +52,14 @@ def _scrub(value: Any) -> Any:
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """REMOTE_ADDR in the form the database gives back (so the hash chain verifies), or None."""
+    """The client's address (proxy-aware, as the login lock-out sees it) in the form the database
+    gives back (so the hash chain verifies), or None."""
     if request is None:
         return None
-    raw = request.META.get("REMOTE_ADDR") or ""
-    try:
-        ip = ipaddress.ip_address(raw.strip())
-    except ValueError:
+    raw = middleware.client_ip(request)
+    if raw is None:
         return None
+    ip = ipaddress.ip_address(raw)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return str(ip)
