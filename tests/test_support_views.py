@@ -270,3 +270,26 @@ def test_reveal_is_post_only(alpha: EndUser, support_user: User) -> None:
     response = _client(support_user).get(url)
     assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
     assert session.mcp_url.encode() not in response.content
+
+
+@pytest.mark.django_db
+def test_an_htmx_request_after_the_session_ended_gets_a_log_in_again_fragment(
+    alpha: EndUser,
+) -> None:
+    response = Client().get(
+        reverse("sessions_app:support_lookup"),
+        {"q": "usr"},
+        headers={**HX, "HX-Current-URL": "http://testserver/support/?q=usr"},
+        follow=True,
+    )
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert "<html" not in html
+    assert "Log in again" in html and "next=/support/%3Fq%3Dusr" in html
+    assert "usr_alpha" not in html
+
+
+@pytest.mark.django_db
+def test_the_login_page_is_a_full_page_without_htmx() -> None:
+    response = Client().get(reverse("login"))
+    assert b"<html" in response.content and b'name="password"' in response.content
