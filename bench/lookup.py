@@ -37,7 +37,8 @@ import django  # noqa: E402
 
 django.setup()
 # One log line per request would drown the figures.
-logging.getLogger("console.request").setLevel(logging.WARNING)
+for _name in ("console.request", "axes"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 from django.contrib import admin  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
