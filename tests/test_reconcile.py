@@ -84,6 +84,8 @@ def reconcile_events() -> list[AuditEvent]:
 
 @pytest.fixture
 def catalog(emulator: Emulator, db: None) -> Emulator:
+    # A small catalog keeps the per-test sync fast; the whole one is tested elsewhere.
+    emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
     services.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
