@@ -1,0 +1,337 @@
+"""Bulk jobs through the session services and the emulator (immediate task backend)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from sessions_app import bulk, services
+from sessions_app.emulator import Emulator, server
+from sessions_app.models import (
+    AuditEvent,
+    BulkJob,
+    BulkJobItem,
+    EndUser,
+    SessionOperation,
+    Toolkit,
+    ToolRouterSession,
+)
+
+ALLOWED = ["github", "gmail", "slack"]
+
+
+@pytest.fixture
+def immediate(settings) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.BULK_RATE_PER_MINUTE = 600_000
+    settings.BULK_RETRY_BACKOFF_SECONDS = 0.01
+    settings.BULK_CONCURRENCY = 2
+
+
+@pytest.fixture(autouse=True)
+def no_delayed_ack_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The emulator writes headers and body in two sends; with Nagle on, each answer waits ~40 ms
+    # for the client's delayed ACK. TCP_NODELAY on its sockets (as real servers set) avoids it.
+    monkeypatch.setattr(server._Handler, "disable_nagle_algorithm", True)
+
+
+@pytest.fixture
+def catalog(emulator: Emulator, immediate: None, db: None) -> Emulator:
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
+    return emulator
+
+
+def make_users(n: int, prefix: str = "usr") -> None:
+    EndUser.objects.bulk_create(EndUser(external_id=f"{prefix}_{i:05d}") for i in range(n))
+
+
+def states(job: BulkJob) -> dict[str, int]:
+    return {k: v for k, v in bulk.item_counts(job).items() if v}
+
+
+def test_a_create_job_gives_every_selected_user_a_session(
+    catalog: Emulator, session_admin: User
+) -> None:
+    make_users(30)
+
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+
+    assert job.state == "finished"
+    assert states(job) == {"succeeded": 30}
+    assert job.counts["succeeded"] == 30
+    assert catalog.count("session.create") == 30
+    assert ToolRouterSession.objects.filter(status="active").count() == 30
+    assert all(i.session_id for i in job.items.all())
+    start, end = AuditEvent.objects.filter(action__startswith="bulk.").order_by("sequence")
+    assert (start.action, end.action) == ("bulk.start", "bulk.end")
+    assert end.details["counts"]["succeeded"] == 30
+
+
+class FaultInjector(threading.Thread):
+    """Queues a fault at the emulator when its create count reaches chosen points."""
+
+    def __init__(self, emulator: Emulator, plan: dict[int, str], read_timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.emulator = emulator
+        self.plan = dict(plan)
+        self.read_timeout = read_timeout
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while self.plan and not self.stop.is_set():
+            seen = self.emulator.count("session.create")
+            due = sorted(point for point in self.plan if point <= seen)
+            if not due:
+                time.sleep(0.003)
+                continue
+            kind = self.plan.pop(due[0])
+            if kind == "timeout":
+                release = threading.Event()
+                self.emulator.faults.hold("session.create", release)
+                deadline = time.monotonic() + 5
+                while self.emulator.count("session.create") == seen and time.monotonic() < deadline:
+                    time.sleep(0.003)
+                time.sleep(self.read_timeout + 0.05)
+                release.set()
+            elif kind == "drop":
+                self.emulator.faults.drop(endpoint="session.create")
+            else:
+                self.emulator.faults.enqueue(int(kind), endpoint="session.create")
+
+
+def test_a_thousand_users_with_faults_all_end_in_a_terminal_state_and_nothing_is_lost(
+    catalog: Emulator, session_admin: User, settings
+) -> None:
+    settings.COMPOSIO_READ_TIMEOUT = 0.3
+    settings.BULK_MAX_ATTEMPTS = 6
+    make_users(1000)
+    rng = random.Random(6)
+    points = rng.sample(range(20, 1000), 50 + 10 + 4 + 4)
+    plan = dict.fromkeys(points[:50], "503")
+    plan |= dict.fromkeys(points[50:60], "400")
+    plan |= dict.fromkeys(points[60:64], "timeout")
+    plan |= dict.fromkeys(points[64:], "drop")
+    # A burst of 429s on the first three requests: each pauses the whole job for 1 s.
+    catalog.faults.enqueue(429, endpoint="session.create", retry_after=1, times=3)
+    injector = FaultInjector(catalog, plan, read_timeout=0.3)
+    injector.start()
+    try:
+        job = bulk.bulk_job_start(
+            kind="create",
+            end_users=EndUser.objects.all(),
+            toolkits=["github", "slack"],
+            actor=session_admin,
+        )
+    finally:
+        injector.stop.set()
+        injector.join(5)
+
+    counts = bulk.item_counts(job)
+    assert job.state == "finished"
+    assert counts["pending"] == counts["running"] == 0
+    assert sum(counts.values()) == 1000 == job.items.count()
+    # Every call the job made reached the emulator once; none was made twice by accident.
+    creates = [r for r in catalog.requests if r.endpoint == "session.create"]
+    assert len(creates) == sum(job.items.values_list("attempts", flat=True))
+    # The 429 burst: after each, nothing reached the emulator for Retry-After (1 s).
+    creates.sort(key=lambda r: r.at)
+    for before, after in zip(creates[:3], creates[1:4], strict=True):
+        assert after.at - before.at >= 1.0
+    # 400s fail their item for good; 503s were retried (some items needed several calls).
+    failed = job.items.filter(state="failed")
+    assert failed.filter(last_error__contains="HTTP 400").count() == 10
+    assert job.items.filter(state="succeeded", attempts__gt=1).count() >= 40
+    # Possibly-sent creates (timeouts, broken connections) are unknown and were never re-sent.
+    unknown = list(job.items.filter(state="unknown").select_related("end_user"))
+    assert len(unknown) >= 8
+    per_user = {}
+    for request in creates:
+        per_user.setdefault(request.json["user_id"], []).append(request)
+    for item in unknown:
+        assert len(per_user[item.end_user.external_id]) == item.attempts
+    assert SessionOperation.objects.filter(state="unknown").count() == len(unknown)
+    # What succeeded is stored: one active session per succeeded user, none for the others.
+    assert counts["succeeded"] == ToolRouterSession.objects.filter(status="active").count()
+    assert counts["succeeded"] >= 1000 - 10 - len(unknown) - counts["failed"]
+    end = AuditEvent.objects.get(action="bulk.end")
+    assert end.outcome == "failure" and end.details["counts"] == counts
+
+
+@pytest.fixture
+def queued(settings) -> None:
+    """The database task backend with no worker running: jobs wait in the queue."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def test_cancelling_a_queued_job_skips_every_item_and_sends_nothing(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    make_users(25)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+    assert job.state == "running" and states(job) == {"pending": 25}
+
+    skipped = bulk.bulk_job_cancel(job=job, actor=session_admin)
+
+    assert skipped == 25
+    assert job.state == "cancelled" and states(job) == {"skipped": 25}
+    assert "Cancelled by ada_admin" in job.items.first().last_error
+    end = AuditEvent.objects.get(action="bulk.end")
+    assert end.details["cancelled_by"] == "ada_admin" and end.details["state"] == "cancelled"
+    assert catalog.count("session.create") == 0
+    with pytest.raises(ValidationError, match="already ended"):
+        bulk.bulk_job_cancel(job=job, actor=session_admin)
+
+
+def test_a_cancelled_job_ends_only_after_the_item_in_flight_has_settled(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    make_users(3)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+    item = bulk._claim_next(job, "runner-a")
+    assert item is not None
+
+    bulk.bulk_job_cancel(job=job, actor=session_admin)
+    assert job.state == "cancelling" and states(job) == {"running": 1, "skipped": 2}
+
+    bulk.process_item(job, item, token="runner-a", actor=session_admin)
+    bulk._finish_if_done(job.pk)
+    job.refresh_from_db()
+    assert job.state == "cancelled" and states(job) == {"succeeded": 1, "skipped": 2}
+
+
+def test_retry_failed_resends_failed_items_but_never_unknown_ones(
+    catalog: Emulator, session_admin: User
+) -> None:
+    make_users(6)
+    catalog.faults.enqueue(400, endpoint="session.create", times=2)
+    catalog.faults.truncated(endpoint="session.create")
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+    assert states(job) == {"failed": 2, "unknown": 1, "succeeded": 3}
+
+    retried = bulk.bulk_job_retry_failed(job=job, actor=session_admin)
+
+    assert retried == 2
+    assert job.state == "finished" and states(job) == {"unknown": 1, "succeeded": 5}
+    assert catalog.count("session.create") == 6 + 2
+    assert bulk.bulk_job_retry_failed(job=job, actor=session_admin) == 0
+    assert list(
+        AuditEvent.objects.filter(action__startswith="bulk.")
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    ) == ["bulk.start", "bulk.end", "bulk.start", "bulk.end"]
+
+
+def test_503s_are_retried_up_to_the_limit_then_the_item_fails(
+    catalog: Emulator, session_admin: User, settings
+) -> None:
+    settings.BULK_MAX_ATTEMPTS = 3
+    make_users(1)
+    catalog.faults.enqueue(503, endpoint="session.create", times=3)
+
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+
+    item = job.items.get()
+    assert (item.state, item.attempts) == ("failed", 3)
+    assert item.last_error.startswith("Gave up after 3 attempts.")
+    assert catalog.count("session.create") == 3
+
+
+def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_session(
+    catalog: Emulator, session_admin: User
+) -> None:
+    make_users(4)
+    users = list(EndUser.objects.order_by("external_id"))
+    services.tool_router_session_create(end_user=users[0], toolkits=["github"], actor=session_admin)
+    services.tool_router_session_create(end_user=users[1], toolkits=["slack"], actor=session_admin)
+
+    job = bulk.bulk_job_start(
+        kind="refresh", end_users=EndUser.objects.all(), toolkits=None, actor=session_admin
+    )
+
+    assert states(job) == {"succeeded": 2, "skipped": 2}
+    active = dict(
+        ToolRouterSession.objects.filter(status="active").values_list(
+            "end_user__external_id", "toolkits"
+        )
+    )
+    assert active == {users[0].external_id: ["github"], users[1].external_id: ["slack"]}
+    assert catalog.count("session.delete") == 2
+    skipped = job.items.filter(state="skipped").first()
+    assert "no active session" in skipped.last_error
+
+
+def test_a_user_locked_by_a_manual_change_is_skipped_with_the_reason(
+    catalog: Emulator, session_admin: User
+) -> None:
+    make_users(3)
+    busy = EndUser.objects.order_by("external_id").first()
+    # A manual refresh of this user is in flight (its intent is committed, the call not done).
+    SessionOperation.objects.create(kind="refresh", end_user=busy, actor=session_admin)
+
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+
+    item = job.items.get(end_user=busy)
+    assert item.state == "skipped"
+    assert "already in progress" in item.last_error
+    assert states(job) == {"succeeded": 2, "skipped": 1}
+    assert not ToolRouterSession.objects.filter(end_user=busy).exists()
+
+
+def test_starting_needs_the_permission_of_the_operation(
+    catalog: Emulator, support_user: User
+) -> None:
+    make_users(2)
+    with pytest.raises(PermissionDenied):
+        bulk.bulk_job_start(
+            kind="refresh", end_users=EndUser.objects.all(), toolkits=None, actor=support_user
+        )
+    assert not BulkJob.objects.exists()
+    refused = AuditEvent.objects.get(action="access.refused")
+    assert refused.details["kind"] == "refresh"
+
+
+def test_starting_with_a_disallowed_toolkit_writes_nothing_and_says_why(
+    catalog: Emulator, session_admin: User
+) -> None:
+    make_users(2)
+    with pytest.raises(ValidationError, match="Not on the allow-list: notion"):
+        bulk.bulk_job_start(
+            kind="create",
+            end_users=EndUser.objects.all(),
+            toolkits=["github", "notion"],
+            actor=session_admin,
+        )
+    assert not BulkJob.objects.exists() and not BulkJobItem.objects.exists()
+    assert AuditEvent.objects.get(action="input.rejected").outcome == "rejected"
+    assert catalog.count("session.create") == 0
+
+
+def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, settings) -> None:
+    from sessions_app import rate_limit
+
+    settings.BULK_RATE_PER_MINUTE = 600  # 10 per second
+    settings.BULK_RATE_BURST = 2
+    clock = [1000.0]
+    waits = [rate_limit.reserve(1, now=lambda: clock[0]) for _ in range(5)]
+    assert waits == pytest.approx([0, 0, 0.1, 0.2, 0.3])
+    clock[0] += 10  # a quiet spell refills up to the burst only
+    assert rate_limit.reserve(2, now=lambda: clock[0]) == 0
+    assert rate_limit.reserve(1, now=lambda: clock[0]) == pytest.approx(0.1)
