@@ -389,7 +389,11 @@ def _claim(
     """
     try:
         with transaction.atomic():
-            EndUser.objects.select_for_update().filter(pk=attempt.end_user.pk).first()
+            # NO KEY UPDATE: serialises claims, yet lets another attempt's store transaction
+            # take the FOR KEY SHARE its deferred foreign-key checks need at COMMIT (a plain
+            # FOR UPDATE here deadlocked with it: claim waits for that attempt's intent row,
+            # the attempt's COMMIT waits for this end-user row).
+            EndUser.objects.select_for_update(no_key=True).filter(pk=attempt.end_user.pk).first()
             pending = SessionOperation.objects.select_for_update().filter(
                 end_user=attempt.end_user, state=SessionOperation.State.PENDING
             )
