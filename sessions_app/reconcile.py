@@ -172,9 +172,10 @@ def _undeleted_sessions(*, now: datetime, grace: timedelta) -> QuerySet[ToolRout
     ).filter(~Q(remote_delete_error="") | Q(superseded_at__lt=now - grace))
 
 
-def _locked(queryset: QuerySet[_M], pk: int) -> _M | None:
+def _locked(queryset: QuerySet[_M], pk: int, *, no_key: bool = False) -> _M | None:
     """The row, locked for this transaction; None if another run holds it or it was settled."""
-    return queryset.select_for_update(skip_locked=True, of=("self",)).filter(pk=pk).first()
+    locking = queryset.select_for_update(skip_locked=True, of=("self",), no_key=no_key)
+    return locking.filter(pk=pk).first()
 
 
 # --- Intents -----------------------------------------------------------------------------------
@@ -233,19 +234,27 @@ class _Context:
 
 
 def _reconcile_operation(pk: int, *, open_ops: QuerySet[SessionOperation]) -> ReconcileItem | None:
+    row = SessionOperation.objects.filter(pk=pk).select_related("end_user").first()
+    if row is None:
+        return None
+    busy = ReconcileItem(
+        f"operation {row.public_id}",
+        row.end_user.external_id,
+        Result.BUSY,
+        "another reconcile run (or a change to this user) holds it right now; the next run "
+        "takes it.",
+    )
     with transaction.atomic():
+        # The session services' lock order: the end user, then the intent. NO KEY UPDATE lets
+        # other transactions' deferred foreign-key checks through; SKIP LOCKED never waits.
+        user = _locked(EndUser.objects.all(), row.end_user_id, no_key=True)
+        if user is None:
+            return busy if open_ops.filter(pk=pk).exists() else None
         operation = _locked(open_ops, pk)
         if operation is None:
-            row = SessionOperation.objects.filter(pk=pk).select_related("end_user").first()
-            if row is None or not open_ops.filter(pk=pk).exists():
-                return None  # another run settled it meanwhile
-            return ReconcileItem(
-                f"operation {row.public_id}",
-                row.end_user.external_id,
-                Result.BUSY,
-                "another reconcile run is settling it right now.",
-            )
-        ctx = _Context(operation, EndUser.objects.get(pk=operation.end_user_id))
+            # Settled by another run meanwhile, or held by one.
+            return busy if open_ops.filter(pk=pk).exists() else None
+        ctx = _Context(operation, user)
         kind = operation.kind
         if kind in (SessionOperation.Kind.CREATE, SessionOperation.Kind.REFRESH):
             return _settle_new_session(ctx)
@@ -299,8 +308,7 @@ def _settle_new_session(ctx: _Context) -> ReconcileItem:
             "neither adopted nor deleted. Check it with Composio.",
             session=op.session,
         )
-    # Lock the end user as the session services do, then store it only if they have none.
-    EndUser.objects.select_for_update().filter(pk=ctx.end_user.pk).first()
+    # The end user is locked (see _reconcile_operation): store it only if they have none.
     active = ToolRouterSession.objects.filter(
         end_user=ctx.end_user, status=ToolRouterSession.Status.ACTIVE
     ).first()

@@ -1,0 +1,208 @@
+"""Concurrency suite (PostgreSQL): threads released together by a barrier, the emulator holding
+the first create. Two refreshes make one remote create; two staff acting on one user never leave
+two active sessions; 20 reveals at once write 20 chained audit events; two reconcile runs never
+act twice on one intent.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connections
+from django.test import Client
+from django.urls import reverse
+
+from sessions_app import reconcile, services
+from sessions_app.emulator import Emulator
+from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
+
+ALLOWED = ["github", "gmail", "slack", "notion"]
+
+pytestmark = [
+    pytest.mark.skipif(
+        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        reason="Row locks across threads need PostgreSQL; SQLite admits one writer at a time, "
+        "so there is no race to test.",
+    ),
+    pytest.mark.postgres,
+    # serialized_rollback: the flush after a transactional test would drop the role groups.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def catalog(emulator: Emulator) -> Emulator:
+    emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
+    emulator.reset()
+    return emulator
+
+
+def run_together(*calls: Callable[[], object], timeout: float = 30) -> list[object]:
+    """Run each call in its own thread, released at once by a barrier; results in call order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertions
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    return results
+
+
+def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(
+    catalog: Emulator, session_admin: User
+) -> None:
+    alice = EndUser.objects.create(external_id="usr_alice")
+    old = services.tool_router_session_create(
+        end_user=alice, toolkits=["github"], actor=session_admin
+    ).session
+    assert old is not None
+    catalog.reset()
+    release = threading.Event()
+    catalog.faults.hold("session.create", release)
+    done: list[str] = []
+
+    def refresh() -> services.SessionResult:
+        result = services.tool_router_session_refresh(
+            end_user=alice, toolkits=["gmail"], actor=session_admin
+        )
+        done.append(result.outcome)
+        if result.outcome == "in_progress":
+            release.set()  # the loser is answered while the winner's create is still held
+        return result
+
+    results = run_together(refresh, refresh)
+
+    assert sorted(r.outcome for r in results) == ["in_progress", "succeeded"]  # type: ignore[union-attr]
+    assert done[0] == "in_progress"  # answered at once, not after the held create
+    assert catalog.count("session.create") == 1
+    [active] = ToolRouterSession.objects.filter(end_user=alice, status="active")
+    assert active.session_id in catalog.sessions and old.session_id not in catalog.sessions
+    loser = next(r for r in results if r.outcome == "in_progress")  # type: ignore[union-attr]
+    assert "already in progress" in loser.message  # type: ignore[union-attr]
+
+
+def test_two_staff_creating_for_the_same_users_at_once_never_leave_two_active_sessions(
+    catalog: Emulator, session_admin: User
+) -> None:
+    # Bulk jobs are not in the tree yet: a system actor (as the bulk worker acts, actor=None)
+    # and a session admin race on the same ten users through the session services.
+    users = [EndUser.objects.create(external_id=f"usr_{n}") for n in range(10)]
+    release = threading.Event()
+    catalog.faults.hold("session.create", release)
+
+    def create_all(actor: User | None, toolkits: list[str]) -> Callable[[], list[str]]:
+        def run() -> list[str]:
+            outcomes = []
+            for user in users:
+                outcomes.append(
+                    services.tool_router_session_create(
+                        end_user=user, toolkits=toolkits, actor=actor
+                    ).outcome
+                )
+            return outcomes
+
+        return run
+
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    system, admin = run_together(create_all(None, ["github"]), create_all(session_admin, ["gmail"]))
+    timer.cancel()
+
+    for n, user in enumerate(users):
+        assert isinstance(system, list) and isinstance(admin, list), (system, admin)
+        outcomes = sorted([system[n], admin[n]])
+        assert outcomes in (["in_progress", "succeeded"], ["skipped", "succeeded"]), outcomes
+        assert ToolRouterSession.objects.filter(end_user=user, status="active").count() == 1
+        remote = [
+            s for s in catalog.sessions.values() if s["config"]["user_id"] == user.external_id
+        ]
+        assert len(remote) == 1  # exactly one remote create per user
+    assert catalog.count("session.create") == len(users)
+
+
+def test_twenty_reveals_at_once_write_twenty_audit_events_and_the_chain_holds(
+    catalog: Emulator, session_admin: User, support_user: User
+) -> None:
+    alice = EndUser.objects.create(external_id="usr_alice")
+    session = services.tool_router_session_create(
+        end_user=alice, toolkits=["github"], actor=session_admin
+    ).session
+    assert session is not None
+    url = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
+    clients = []
+    for _ in range(20):
+        client = Client()
+        client.force_login(support_user)
+        clients.append(client)
+    before = AuditEvent.objects.count()
+
+    responses = run_together(*[lambda c=c: c.post(url) for c in clients])
+
+    assert [r.status_code for r in responses] == [HTTPStatus.OK] * 20  # type: ignore[union-attr]
+    assert all(session.mcp_url in r.content.decode() for r in responses)  # type: ignore[union-attr]
+    reveals = AuditEvent.objects.filter(action="mcp_url.reveal", outcome="success")
+    assert reveals.count() == 20 and AuditEvent.objects.count() == before + 20
+    assert set(reveals.values_list("actor_id", flat=True)) == {support_user.pk}
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert out.getvalue().startswith(f"Audit chain intact: {before + 20} events")
+
+
+def test_two_reconcile_runs_at_once_never_act_twice_on_one_intent(
+    catalog: Emulator, session_admin: User
+) -> None:
+    from tests.test_reconcile import refuse_session_inserts
+
+    alice = EndUser.objects.create(external_id="usr_alice")
+    with refuse_session_inserts():
+        result = services.tool_router_session_create(
+            end_user=alice, toolkits=["github"], actor=session_admin
+        )
+    assert result.outcome == "unknown"
+    release = threading.Event()
+    catalog.faults.hold("session.get", release)  # the first run holds its intent meanwhile
+    finished: list[reconcile.ReconcileReport] = []
+
+    def run() -> reconcile.ReconcileReport:
+        report = reconcile.reconcile(grace=_zero(), settle=_zero())
+        finished.append(report)
+        release.set()  # the run that found the intent locked is done: let the other go on
+        return report
+
+    reports = run_together(run, run)
+
+    results = sorted(i.result for r in reports for i in r.items)  # type: ignore[union-attr]
+    assert results == ["adopted", "busy"]
+    assert finished[0].items[0].result == "busy"  # skipped the locked intent without waiting
+    assert catalog.count("session.get") == 1
+    assert ToolRouterSession.objects.filter(end_user=alice, status="active").count() == 1
+    assert AuditEvent.objects.filter(action="session.reconcile").count() == 1
+    assert SessionOperation.objects.get().state == "resolved"
+    assert reconcile.reconcile(grace=_zero(), settle=_zero()).items == []
+
+
+def _zero():  # noqa: ANN202
+    from datetime import timedelta
+
+    return timedelta(0)
