@@ -141,6 +141,53 @@ def test_two_staff_creating_for_the_same_users_at_once_never_leave_two_active_se
     assert catalog.count("session.create") == len(users)
 
 
+def test_a_bulk_refresh_and_a_manual_refresh_of_the_same_users_never_leave_two_active_sessions(
+    catalog: Emulator, session_admin: User, settings
+) -> None:
+    bulk = pytest.importorskip("sessions_app.bulk", reason="bulk jobs are not in the tree yet")
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.BULK_RATE_PER_MINUTE = 600_000
+    settings.BULK_CONCURRENCY = 1
+    users = [EndUser.objects.create(external_id=f"usr_{n}") for n in range(5)]
+    for user in users:
+        services.tool_router_session_create(end_user=user, toolkits=["github"], actor=None)
+    catalog.reset()
+    release = threading.Event()
+    catalog.faults.hold("session.create", release)
+
+    def by_bulk() -> object:
+        return bulk.bulk_job_start(
+            kind="refresh",
+            end_users=EndUser.objects.filter(pk__in=[u.pk for u in users]),
+            toolkits=["gmail"],
+            actor=session_admin,
+        )
+
+    def by_hand() -> list[str]:
+        return [
+            services.tool_router_session_refresh(
+                end_user=user, toolkits=["slack"], actor=session_admin
+            ).outcome
+            for user in reversed(users)
+        ]
+
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    job, manual = run_together(by_bulk, by_hand)
+    timer.cancel()
+
+    assert not isinstance(job, BaseException) and not isinstance(manual, BaseException), (
+        job,
+        manual,
+    )
+    for user in users:
+        [active] = ToolRouterSession.objects.filter(end_user=user, status="active")
+        live = [s for s in catalog.sessions.values() if s["config"]["user_id"] == user.external_id]
+        # Every replaced session was deleted at Composio: one live session, the active one.
+        assert [s["session_id"] for s in live] == [active.session_id]
+    assert not SessionOperation.objects.filter(state__in=["pending", "unknown"]).exists()
+
+
 def test_twenty_reveals_at_once_write_twenty_audit_events_and_the_chain_holds(
     catalog: Emulator, session_admin: User, support_user: User
 ) -> None:
