@@ -14,18 +14,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Prefetch, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from . import audit, composio_seam, services
+from . import audit, bulk, bulk_views, composio_seam, services
 from .forms import EndUserAdminForm, EndUserImportForm, SessionToolkitsForm
 from .models import (
     AuditEvent,
+    BulkJob,
     EndUser,
     SessionOperation,
     Toolkit,
@@ -109,7 +110,8 @@ def too_many(model_admin: admin.ModelAdmin, request: HttpRequest, count: int) ->
     model_admin.message_user(
         request,
         f"You selected {count} end users; this action handles at most {limit} at a time "
-        "(TOOL_ROUTER_SYNC_LIMIT) until background jobs exist. Select fewer and repeat.",
+        "(TOOL_ROUTER_SYNC_LIMIT); only create and refresh run larger selections as background "
+        "jobs. Select fewer and repeat.",
         messages.ERROR,
     )
     return True
@@ -414,12 +416,23 @@ class EndUserAdmin(admin.ModelAdmin):
         keep_current_option: bool = False,
     ) -> TemplateResponse | None:
         count = queryset.count()
-        if too_many(self, request, count):
+        # Creates and refreshes above the synchronous limit go to a background job.
+        background = operation in (BulkJob.Kind.CREATE, BulkJob.Kind.REFRESH) and (
+            count > sync_limit()
+        )
+        if not background and too_many(self, request, count):
             return None
-        users = list(self.get_queryset(request).filter(pk__in=queryset.values("pk")))
-        users.sort(key=lambda u: u.external_id)
+        shown = self.get_queryset(request).filter(pk__in=queryset.values("pk"))
+        if background:
+            users = list(shown.order_by("external_id")[:10])
+        else:
+            users = sorted(shown, key=lambda u: u.external_id)
         if request.POST.get("post") == "yes":
             form = SessionToolkitsForm(request.POST, keep_current_option=keep_current_option)
+            if form.is_valid() and background:
+                return self._start_bulk_job(
+                    request, queryset, kind=operation, toolkits=form.cleaned_data["toolkits"]
+                )
             if form.is_valid():
                 results = [run(user, form.cleaned_data["toolkits"]) for user in users]
                 report_results(self, request, results)
@@ -456,7 +469,54 @@ class EndUserAdmin(admin.ModelAdmin):
             "operation": operation,
             **hidden_selection(request, users),
         }
-        return TemplateResponse(request, "admin/sessions_app/enduser/session_action.html", context)
+        if not background:
+            return TemplateResponse(
+                request, "admin/sessions_app/enduser/session_action.html", context
+            )
+        across = request.POST.get("select_across") == "1"
+        # "Select all N" re-posts select_across (one pk keeps Django treating it as an action);
+        # a hand-picked page of users re-posts every pk.
+        pks = list(queryset.order_by("pk").values_list("pk", flat=True)[: 1 if across else None])
+        seconds = bulk.expected_seconds(kind=operation, count=count)
+        context.update(
+            selected_pks=pks,
+            background=True,
+            expected=bulk.duration_words(seconds),
+            rate_per_minute=int(bulk.rate_limit.rate_per_minute()),
+            requests_per_item=bulk.requests_per_item(operation),
+            concurrency=bulk.concurrency(),
+            sync_limit=sync_limit(),
+        )
+        return TemplateResponse(request, "sessions_app/bulk/admin_confirm.html", context)
+
+    def _start_bulk_job(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[EndUser],
+        *,
+        kind: str,
+        toolkits: list[str] | None,
+    ) -> HttpResponse | None:
+        try:
+            job = bulk.bulk_job_start(
+                kind=kind,
+                end_users=queryset,
+                toolkits=toolkits,
+                actor=request.user,
+                request=request,
+            )
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            f"Started a background job for {job.total} end users; follow it below.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:sessions_app_bulkjob_change", args=[job.pk]))
 
     # -- CSV import ---------------------------------------------------------------------------
 
@@ -859,6 +919,76 @@ class ToolkitAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
         return HttpResponseRedirect(changelist)
+
+
+# --- Bulk jobs ---------------------------------------------------------------------------------
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(admin.ModelAdmin):
+    """Background create/refresh jobs; the change page is the live job page (as in the console)."""
+
+    list_display = ["created_at", "kind", "state", "total", "summary", "started_by_username"]
+    list_filter = ["state", "kind"]
+    search_fields = ["started_by_username"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bulk.may_see_jobs(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bulk.may_see_jobs(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="items")
+    def summary(self, obj: BulkJob) -> str:
+        counts = obj.counts if obj.ended else bulk.item_counts(obj)
+        return ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self._refuse_unless_allowed(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        self._refuse_unless_allowed(request)
+        job = BulkJob.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if job is None:
+            raise Http404("No such bulk job.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{job.get_kind_display()} for {job.total} end users",
+            "opts": self.model._meta,
+            "admin": True,
+            **bulk_views.job_context(request, job),
+        }
+        return TemplateResponse(request, "sessions_app/bulk/admin_job.html", context)
+
+    def _refuse_unless_allowed(self, request: HttpRequest) -> None:
+        if bulk.may_see_jobs(request.user):
+            return
+        audit.record(
+            action="access.refused",
+            outcome=AuditEvent.Outcome.REFUSED,
+            request=request,
+            reason=f"{request.method} {request.path} needs the Session admin role.",
+            details={"admin": "bulkjob", "path": request.path},
+        )
+        raise PermissionDenied
 
 
 # --- Intents -----------------------------------------------------------------------------------

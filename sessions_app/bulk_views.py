@@ -1,0 +1,174 @@
+"""The bulk job pages of the console: list, job page with live progress, failures CSV, cancel,
+retry. For Session admins (see `bulk.may_see_jobs`); cancel and retry need the job's permission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from . import audit, bulk
+from .decorators import forbidden, wants_fragment
+from .http import HtmxHttpRequest
+from .models import AuditEvent, BulkJob, BulkJobItem
+
+ITEMS_PER_PAGE = 100
+View = Callable[..., HttpResponse]
+
+
+def bulk_access_required(view: View) -> View:
+    """Anonymous -> login; not a Session admin -> 403 (audited); otherwise the view."""
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not bulk.may_see_jobs(request.user):
+            audit.record(
+                action="access.refused",
+                outcome=AuditEvent.Outcome.REFUSED,
+                request=request,
+                reason=f"{request.method} {request.path} needs the Session admin role.",
+                details={"view": view.__name__, "path": request.path},
+            )
+            return forbidden(request, "Bulk jobs are for session admins.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _get_job(public_id: UUID) -> BulkJob:
+    try:
+        return BulkJob.objects.get(public_id=public_id)
+    except BulkJob.DoesNotExist:
+        raise Http404("No such bulk job.") from None
+
+
+def job_context(request: HtmxHttpRequest, job: BulkJob) -> dict[str, Any]:
+    """What the job page shows (the console's and the admin's): progress, filter, items page."""
+    state = request.GET.get("state", "")
+    if state not in BulkJobItem.State.values:
+        state = ""
+    items = job.items.select_related("end_user", "session").order_by("id")
+    if state:
+        items = items.filter(state=state)
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    progress = bulk.bulk_job_progress(job)
+    return {
+        "job": job,
+        "progress": progress,
+        "state_filter": state,
+        "states": BulkJobItem.State.choices,
+        "page": page,
+        "may_act": bulk.may_run(request.user, job.kind),
+        "requests_per_item": bulk.requests_per_item(job.kind),
+    }
+
+
+@require_GET
+@bulk_access_required
+def bulk_job_list(request: HtmxHttpRequest) -> HttpResponse:
+    jobs = BulkJob.objects.order_by("-created_at")[:50]
+    return render(request, "sessions_app/bulk/job_list.html", {"jobs": jobs})
+
+
+@require_GET
+@bulk_access_required
+def bulk_job_detail(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    job = _get_job(public_id)
+    response = render(request, "sessions_app/bulk/job_detail.html", job_context(request, job))
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_GET
+@bulk_access_required
+def bulk_job_progress(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    """The progress fragment HTMX polls; it stops polling by leaving out its trigger once the
+    job has ended. Without HTMX, the job page."""
+    job = _get_job(public_id)
+    if not wants_fragment(request):
+        return redirect("bulk:job_detail", public_id=job.public_id)
+    response = render(
+        request,
+        "sessions_app/bulk/_progress.html",
+        {"job": job, "progress": bulk.bulk_job_progress(job), "poll": True},
+    )
+    patch_vary_headers(response, ("HX-Request",))
+    add_never_cache_headers(response)
+    return response
+
+
+@require_GET
+@bulk_access_required
+def bulk_job_failures_csv(request: HtmxHttpRequest, public_id: UUID) -> StreamingHttpResponse:
+    job = _get_job(public_id)
+    response = StreamingHttpResponse(bulk.failure_rows(job), content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="bulk-{job.kind}-{str(job.public_id)[:8]}-failures.csv"'
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@require_POST
+@bulk_access_required
+def bulk_job_cancel(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    job = _get_job(public_id)
+    try:
+        skipped = bulk.bulk_job_cancel(job=job, actor=request.user, request=request)
+    except PermissionDenied as exc:
+        return forbidden(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            f"Cancelled: {skipped} users not started yet are skipped; "
+            "calls already under way finish.",
+        )
+    return redirect(_back(request, job))
+
+
+@require_POST
+@bulk_access_required
+def bulk_job_retry(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    job = _get_job(public_id)
+    try:
+        count = bulk.bulk_job_retry_failed(job=job, actor=request.user, request=request)
+    except PermissionDenied as exc:
+        return forbidden(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        if count:
+            messages.success(request, f"Retrying {count} failed users.")
+        else:
+            messages.warning(request, "No failed users to retry (unknown ones are never re-sent).")
+    return redirect(_back(request, job))
+
+
+def _back(request: HtmxHttpRequest, job: BulkJob) -> str:
+    # The admin's job page posts here too and wants to come back to itself.
+    if request.POST.get("from") == "admin":
+        from django.urls import reverse
+
+        return reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
+    return job_url(job)
+
+
+def job_url(job: BulkJob) -> str:
+    from django.urls import reverse
+
+    return reverse("bulk:job_detail", kwargs={"public_id": job.public_id})

@@ -1,0 +1,356 @@
+"""The bulk job pages (console and admin) and the admin actions that start jobs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from http import HTTPStatus
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from sessions_app import bulk, services
+from sessions_app.emulator import Emulator, server
+from sessions_app.models import AuditEvent, BulkJob, EndUser, Toolkit
+
+ALLOWED = ["github", "gmail", "slack"]
+CHANGELIST = "admin:sessions_app_enduser_changelist"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.BULK_RATE_PER_MINUTE = 600_000
+    settings.BULK_CONCURRENCY = 2
+    settings.TOOL_ROUTER_SYNC_LIMIT = 3
+    # TCP_NODELAY on the emulator's sockets: no 40 ms delayed-ACK stall per answer.
+    monkeypatch.setattr(server._Handler, "disable_nagle_algorithm", True)
+
+
+@pytest.fixture
+def immediate(settings) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture
+def queued(settings) -> None:
+    """The database backend and no worker: a started job stays running."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+@pytest.fixture
+def catalog(emulator: Emulator) -> Emulator:
+    services.toolkit_catalog_sync()
+    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def users(db: None) -> list[EndUser]:
+    EndUser.objects.bulk_create(EndUser(external_id=f"usr_{n:03d}") for n in range(12))
+    return list(EndUser.objects.order_by("external_id"))
+
+
+@pytest.fixture
+def running_job(catalog: Emulator, users: list[EndUser], session_admin: User, queued: None):
+    return bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+
+
+@pytest.fixture
+def finished_job(catalog: Emulator, users: list[EndUser], session_admin: User, immediate: None):
+    catalog.faults.enqueue(400, endpoint="session.create", times=2)
+    catalog.faults.drop(endpoint="session.create")
+    return bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+
+
+def login(client: Client, user: User) -> Client:
+    client.force_login(user)
+    return client
+
+
+def job_urls(job: BulkJob) -> dict[str, str]:
+    return {
+        name: reverse(f"bulk:{name}", kwargs={"public_id": job.public_id})
+        for name in ("job_detail", "job_progress", "job_failures")
+    } | {"job_list": reverse("bulk:job_list")}
+
+
+# --- permissions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["job_list", "job_detail", "job_progress", "job_failures"])
+def test_anonymous_visitors_are_sent_to_log_in(
+    client: Client, running_job: BulkJob, name: str
+) -> None:
+    response = client.get(job_urls(running_job)[name])
+    assert response.status_code == HTTPStatus.FOUND
+    assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("actor", ["support_user", "auditor", "outsider"])
+@pytest.mark.parametrize("name", ["job_list", "job_detail", "job_progress", "job_failures"])
+def test_other_roles_are_refused_and_the_refusal_is_audited(
+    client: Client, running_job: BulkJob, name: str, actor: str, request
+) -> None:
+    login(client, request.getfixturevalue(actor))
+    response = client.get(job_urls(running_job)[name], headers={"HX-Request": "true"})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert AuditEvent.objects.filter(action="access.refused").count() == 1
+
+
+@pytest.mark.parametrize("name", ["job_list", "job_detail", "job_progress", "job_failures"])
+def test_session_admins_see_every_job_page(
+    client: Client, running_job: BulkJob, session_admin: User, name: str
+) -> None:
+    login(client, session_admin)
+    response = client.get(job_urls(running_job)[name], headers={"HX-Request": "true"})
+    assert response.status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("action", ["job_cancel", "job_retry"])
+def test_cancel_and_retry_are_posts_for_session_admins_only(
+    client: Client, running_job: BulkJob, support_user: User, action: str
+) -> None:
+    url = reverse(f"bulk:{action}", kwargs={"public_id": running_job.public_id})
+    response = client.post(url)
+    assert response.status_code == HTTPStatus.FOUND and "login" in response.url
+    login(client, support_user)
+    assert client.post(url).status_code == HTTPStatus.FORBIDDEN
+    running_job.refresh_from_db()
+    assert running_job.state == "running"
+
+
+def test_cancel_is_never_a_get(client: Client, running_job: BulkJob, session_admin: User) -> None:
+    login(client, session_admin)
+    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    assert client.get(url).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    running_job.refresh_from_db()
+    assert running_job.state == "running"
+
+
+# --- the job page ------------------------------------------------------------------------------
+
+
+def test_the_progress_fragment_polls_while_the_job_runs(
+    client: Client, running_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    response = client.get(job_urls(running_job)["job_progress"], headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert b"<html" not in response.content
+    assert 'hx-trigger="every 2s"' in html
+    assert '<progress class="bulk-bar" max="12" value="0">' in html
+    assert "0 of 12" in html
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_the_progress_fragment_stops_polling_once_the_job_has_ended(
+    client: Client, finished_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    response = client.get(job_urls(finished_job)["job_progress"], headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert "hx-trigger" not in html
+    assert "12 of 12" in html and 'value="12"' in html
+    assert '<strong data-state="failed">2</strong>' in html
+    assert '<strong data-state="unknown">1</strong>' in html
+
+
+def test_the_progress_url_without_htmx_leads_to_the_job_page(
+    client: Client, running_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    response = client.get(job_urls(running_job)["job_progress"])
+    assert response.status_code == HTTPStatus.FOUND
+    assert response.url == job_urls(running_job)["job_detail"]
+
+
+def test_the_job_page_filters_items_by_state_and_shows_each_error(
+    client: Client, finished_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    response = client.get(job_urls(finished_job)["job_detail"] + "?state=failed")
+    html = response.content.decode()
+    assert html.count('class="badge bulk-item-failed"') == 2
+    assert "bulk-item-succeeded" not in html
+    assert "HTTP 400" in html
+    assert "Retry 2 failed" in html
+    assert "Cancel the job" not in html
+    assert "<script>" not in html and "style=" not in html
+
+
+def test_the_failures_csv_streams_failed_and_unknown_users(
+    client: Client, finished_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    response = client.get(job_urls(finished_job)["job_failures"])
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == list(bulk.FAILURE_COLUMNS)
+    assert sorted(r[1] for r in rows[1:]) == ["failed", "failed", "unknown"]
+    assert all(r[0].startswith("usr_") and r[3] for r in rows[1:])
+
+
+def test_cancel_from_the_job_page_skips_what_has_not_started(
+    client: Client, running_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    response = client.post(url, follow=True)
+    assert "12 users not started yet are skipped" in response.content.decode()
+    running_job.refresh_from_db()
+    assert running_job.state == "cancelled"
+    assert running_job.counts["skipped"] == 12
+
+
+def test_retry_from_the_job_page_sends_the_failed_users_again(
+    client: Client, finished_job: BulkJob, session_admin: User, catalog: Emulator
+) -> None:
+    login(client, session_admin)
+    url = reverse("bulk:job_retry", kwargs={"public_id": finished_job.public_id})
+    response = client.post(url, follow=True)
+    assert "Retrying 2 failed users." in response.content.decode()
+    finished_job.refresh_from_db()
+    assert finished_job.counts == {
+        "pending": 0,
+        "running": 0,
+        "succeeded": 11,
+        "failed": 0,
+        "unknown": 1,
+        "skipped": 0,
+    }
+
+
+# --- the admin ---------------------------------------------------------------------------------
+
+
+def test_the_admin_job_page_shows_the_same_live_progress(
+    client: Client, running_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    url = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
+    response = client.get(url)
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert 'hx-get="' + job_urls(running_job)["job_progress"] in html
+    assert "htmx" in html and 'name="from" value="admin"' in html
+    assert client.get(reverse("admin:sessions_app_bulkjob_changelist")).status_code == (
+        HTTPStatus.OK
+    )
+
+
+@pytest.mark.parametrize("actor", ["support_user", "auditor"])
+def test_the_admin_job_pages_refuse_other_roles(
+    client: Client, running_job: BulkJob, actor: str, request
+) -> None:
+    login(client, request.getfixturevalue(actor))
+    url = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
+    assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+    changelist = reverse("admin:sessions_app_bulkjob_changelist")
+    assert client.get(changelist).status_code == HTTPStatus.FORBIDDEN
+
+
+def test_the_admin_cancel_comes_back_to_the_admin_job_page(
+    client: Client, running_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    response = client.post(url, {"from": "admin"})
+    assert response.url == reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
+
+
+def test_a_selection_above_the_limit_gets_a_background_confirmation_with_the_expected_time(
+    client: Client, catalog: Emulator, users: list[EndUser], session_admin: User, settings
+) -> None:
+    settings.BULK_RATE_PER_MINUTE = 60
+    login(client, session_admin)
+    data = {"action": "refresh_sessions", "_selected_action": [u.pk for u in users], "index": "0"}
+    response = client.post(reverse(CHANGELIST), data)
+    html = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert "12 end users will be handled by a background job" in html
+    # 12 users x 2 requests (create the new session, delete the old) at 1 request/s.
+    assert "about <strong>24 seconds</strong>" in html
+    assert html.count('name="_selected_action"') == 12
+    assert catalog.requests == []
+    assert not BulkJob.objects.exists()
+
+
+def test_confirming_hands_the_selection_to_a_job_and_opens_its_page(
+    client: Client,
+    catalog: Emulator,
+    users: list[EndUser],
+    session_admin: User,
+    immediate: None,
+) -> None:
+    login(client, session_admin)
+    data = {
+        "action": "create_sessions",
+        "_selected_action": [u.pk for u in users],
+        "post": "yes",
+        "toolkits": ["github", "gmail"],
+    }
+    response = client.post(reverse(CHANGELIST), data)
+    job = BulkJob.objects.get()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response.url == reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
+    assert job.total == 12 and job.toolkits == ["github", "gmail"]
+    assert job.state == "finished" and job.counts["succeeded"] == 12
+    assert catalog.count("session.create") == 12
+    start = AuditEvent.objects.get(action="bulk.start")
+    assert start.actor == session_admin and start.details["total"] == 12
+
+
+def test_select_all_hands_every_matching_user_to_the_job(
+    client: Client, catalog: Emulator, users: list[EndUser], session_admin: User, queued: None
+) -> None:
+    login(client, session_admin)
+    url = reverse(CHANGELIST) + "?q=usr_00"  # usr_000 .. usr_009
+    step_one = {
+        "action": "create_sessions",
+        "_selected_action": [users[0].pk],
+        "select_across": "1",
+        "index": "0",
+    }
+    page = client.post(url, step_one).content.decode()
+    assert "10 end users will be handled by a background job" in page
+    assert page.count('name="_selected_action"') == 1
+    step_two = {
+        "action": "create_sessions",
+        "_selected_action": [users[0].pk],
+        "select_across": "1",
+        "post": "yes",
+        "toolkits": ["slack"],
+    }
+    client.post(url, step_two)
+    job = BulkJob.objects.get()
+    assert job.total == 10
+    assert set(job.items.values_list("end_user__external_id", flat=True)) == {
+        f"usr_{n:03d}" for n in range(10)
+    }
+
+
+def test_a_crafted_toolkit_starts_no_job(
+    client: Client, catalog: Emulator, users: list[EndUser], session_admin: User, queued: None
+) -> None:
+    login(client, session_admin)
+    data = {
+        "action": "create_sessions",
+        "_selected_action": [u.pk for u in users],
+        "post": "yes",
+        "toolkits": ["github", "evil"],
+    }
+    response = client.post(reverse(CHANGELIST), data)
+    assert response.status_code == HTTPStatus.OK
+    assert "Not in Composio&#x27;s toolkit catalog" in response.content.decode()
+    assert not BulkJob.objects.exists()
+    assert AuditEvent.objects.filter(action="input.rejected").exists()
