@@ -238,3 +238,7 @@ TOOL_ROUTER_MAX_TOOLKITS = env.int("TOOL_ROUTER_MAX_TOOLKITS", default=25)
 TOOL_ROUTER_SYNC_LIMIT = env.int("TOOL_ROUTER_SYNC_LIMIT", default=20)
 SUPPORT_REVEALS_PER_HOUR = env.int("SUPPORT_REVEALS_PER_HOUR", default=30)
 SUPPORT_SEARCH_LIMIT = env.int("SUPPORT_SEARCH_LIMIT", default=25)
+# How long a revealed MCP URL stays on screen before it masks itself again (seconds).
+SUPPORT_REVEAL_SECONDS = env.int("SUPPORT_REVEAL_SECONDS", default=60)
+# A pending intent older than this no longer blocks its end user (it is marked unknown).
+TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
