@@ -205,6 +205,9 @@ LOGGING = {
         "composio_client": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "console.request": {"level": "INFO", "filters": ["request_id"]},
+        # At DEBUG it logs every unresolved template variable with the whole template context,
+        # which may hold a revealed MCP URL.
+        "django.template": {"level": "INFO"},
     },
 }
 

@@ -126,7 +126,15 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
     """Show one session's full MCP URL, only after the reveal is in the audit log."""
     session = _get_active_session(public_id)
     masked = selectors.mcp_url_masked(session.mcp_url)
-    context: dict[str, Any] = {"session": session, "masked": masked, "end_user": session.end_user}
+    # Every variable the reveal templates read is set, so none is ever "missing": django.template
+    # logs a missing variable at DEBUG together with the whole context (the full URL here).
+    context: dict[str, Any] = {
+        "session": session,
+        "masked": masked,
+        "end_user": session.end_user,
+        "error": "",
+        "oob": False,
+    }
     limit = int(getattr(settings, "SUPPORT_REVEALS_PER_HOUR", 30))
 
     def refuse(message: str, status: int) -> HttpResponse:
