@@ -579,7 +579,16 @@ def _new_session(
             f"Composio created session {remote.session_id} for {attempt.name}, but the console "
             f"could not store it; it is recorded for reconciliation. {kept}"
         )
-        attempt.audit(outcome=AuditEvent.Outcome.UNKNOWN, reason=message, session=old)
+        attempt.audit(
+            outcome=AuditEvent.Outcome.UNKNOWN,
+            reason=message,
+            session=old,
+            details={
+                "operation": str(operation.public_id),
+                "remote_session_id": remote.session_id,
+                "toolkits": granted,
+            },
+        )
         return attempt.result(Outcome.UNKNOWN, message, old)
 
     listed = ", ".join(granted)

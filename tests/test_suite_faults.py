@@ -220,11 +220,11 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
     [event] = AuditEvent.objects.filter(sequence__gt=before_events)
     assert (event.action, event.end_user_id) == (f"session.{kind}", alice.pk)
     assert event.outcome == {"failed": "failure", "unknown": "unknown"}[fault.outcome]
+    assert event.details["operation"] == str(intent.public_id)
     if fault.orphan == "named":
-        # The event names the session Composio made (services.py gives no operation id here).
+        # The event names the session Composio made, for reconciliation and for auditors.
         assert intent.remote_session_id in event.reason
-    else:
-        assert event.details["operation"] == str(intent.public_id)
+        assert event.details["remote_session_id"] == intent.remote_session_id
     # Requests counted where they land: one create at most, never re-sent; nothing else.
     sent = catalog.requests[start:]
     assert [r.endpoint for r in sent] == ["session.create"] * fault.requests
