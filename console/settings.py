@@ -208,6 +208,8 @@ LOGGING = {
         # At DEBUG it logs every unresolved template variable with the whole template context,
         # which may hold a revealed MCP URL.
         "django.template": {"level": "INFO"},
+        # django-axes logs every login attempt at INFO; the audit trail already records them.
+        "axes": {"level": "WARNING"},
     },
 }
 
