@@ -1,0 +1,598 @@
+"""Load benchmark: support staff on gunicorn while a bulk refresh job runs (see docs/load.md).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_load \\
+        python bench/load.py [--users 50] [--duration 60] [--end-users 1000000] [--bulk 2000]
+
+1. Ensures the data: N end users with sessions (bench/lookup.py's seeder; kept between runs), one
+   staff account per simulated user (Support group, a known password) and a session admin who
+   starts the bulk job.
+2. Starts, on free loopback ports: the Composio emulator (`manage.py composio_emulator`),
+   gunicorn with the production config (`gunicorn console.wsgi -c gunicorn.conf.py`, DEBUG off)
+   and one `manage.py db_worker`; syncs the toolkit catalog and starts a bulk refresh job over
+   `--bulk` random end users.
+3. Runs locust headless (bench/locustfile.py): every simulated user logs in through the real
+   form, then loops lookup (htmx) -> card -> 1 in 10 a reveal (POST with CSRF), with a think
+   time between actions. The measured window starts when the last user has logged in and lasts
+   `--duration` seconds.
+4. Prints p50/p95/p99 per request kind and overall, requests and errors; the bulk job's
+   throughput during the window and whether the requests the emulator received stayed within
+   the job's rate budget; CPU per process group (what dominates on this machine).
+
+Every process it starts is stopped in a `finally` (process groups: gunicorn's workers too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+PASSWORD = "load-bench-support-password"  # noqa: S105 (benchmark accounts on a bench database)
+STAFF_PREFIX = "load_support_"
+ADMIN = "load_session_admin"
+KINDS = ("lookup", "card", "reveal")
+TARGET_P95_MS = 50.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=50, help="concurrent support users")
+    parser.add_argument("--duration", type=float, default=60, help="measured seconds")
+    parser.add_argument("--end-users", type=int, default=1_000_000, help="end users in the data")
+    parser.add_argument("--bulk", type=int, default=2000, help="end users the bulk job refreshes")
+    parser.add_argument("--think-min", type=float, default=1.0, help="pause between actions (s)")
+    parser.add_argument("--think-max", type=float, default=3.0)
+    parser.add_argument("--reveal-every", type=int, default=10, help="1 in N iterations reveals")
+    parser.add_argument("--spawn-rate", type=float, default=5, help="users logging in per second")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="cap on requests")
+    parser.add_argument(
+        "--emulator-latency", type=float, default=0.05, help="seconds added to each Composio call"
+    )
+    parser.add_argument("--gunicorn-workers", type=int, default=None, help="default: the config's")
+    parser.add_argument(
+        "--allow-sqlite", action="store_true", help="a smoke run on SQLite (figures meaningless)"
+    )
+    return parser.parse_args()
+
+
+ARGS = _parse() if __name__ == "__main__" else None
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if __name__ == "__main__":
+    if not DATABASE_URL.startswith(("postgres://", "postgresql://", "sqlite://")):
+        sys.exit(
+            "Set DATABASE_URL to a dedicated PostgreSQL database, e.g.\n"
+            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_load python bench/load.py"
+        )
+    if DATABASE_URL.startswith("sqlite") and not ARGS.allow_sqlite:
+        sys.exit(
+            "Refusing SQLite: the load benchmark is about PostgreSQL (one writer at a time would "
+            "make the figures meaningless). Pass --allow-sqlite for a smoke run."
+        )
+EMULATOR_PORT, WEB_PORT = _free_port(), _free_port()
+EMULATOR_URL = f"http://127.0.0.1:{EMULATOR_PORT}"
+WEB_URL = f"http://127.0.0.1:{WEB_PORT}"
+# The console must talk to this emulator, never to a real Composio named in the environment.
+ENV_OVERRIDES = {
+    "DJANGO_SETTINGS_MODULE": "console.settings",
+    "COMPOSIO_API_KEY": "",
+    "COMPOSIO_BASE_URL": "",
+    "COMPOSIO_EMULATOR_URL": EMULATOR_URL,
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECURE": "false",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+    "LOGIN_FAILURE_LIMIT": "1000000",
+    "SUPPORT_REVEALS_PER_HOUR": "1000000",
+}
+os.environ.update(ENV_OVERRIDES)
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+import django  # noqa: E402
+
+django.setup()
+
+import logging  # noqa: E402
+
+import lookup  # noqa: E402  (bench/lookup.py: the seeder of the 1M end users)
+import psutil  # noqa: E402  (installed with locust)
+from django.contrib.auth.hashers import make_password  # noqa: E402
+from django.contrib.auth.models import Group, User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from sessions_app import bulk, rate_limit, roles, services  # noqa: E402
+from sessions_app.models import BulkJob, BulkJobItem, EndUser, Toolkit  # noqa: E402
+
+for _name in ("console.request", "axes", "sessions_app"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+# --- Data --------------------------------------------------------------------------------------
+
+
+def ensure_staff(count: int) -> tuple[list[list[str]], User]:
+    """`count` Support accounts and one Session admin, all with the benchmark password."""
+    hashed = make_password(PASSWORD)  # one hash (PBKDF2) for all: creating them stays quick
+    support = Group.objects.get(name=roles.SUPPORT)
+    names = [f"{STAFF_PREFIX}{i:03d}" for i in range(count)]
+    have = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    User.objects.bulk_create(
+        User(username=name, password=hashed, is_staff=True) for name in names if name not in have
+    )
+    User.objects.filter(username__in=names).update(password=hashed, is_active=True)
+    for user in User.objects.filter(username__in=names).exclude(groups=support):
+        user.groups.add(support)
+    admin, _ = User.objects.get_or_create(username=ADMIN, defaults={"is_staff": True})
+    admin.groups.add(Group.objects.get(name=roles.SESSION_ADMIN))
+    return [[name, PASSWORD] for name in names], admin
+
+
+def random_end_user_pks(count: int, rng: random.Random) -> list[int]:
+    low = EndUser.objects.order_by("pk").values_list("pk", flat=True).first()
+    high = EndUser.objects.order_by("-pk").values_list("pk", flat=True).first()
+    picks = rng.sample(range(low, high + 1), min(count * 2, high - low + 1))
+    found: list[int] = []
+    for start in range(0, len(picks), 5000):
+        found += EndUser.objects.filter(pk__in=picks[start : start + 5000]).values_list(
+            "pk", flat=True
+        )
+    return found[:count]
+
+
+def write_targets(path: Path, rng: random.Random, count: int = 20_000) -> int:
+    pks = random_end_user_pks(count, rng)
+    rows = EndUser.objects.filter(pk__in=pks).values_list("external_id", "email")
+    lines = [f"{external_id}\t{email}" for external_id, email in rows.iterator(chunk_size=5000)]
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def settle_old_jobs(admin: User) -> None:
+    """Cancel jobs an earlier run left running, so their tasks do not compete with this one."""
+    for job in BulkJob.objects.filter(
+        started_by_username=ADMIN, state__in=[BulkJob.State.RUNNING, BulkJob.State.CANCELLING]
+    ):
+        if job.state == BulkJob.State.RUNNING:
+            bulk.bulk_job_cancel(job=job, actor=admin)
+        BulkJob.objects.filter(pk=job.pk).update(
+            state=BulkJob.State.CANCELLED, finished_at=datetime.now(UTC), runners={}
+        )
+    with connection.cursor() as cursor:
+        # Tasks queued for those jobs (runner slots, stand-ins) would wake up in our worker.
+        cursor.execute(
+            "DELETE FROM django_tasks_database_dbtaskresult WHERE status IN ('READY', 'RUNNING')"
+        )
+
+
+# --- Processes ---------------------------------------------------------------------------------
+
+
+class Processes:
+    """Every process the benchmark starts, each in its own process group; stopped in reverse."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.started.append((name, proc))
+        return proc.pid
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.started}
+
+    def running(self, name: str) -> bool:
+        return any(n == name and p.poll() is None for n, p in self.started)
+
+    def stop_all(self) -> None:
+        for name, proc in reversed(self.started):
+            self._stop(name, proc)
+
+    def _stop(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        first = signal.SIGINT if name == "gunicorn" else signal.SIGTERM  # gunicorn: quick stop
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, first)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            print(f"  {name} did not stop in 20 s: killing its process group")
+        # Whatever is left in the group (a gunicorn worker, a straggler) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            print(f"  {name} (pid {proc.pid}) still there after SIGKILL")
+
+
+def _get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+        return json.loads(response.read())
+
+
+def wait_for(url: str, what: str, processes: Processes, name: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not processes.running(name):
+            sys.exit(f"{what} exited early; see {processes.logs / (name + '.log')}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    sys.exit(f"{what} did not answer {url} within {seconds:.0f} s")
+
+
+# --- CPU accounting ----------------------------------------------------------------------------
+
+
+def _tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and its live children (reaped children: in the parent's)."""
+    out: dict[int, float] = {}
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return out
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            continue
+    return out
+
+
+def cpu_snapshot(processes: Processes) -> dict[str, Any]:
+    groups: dict[str, dict[int, float]] = {
+        name: _tree_cpu(pid) for name, pid in processes.pids().items()
+    }
+    ours = _tree_cpu(os.getpid())
+    for pids in groups.values():
+        for pid in pids:
+            ours.pop(pid, None)  # our children are counted under their own names
+    groups["load.py"] = ours
+    backends: dict[int, float] = {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            rows = cursor.fetchall()
+        for (pid,) in rows:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                backends[pid] = t.user + t.system
+            except psutil.Error:
+                continue
+    groups["postgres (this db)"] = backends
+    machine = psutil.cpu_times()
+    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    return {"at": time.time(), "groups": groups, "machine_busy": busy}
+
+
+def cpu_between(first: dict[str, Any], last: dict[str, Any]) -> dict[str, float]:
+    seconds = max(1e-6, last["at"] - first["at"])
+    shares: dict[str, float] = {}
+    for name, pids in last["groups"].items():
+        before = first["groups"].get(name, {})
+        used = sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in pids.items())
+        shares[name] = used / seconds
+    total = (last["machine_busy"] - first["machine_busy"]) / seconds
+    shares["everything else on the machine"] = max(0.0, total - sum(shares.values()))
+    shares["machine total"] = total
+    return shares
+
+
+def _nearest(snapshots: list[dict[str, Any]], at: float) -> dict[str, Any]:
+    return min(snapshots, key=lambda s: abs(s["at"] - at))
+
+
+# --- Figures -----------------------------------------------------------------------------------
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def latency_table(samples: list[dict[str, Any]], kinds: Iterable[str], seconds: float) -> list[str]:
+    lines = [
+        f"{'kind':<14} {'requests':>8} {'errors':>6} {'req/s':>6} {'p50':>8} {'p95':>8} "
+        f"{'p99':>8} {'max':>8}"
+    ]
+    lines.append("-" * len(lines[0]))
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for sample in samples:
+        by_kind[sample["kind"]].append(sample)
+    rows = [(kind, by_kind.get(kind, [])) for kind in kinds]
+    rows.append(("overall", [s for kind in KINDS for s in by_kind.get(kind, [])]))
+    for kind, items in rows:
+        if not items:
+            lines.append(f"{kind:<14} {0:>8}")
+            continue
+        ms = [s["ms"] for s in items]
+        errors = sum(1 for s in items if not s["ok"])
+        lines.append(
+            f"{kind:<14} {len(items):>8} {errors:>6} {len(items) / seconds:>6.1f} "
+            f"{pct(ms, 50):>6.1f}ms {pct(ms, 95):>6.1f}ms {pct(ms, 99):>6.1f}ms {max(ms):>6.1f}ms"
+        )
+    return lines
+
+
+def budget_check(times: list[float], per_minute: float, capacity: float) -> dict[str, float]:
+    """How far the requests the emulator saw ever got ahead of the job's token bucket.
+
+    For every pair of requests i <= j: (j - i + 1) <= capacity + rate * (t_j - t_i) if the sender
+    kept to the bucket. The largest excess is computed in one pass; also the busiest 60 s and 10 s
+    (as a per-minute rate)."""
+    rate = per_minute / 60.0
+    times = sorted(times)
+    worst = float("-inf")
+    lowest = float("inf")
+    for j, t in enumerate(times):
+        lowest = min(lowest, j - rate * t)
+        worst = max(worst, (j - rate * t) - lowest + 1 - capacity)
+    peaks = {}
+    for window in (60.0, 10.0):
+        best, i = 0, 0
+        for j, t in enumerate(times):
+            while t - times[i] >= window:
+                i += 1
+            best = max(best, j - i + 1)
+        peaks[window] = best * 60.0 / window
+    return {
+        "excess": max(0.0, worst) if times else 0.0,
+        "peak60": peaks[60.0],
+        "peak10": peaks[10.0],
+    }
+
+
+# --- The run -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = ARGS
+    assert args is not None
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    logs = ROOT / "var" / "load" / run_id
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}; logs: {logs}")
+    if connection.vendor == "sqlite":
+        print("WARNING: SQLite smoke run: writers queue on one lock; the figures mean nothing.")
+
+    call_command("migrate", verbosity=0)
+    lookup._refuse_foreign_data()
+    lookup.seed(args.end_users)
+    accounts, admin = ensure_staff(args.users)
+    settle_old_jobs(admin)
+    rng = random.Random()
+    targets = logs / "targets.tsv"
+    print(f"targets: {write_targets(targets, rng)} end users to search for")
+    total_end_users = EndUser.objects.count()
+
+    processes = Processes(logs)
+    job: BulkJob | None = None
+    snapshots: list[dict[str, Any]] = []
+    emulator_polls: list[tuple[float, int]] = []
+    started_at = time.time()
+    try:
+        argv = [PYTHON, "manage.py", "composio_emulator", "--port", str(EMULATOR_PORT)]
+        if args.emulator_latency > 0:
+            argv += ["--latency", str(args.emulator_latency)]
+        processes.start("emulator", argv)
+        wait_for(f"{EMULATOR_URL}/_emulator/health", "the emulator", processes, "emulator")
+
+        sync = services.toolkit_catalog_sync(actor=admin)
+        bulk_pks = random_end_user_pks(args.bulk, rng) if args.bulk > 0 else []
+        slugs: set[str] = set()
+        for toolkits in EndUser.objects.filter(pk__in=bulk_pks).values_list(
+            "sessions__toolkits", flat=True
+        ):
+            slugs.update(toolkits or [])
+        Toolkit.objects.filter(slug__in=slugs).update(is_allowed=True)
+        print(f"catalog: {sync.total} toolkits; allowed for the job: {sorted(slugs)}")
+        urllib.request.urlopen(  # noqa: S310 (loopback): count only the job's requests from here
+            urllib.request.Request(f"{EMULATOR_URL}/_emulator/reset", method="POST"), timeout=5
+        ).close()
+
+        web_env = {"GUNICORN_BIND": f"127.0.0.1:{WEB_PORT}"}
+        if args.gunicorn_workers:
+            web_env["GUNICORN_WORKERS"] = str(args.gunicorn_workers)
+        processes.start(
+            "gunicorn",
+            [PYTHON, "-m", "gunicorn", "console.wsgi", "-c", "gunicorn.conf.py"],
+            web_env,
+        )
+        wait_for(f"{WEB_URL}/healthz", "gunicorn", processes, "gunicorn")
+        processes.start("db_worker", [PYTHON, "manage.py", "db_worker", "--interval", "0.5"])
+
+        if bulk_pks:
+            job = bulk.bulk_job_start(
+                kind=BulkJob.Kind.REFRESH,
+                end_users=EndUser.objects.filter(pk__in=bulk_pks),
+                toolkits=None,
+                actor=admin,
+            )
+            print(
+                f"bulk job: refresh {job.total} end users, budget {job.rate_per_minute} "
+                f"requests/min ({bulk.requests_per_item(job.kind)} per item), "
+                f"{job.concurrency} slots"
+            )
+
+        samples_path = logs / "samples.jsonl"
+        iterations = max(1, args.max_requests // (args.users * 3))
+        locust_env = {
+            "LOAD_ACCOUNTS": json.dumps(accounts),
+            "LOAD_TARGETS": str(targets),
+            "LOAD_SAMPLES": str(samples_path),
+            "LOAD_DURATION": str(args.duration),
+            "LOAD_MAX_ITERATIONS": str(iterations),
+            "LOAD_THINK_MIN": str(args.think_min),
+            "LOAD_THINK_MAX": str(args.think_max),
+            "LOAD_REVEAL_EVERY": str(args.reveal_every),
+        }
+        # A hard stop in case the users never all log in: ramp-up, the window, and slack.
+        hard_stop = int(args.users / args.spawn_rate + args.duration + 120)
+        locust_argv = [
+            PYTHON, "-m", "locust", "-f", str(BENCH / "locustfile.py"), "--headless",
+            "--users", str(args.users), "--spawn-rate", str(args.spawn_rate),
+            "--run-time", f"{hard_stop}s", "--host", WEB_URL, "--only-summary",
+            "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0",
+        ]  # fmt: skip
+        print(
+            f"load: {args.users} support users, think {args.think_min}-{args.think_max} s, "
+            f"1 in {args.reveal_every} reveals, {args.duration:.0f} s measured after the last "
+            f"login, against {WEB_URL}"
+        )
+        snapshots.append(cpu_snapshot(processes))
+        processes.start("locust", locust_argv, locust_env)
+        locust = next(p for n, p in processes.started if n == "locust")
+        while locust.poll() is None:
+            time.sleep(2)
+            snapshots.append(cpu_snapshot(processes))
+            try:
+                health = _get_json(f"{EMULATOR_URL}/_emulator/health")
+                emulator_polls.append((time.time(), int(health["requests"])))
+            except OSError:
+                pass
+            if time.time() - started_at > hard_stop + 300:
+                print("locust overran its hard stop; stopping it")
+                break
+        snapshots.append(cpu_snapshot(processes))
+        emulator_log = _get_json(f"{EMULATOR_URL}/_emulator/requests", timeout=30)
+        if job is not None:
+            job.refresh_from_db()
+            if not job.ended:
+                bulk.bulk_job_cancel(job=job, actor=admin)
+    finally:
+        print("stopping: " + ", ".join(f"{n} ({p.pid})" for n, p in reversed(processes.started)))
+        processes.stop_all()
+
+    report(args, logs, samples_path, job, snapshots, emulator_log, total_end_users)
+
+
+def report(
+    args: argparse.Namespace,
+    logs: Path,
+    samples_path: Path,
+    job: BulkJob | None,
+    snapshots: list[dict[str, Any]],
+    emulator_log: dict[str, Any],
+    total_end_users: int,
+) -> None:
+    lines = [json.loads(line) for line in samples_path.read_text().splitlines()]
+    meta, samples = lines[0], lines[1:]
+    steady = meta["steady_at"]
+    if steady is None:
+        sys.exit(f"Only {meta['logged_in']} of {args.users} users logged in; see {logs}")
+    end = steady + args.duration
+    window = [s for s in samples if steady <= s["end"] <= end + 1]
+    ramp = [s for s in samples if s["end"] < steady]
+    seconds = max(1e-6, min(end, max(s["end"] for s in samples)) - steady)
+    all_kinds = ("login page", "login", "lookup page", *KINDS)
+
+    print(
+        f"\n{total_end_users} end users, {args.users} support users; measured window "
+        f"{seconds:.0f} s after the last login ({len(ramp)} requests during the ramp-up)\n"
+    )
+    print("\n".join(latency_table(window, KINDS, seconds)))
+    print(f"\nramp-up (logins, {len(ramp)} requests, {steady - samples[0]['end']:.1f} s):")
+    print("\n".join(latency_table(ramp, all_kinds, max(1e-6, steady - samples[0]["end"]))))
+
+    errors = [s for s in samples if not s["ok"]]
+    print(
+        f"\nerrors: {len(errors)} of {len(samples)} requests "
+        f"({100 * len(errors) / max(1, len(samples)):.2f}%)"
+    )
+    for error in sorted({f"{s['kind']}: {s['error']}" for s in errors})[:10]:
+        print(f"  {error}")
+
+    verdict = []
+    for kind in ("lookup", "card"):
+        ms = [s["ms"] for s in window if s["kind"] == kind]
+        if ms:
+            ok = pct(ms, 95) < TARGET_P95_MS
+            verdict.append(f"{kind} p95 {pct(ms, 95):.1f} ms {'<' if ok else '>='} 50 ms")
+    verdict.append(f"{len(errors)} errors")
+
+    if job is not None:
+        job.refresh_from_db()
+        counts = bulk.item_counts(job)
+        offset = time.time() - time.monotonic()
+        times = [r["at"] + offset for r in emulator_log["requests"]]
+        in_window = [t for t in times if steady <= t <= end]
+        per_minute = job.rate_per_minute
+        capacity = rate_limit.burst()
+        check = budget_check(times, per_minute, capacity)
+        done_in_window = BulkJobItem.objects.filter(
+            job=job,
+            finished_at__gte=datetime.fromtimestamp(steady, UTC),
+            finished_at__lte=datetime.fromtimestamp(end, UTC),
+        ).count()
+        within = check["excess"] <= job.concurrency
+        print(f"\nbulk job {job.public_id}: {job.state}; items {counts}")
+        print(f"  emulator requests: {emulator_log['counts']}")
+        print(
+            f"  during the window: {done_in_window} items ({60 * done_in_window / seconds:.0f}"
+            f"/min), {len(in_window)} requests to Composio ({60 * len(in_window) / seconds:.0f}"
+            f"/min); budget {per_minute}/min, burst {capacity:.0f}"
+        )
+        print(
+            f"  busiest 60 s: {check['peak60']:.0f} requests; busiest 10 s: "
+            f"{check['peak10']:.0f}/min; most ahead of the token bucket: {check['excess']:.1f} "
+            f"requests (tolerance: {job.concurrency}, the items in flight) -> "
+            f"{'within' if within else 'OVER'} budget"
+        )
+        verdict.append(f"bulk {'within' if within else 'OVER'} its rate budget")
+
+    if len(snapshots) >= 2:
+        first, last = _nearest(snapshots, steady), _nearest(snapshots, end)
+        if last["at"] - first["at"] < 4:
+            first, last = snapshots[0], snapshots[-1]
+        shares = cpu_between(first, last)
+        print(
+            f"\nCPU during the window (cores busy, of {psutil.cpu_count()}; "
+            f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}):"
+        )
+        for name, used in sorted(shares.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<32} {used:5.2f}")
+
+    print("\nverdict: " + "; ".join(verdict))
+    print(f"logs and raw samples: {logs}")
+
+
+if __name__ == "__main__":
+    main()
