@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up and start the console: the emulator (unless COMPOSIO_API_KEY is set),
-# the catalog, demo data and accounts, then the web server on http://127.0.0.1:8000.
+# the catalog, demo data and accounts, background worker(s) for bulk jobs (BULK_WORKERS, default 1),
+# then the web server on http://127.0.0.1:8000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -37,6 +38,14 @@ echo "==> Syncing the toolkit catalog"
 $PY manage.py sync_toolkits
 echo "==> Demo data and accounts"
 $PY manage.py seed_demo
+
+echo "==> Starting ${BULK_WORKERS:-1} background worker(s) for bulk jobs (var/worker-N.log)"
+# Jobs interrupted by an earlier stop get fresh runner tasks, so the workers resume them at once.
+$PY manage.py bulk_resume
+for n in $(seq 1 "${BULK_WORKERS:-1}"); do
+  $PY manage.py db_worker --no-reload --worker-id "run-sh-$n-$$" >"var/worker-$n.log" 2>&1 &
+  pids+=($!)
+done
 
 echo "==> Serving the console on http://127.0.0.1:8000 (Ctrl-C stops everything)"
 $PY manage.py runserver 127.0.0.1:8000 --noreload &

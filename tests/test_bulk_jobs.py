@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from sessions_app import bulk, services
 from sessions_app.emulator import Emulator, server
@@ -335,3 +338,89 @@ def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, s
     clock[0] += 10  # a quiet spell refills up to the burst only
     assert rate_limit.reserve(2, now=lambda: clock[0]) == 0
     assert rate_limit.reserve(1, now=lambda: clock[0]) == pytest.approx(0.1)
+
+
+def run_queue_once() -> None:
+    """Run every task that is due, in this process, the way `db_worker --batch` does."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
+    ).run()
+
+
+def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    make_users(20)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
+    )
+    assert DBTaskResult.objects.filter(status="READY").count() == job.concurrency == 2
+
+    run_queue_once()
+
+    job.refresh_from_db()
+    assert job.state == "finished" and states(job) == {"succeeded": 20}
+    assert catalog.count("session.create") == 20
+    # What is left: the stand-in of the slot that ran, due later; it stands down when it runs.
+    [stand_in] = DBTaskResult.objects.filter(status="READY")
+    job_id, slot, token = stand_in.args_kwargs["args"]
+    assert bulk.bulk_job_run_slot(job_id=job_id, slot=slot, token=token) == "superseded"
+
+
+def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    make_users(5)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
+    )
+    old = dict(job.runners)
+
+    call_command("bulk_resume", stdout=io.StringIO())
+
+    job.refresh_from_db()
+    assert set(job.runners) == set(old) and not set(job.runners.values()) & set(old.values())
+    assert bulk.bulk_job_run_slot(job_id=job.pk, slot=0, token=old["0"]) == "superseded"
+    assert DBTaskResult.objects.filter(status="READY").count() == 4
+    run_queue_once()
+    job.refresh_from_db()
+    assert job.state == "finished" and states(job) == {"succeeded": 5}
+
+
+def test_an_item_whose_worker_died_is_settled_from_its_intent(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    make_users(3)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
+    )
+    never_sent, mid_call, done = (bulk._claim_next(job, "dead-runner") for _ in range(3))
+    # The dead runner got this far: one intent still pending, one call completed.
+    SessionOperation.objects.create(kind="create", end_user=mid_call.end_user, actor=session_admin)
+    services.tool_router_session_create(
+        end_user=done.end_user, toolkits=["gmail"], actor=session_admin
+    )
+    job.items.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert bulk.recover_expired_items(job) == 3
+
+    never_sent.refresh_from_db()
+    mid_call.refresh_from_db()
+    done.refresh_from_db()
+    assert never_sent.state == "pending"
+    assert mid_call.state == "unknown" and "Composio may have acted" in mid_call.last_error
+    assert done.state == "succeeded" and done.session.end_user == done.end_user

@@ -1,0 +1,278 @@
+"""Benchmark: a bulk refresh of N end users by W `db_worker` processes against the emulator.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_bulk \\
+        python bench/bulk.py [--users 10000] [--workers 8] [--latency 0.1] [--rate 60000]
+                             [--small 2000] [--naive-users 300]
+
+Creates the PostgreSQL database if it is missing (createdb), migrates, runs the Composio emulator
+in this process with `--latency` seconds on every answer, seeds N end users each with an active
+session (rows written directly: seeding is not what is measured), then starts a refresh job
+(keep each user's toolkits) and W worker processes (`manage.py db_worker`), one runner slot each.
+
+Prints, for the job: wall time, steady-state throughput (items finished between 10% and 90%),
+the theoretical ceiling min(rate budget, concurrency / latency) in items/s (a refresh is two
+calls: create the new session, delete the old), the ratio, and the peak RSS of the largest
+worker (VmHWM). The same is run with `--small` users to show that worker memory does not grow
+with the number of users. Then the naive way: one synchronous loop calling the refresh service
+for `--naive-users` users in this process, extrapolated to N.
+
+The emulator does not know the seeded sessions, so deleting the old one answers 404 (counted as
+gone by the service); it costs one call with the same latency as a real delete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trc_bench_bulk")
+os.environ.setdefault("DJANGO_DEBUG", "false")
+BENCH_KEY = "bench-emulator-key"
+
+import logging  # noqa: E402
+
+import django  # noqa: E402
+from django.db.utils import OperationalError  # noqa: E402
+
+
+def _ensure_database() -> None:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    if not url.scheme.startswith("postgres"):
+        sys.exit("bench/bulk.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
+    name = url.path.lstrip("/")
+    subprocess.run(
+        ["createdb", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432)]
+        + ["-U", url.username or "postgres", name],
+        capture_output=True,
+        check=False,
+    )
+
+
+_ensure_database()
+django.setup()
+for _name in ("sessions_app.composio_seam", "django_tasks", "console.request"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Max, Min  # noqa: E402
+
+from sessions_app import bulk, composio_seam, services  # noqa: E402
+from sessions_app.emulator import Emulator, server  # noqa: E402
+from sessions_app.models import (  # noqa: E402
+    BulkJob,
+    BulkJobItem,
+    EndUser,
+    SessionOperation,
+    SessionToolkit,
+    Toolkit,
+    ToolRouterSession,
+)
+
+PREFIX = "bench_bulk_"
+
+
+def reset_data() -> None:
+    """Remove what earlier runs left (only this benchmark's rows)."""
+    BulkJobItem.objects.filter(end_user__external_id__startswith=PREFIX).delete()
+    BulkJob.objects.filter(items__isnull=True).delete()
+    users = EndUser.objects.filter(external_id__startswith=PREFIX)
+    SessionToolkit.objects.filter(session__end_user__in=users).delete()
+    ToolRouterSession.objects.filter(end_user__in=users).update(replaces=None)
+    ToolRouterSession.objects.filter(end_user__in=users).delete()
+    SessionOperation.objects.filter(end_user__in=users).delete()
+    users.delete()
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.all().delete()
+
+
+def seed(n: int) -> None:
+    github = Toolkit.objects.get(slug="github")
+    batch = 2000
+    for start in range(0, n, batch):
+        users = EndUser.objects.bulk_create(
+            EndUser(external_id=f"{PREFIX}{i:06d}") for i in range(start, min(n, start + batch))
+        )
+        sessions = ToolRouterSession.objects.bulk_create(
+            ToolRouterSession(
+                end_user=u,
+                session_id=f"trs_seed_{u.external_id}",
+                mcp_url=f"http://127.0.0.1/tool_router/trs_seed_{u.external_id}/mcp",
+                toolkits=["github"],
+                config_version=1,
+            )
+            for u in users
+        )
+        SessionToolkit.objects.bulk_create(
+            SessionToolkit(session=s, toolkit=github) for s in sessions
+        )
+
+
+def worker_env(emulator: Emulator, args: argparse.Namespace) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_DEBUG": "false",
+        "TASKS_BACKEND": "database",
+        "COMPOSIO_API_KEY": "",
+        "COMPOSIO_EMULATOR_URL": emulator.base_url,
+        "COMPOSIO_EMULATOR_API_KEY": BENCH_KEY,
+        "BULK_RATE_PER_MINUTE": str(args.rate),
+        "BULK_CONCURRENCY": str(args.workers),
+        # The 404s of deleting seeded sessions the emulator never saw would fill the screen.
+        "LOG_LEVEL": "ERROR",
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_job(n: int, emulator: Emulator, args: argparse.Namespace, admin: User) -> dict:
+    reset_data()
+    seed(n)
+    emulator.reset()  # also forgets faults: set the latency again
+    emulator.faults.latency(args.latency)
+    settings.BULK_CONCURRENCY = args.workers
+    settings.BULK_RATE_PER_MINUTE = args.rate
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"]
+            + ["--interval", "0.2", "--worker-id", f"bench-{i}", "-v", "0"],
+            cwd=ROOT,
+            env=worker_env(emulator, args),
+        )
+        for i in range(args.workers)
+    ]
+    try:
+        time.sleep(3)  # let them start (Django setup), as long-running workers would be
+        started = time.monotonic()
+        job = bulk.bulk_job_start(
+            kind="refresh",
+            end_users=EndUser.objects.filter(external_id__startswith=PREFIX),
+            toolkits=None,
+            actor=admin,
+        )
+        while True:
+            time.sleep(1)
+            job.refresh_from_db()
+            if job.ended:
+                break
+            if not all(w.poll() is None for w in workers):
+                raise SystemExit("a worker died")
+        wall = time.monotonic() - started
+        rss = max(peak_rss_mb(w.pid) for w in workers)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(30)
+    finished = list(
+        job.items.exclude(finished_at=None)
+        .order_by("finished_at")
+        .values_list("finished_at", flat=True)
+    )
+    lo, hi = int(len(finished) * 0.1), int(len(finished) * 0.9) - 1
+    steady = (hi - lo) / (finished[hi] - finished[lo]).total_seconds()
+    span = job.items.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    return {
+        "users": n,
+        "counts": {k: v for k, v in job.counts.items() if v},
+        "wall": wall,
+        "first_to_last": (span["last"] - span["first"]).total_seconds(),
+        "steady": steady,
+        "overall": n / wall,
+        "rss": rss,
+        "requests": emulator.count(None),
+    }
+
+
+def naive(n: int, admin: User) -> float:
+    """One synchronous loop in this process, the way an admin action would do it."""
+    users = list(EndUser.objects.filter(external_id__startswith=PREFIX).order_by("pk")[:n])
+    started = time.monotonic()
+    for user in users:
+        services.tool_router_session_refresh(end_user=user, toolkits=None, actor=admin)
+    return n / (time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--small", type=int, default=2_000, help="second run for memory; 0: skip")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--rate", type=int, default=60_000, help="BULK_RATE_PER_MINUTE")
+    parser.add_argument("--naive-users", type=int, default=300)
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    # Real servers answer without Nagle's delay; the emulator's two writes (headers, body) would
+    # otherwise wait ~40 ms for the client's delayed ACK on every answer.
+    server._Handler.disable_nagle_algorithm = True
+    emulator = Emulator(api_key=BENCH_KEY, host="127.0.0.1", port=0).start()
+    settings.COMPOSIO_API_KEY = ""
+    settings.COMPOSIO_EMULATOR_URL = emulator.base_url
+    settings.COMPOSIO_EMULATOR_API_KEY = BENCH_KEY
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    composio_seam.reset_client()
+    try:
+        services.toolkit_catalog_sync()
+    except OperationalError as exc:
+        sys.exit(f"database not reachable: {exc}")
+    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
+    admin, _ = User.objects.get_or_create(
+        username="bench_bulk_admin", defaults={"is_superuser": True, "is_staff": True}
+    )
+    emulator.faults.latency(args.latency)
+
+    per_item = bulk.requests_per_item("refresh")
+    ceiling = min(args.rate / 60 / per_item, args.workers / (per_item * args.latency))
+    print(
+        f"PostgreSQL {connection.pg_version // 10000}, {os.cpu_count()} CPUs, "
+        f"{args.workers} workers = {args.workers} slots, latency {args.latency * 1000:.0f} ms, "
+        f"rate budget {args.rate}/min, {per_item} calls per refreshed user"
+    )
+    print(
+        f"ceiling = min({args.rate / 60 / per_item:.1f} (budget), "
+        f"{args.workers}/({per_item} x {args.latency}) = "
+        f"{args.workers / (per_item * args.latency):.1f} (concurrency)) = {ceiling:.1f} users/s"
+    )
+    runs = [args.users] + ([args.small] if args.small else [])
+    results = []
+    for n in runs:
+        r = run_job(n, emulator, args, admin)
+        results.append(r)
+        print(
+            f"{n:>6} users: {r['counts']}; wall {r['wall']:.1f} s (incl. each worker's first "
+            f"SDK import); steady {r['steady']:.1f} users/s = {r['steady'] / ceiling:.2f} of the "
+            f"ceiling; overall {r['overall']:.1f} users/s; {r['requests']} requests; "
+            f"peak worker RSS {r['rss']:.0f} MB"
+        )
+    if args.naive_users:
+        rate = naive(args.naive_users, admin)
+        print(
+            f" naive: one synchronous loop, {args.naive_users} users: {rate:.1f} users/s "
+            f"-> {args.users} users would take {args.users / rate / 60:.1f} min "
+            f"(bulk: {results[0]['wall'] / 60:.1f} min, {results[0]['steady'] / rate:.1f}x)"
+        )
+    reset_data()
+    emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
