@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -221,13 +222,13 @@ class Processes:
             self._stop(name, proc)
 
     def _stop(self, name: str, proc: subprocess.Popen[bytes]) -> None:
-        first = signal.SIGINT if name == "gunicorn" else signal.SIGTERM  # gunicorn: quick stop
+        # SIGTERM: gunicorn and db_worker stop gracefully (the job was cancelled before).
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, first)
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            print(f"  {name} did not stop in 20 s: killing its process group")
+            print(f"  {name} did not stop in 30 s: killing its process group")
         # Whatever is left in the group (a gunicorn worker, a straggler) goes too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -350,6 +351,34 @@ def latency_table(samples: list[dict[str, Any]], kinds: Iterable[str], seconds: 
             f"{pct(ms, 50):>6.1f}ms {pct(ms, 95):>6.1f}ms {pct(ms, 99):>6.1f}ms {max(ms):>6.1f}ms"
         )
     return lines
+
+
+SERVER_LINE = re.compile(
+    r"^(\S+ \S+) INFO console\.request \[\w*\] request method=(\w+) path=(\S+) "
+    r"status=(\d+) duration_ms=([\d.]+)"
+)
+
+
+def server_samples(log: Path) -> list[dict[str, Any]]:
+    """The console's own request lines (time inside Django) from gunicorn's log, by kind."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        found = SERVER_LINE.match(line)
+        if not found:
+            continue
+        stamp, method, path, status, ms = found.groups()
+        if path == "/support/" and "htmx=True" in line:
+            kind = "lookup"
+        elif path.endswith("/reveal/"):
+            kind = "reveal"
+        elif path.startswith("/support/users/"):
+            kind = "card"
+        else:
+            continue
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").astimezone().timestamp()
+        ok = status == "200"
+        out.append({"kind": kind, "ms": float(ms), "ok": ok, "end": at, "method": method})
+    return out
 
 
 def budget_check(times: list[float], per_minute: float, capacity: float) -> dict[str, float]:
@@ -531,6 +560,10 @@ def report(
     print("\n".join(latency_table(window, KINDS, seconds)))
     print(f"\nramp-up (logins, {len(ramp)} requests, {steady - samples[0]['end']:.1f} s):")
     print("\n".join(latency_table(ramp, all_kinds, max(1e-6, steady - samples[0]["end"]))))
+
+    server = [s for s in server_samples(logs / "gunicorn.log") if steady <= s["end"] <= end + 1]
+    print("\nthe same window inside Django (the console's request log: no queueing, no network):")
+    print("\n".join(latency_table(server, KINDS, seconds)))
 
     errors = [s for s in samples if not s["ok"]]
     print(

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
@@ -121,6 +122,8 @@ class SupportUser(FastHttpUser):
         STATE["logged_in"] += 1
         if STATE["logged_in"] == len(ACCOUNTS):
             STATE["steady_at"] = time.time()
+            # Quit from a greenlet of its own: a user quitting the runner would kill itself first.
+            gevent.spawn_later(DURATION, self.environment.runner.quit)
 
     def _htmx(self, target: str) -> dict[str, str]:
         return {
@@ -133,8 +136,7 @@ class SupportUser(FastHttpUser):
     def lookup_card_reveal(self) -> None:
         steady = STATE["steady_at"]
         if steady is not None and time.time() > steady + DURATION:
-            self.environment.runner.quit()
-            return
+            return  # the window is over; the runner is quitting
         self.iterations += 1
         if self.iterations > MAX_ITERATIONS:
             raise StopUser()
