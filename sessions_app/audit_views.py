@@ -110,6 +110,20 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[objec
 # --- The audit log ----------------------------------------------------------------------------
 
 
+# The reports compute a day's end and look a year back: both must stay inside Python's calendar.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 30)
+
+
+class ReportDateField(forms.DateField):
+    def validate(self, value: dt.date | None) -> None:
+        super().validate(value)
+        if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+            raise forms.ValidationError(
+                f"Choose a date between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.",
+                code="out_of_range",
+            )
+
+
 class EventFilterForm(forms.Form):
     action = forms.ChoiceField(
         required=False, choices=[("", "Any action")] + [(a, a) for a in ACTIONS]
@@ -120,10 +134,10 @@ class EventFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150, label="Staff user")
     end_user = forms.CharField(required=False, max_length=128, label="End user (external id)")
     toolkit = forms.SlugField(required=False, max_length=100)
-    date_from = forms.DateField(
+    date_from = ReportDateField(
         required=False, label="From (UTC)", widget=forms.DateInput({"type": "date"})
     )
-    date_to = forms.DateField(
+    date_to = ReportDateField(
         required=False, label="To (UTC)", widget=forms.DateInput({"type": "date"})
     )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
@@ -258,10 +272,10 @@ class AccessFilterForm(forms.Form):
     not_in_catalog = forms.BooleanField(
         required=False, label="Only toolkits no longer in Composio's catalog"
     )
-    granted_from = forms.DateField(
+    granted_from = ReportDateField(
         required=False, label="Granted from (UTC)", widget=forms.DateInput({"type": "date"})
     )
-    granted_to = forms.DateField(
+    granted_to = ReportDateField(
         required=False, label="Granted to (UTC)", widget=forms.DateInput({"type": "date"})
     )
 
@@ -275,7 +289,7 @@ class AccessFilterForm(forms.Form):
 
 class PointInTimeForm(forms.Form):
     toolkit = forms.SlugField(max_length=100)
-    on = forms.DateField(label="On (UTC date)", widget=forms.DateInput({"type": "date"}))
+    on = ReportDateField(label="On (UTC date)", widget=forms.DateInput({"type": "date"}))
 
     def clean_toolkit(self) -> Toolkit:
         slug = self.cleaned_data["toolkit"].lower()

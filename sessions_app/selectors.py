@@ -81,6 +81,12 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     limit = limit or int(getattr(settings, "SUPPORT_SEARCH_LIMIT", 25))
     if not query:
         return LookupResult(query="")
+    if "\x00" in query:
+        # PostgreSQL text cannot hold a NUL byte: asking would be an error, not "no match".
+        return LookupResult(
+            query=query.replace("\x00", ""),
+            error="That search contains a NUL character, which no user id or name has; remove it.",
+        )
     if len(query) > QUERY_MAX_LENGTH:
         return LookupResult(
             query=query[:QUERY_MAX_LENGTH],

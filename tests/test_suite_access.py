@@ -267,6 +267,12 @@ def resolver_routes(patterns: list[Any] | None = None, prefix: str = "") -> Iter
 # --- The world the URLs point at ----------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: Any) -> None:
+    """The named actors get passwords; hashing them at full strength is most of the set-up."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def world(
     emulator: Emulator,
