@@ -8,8 +8,8 @@
    starts the bulk job.
 2. Starts, on free loopback ports: the Composio emulator (`manage.py composio_emulator`),
    gunicorn with the production config (`gunicorn console.wsgi -c gunicorn.conf.py`, DEBUG off)
-   and one `manage.py db_worker`; syncs the toolkit catalog and starts a bulk refresh job over
-   `--bulk` random end users.
+   and `manage.py db_worker` (`--db-workers`, default one); syncs the toolkit catalog and starts
+   a bulk refresh job over `--bulk` random end users.
 3. Runs locust headless (bench/locustfile.py): every simulated user logs in through the real
    form, then loops lookup (htmx) -> card -> 1 in 10 a reveal (POST with CSRF), with a think
    time between actions. The measured window starts when the last user has logged in and lasts
@@ -71,6 +71,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--emulator-latency", type=float, default=0.05, help="seconds added to each Composio call"
     )
+    parser.add_argument("--db-workers", type=int, default=1, help="db_worker processes")
     parser.add_argument("--gunicorn-workers", type=int, default=None, help="default: the config's")
     parser.add_argument(
         "--allow-sqlite", action="store_true", help="a smoke run on SQLite (figures meaningless)"
@@ -466,7 +467,9 @@ def main() -> None:
             web_env,
         )
         wait_for(f"{WEB_URL}/healthz", "gunicorn", processes, "gunicorn")
-        processes.start("db_worker", [PYTHON, "manage.py", "db_worker", "--interval", "0.5"])
+        for n in range(args.db_workers):
+            name = "db_worker" if n == 0 else f"db_worker-{n + 1}"
+            processes.start(name, [PYTHON, "manage.py", "db_worker", "--interval", "0.5"])
 
         if bulk_pks:
             job = bulk.bulk_job_start(
@@ -596,6 +599,19 @@ def report(
             finished_at__lte=datetime.fromtimestamp(end, UTC),
         ).count()
         within = check["excess"] <= job.concurrency
+        # A job that keeps its budget by not working is no better: the longest quiet spell.
+        finished = sorted(
+            f.timestamp()
+            for f in BulkJobItem.objects.filter(
+                job=job, state=BulkJobItem.State.SUCCEEDED, finished_at__isnull=False
+            ).values_list("finished_at", flat=True)
+        )
+        last = end
+        if job.state == BulkJob.State.FINISHED and finished:
+            last = min(end, finished[-1])  # all done: no spell after the last item
+        marks = [job.created_at.timestamp(), *[f for f in finished if f <= last], last]
+        quiet = max(later - earlier for earlier, later in zip(marks, marks[1:], strict=False))
+        stalled = quiet > 10
         print(f"\nbulk job {job.public_id}: {job.state}; items {counts}")
         print(f"  emulator requests: {emulator_log['counts']}")
         print(
@@ -609,7 +625,13 @@ def report(
             f"requests (tolerance: {job.concurrency}, the items in flight) -> "
             f"{'within' if within else 'OVER'} budget"
         )
+        print(
+            f"  longest spell without a finished item (job start to window end): {quiet:.1f} s"
+            + (" -> STALLED" if stalled else "")
+        )
         verdict.append(f"bulk {'within' if within else 'OVER'} its rate budget")
+        if stalled:
+            verdict.append(f"bulk STALLED ({quiet:.0f} s without a finished item)")
 
     if len(snapshots) >= 2:
         first, last = _nearest(snapshots, steady), _nearest(snapshots, end)
