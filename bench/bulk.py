@@ -189,6 +189,12 @@ def run_job(n: int, emulator: Emulator, args: argparse.Namespace, admin: User) -
     lo, hi = int(len(finished) * 0.1), int(len(finished) * 0.9) - 1
     steady = (hi - lo) / (finished[hi] - finished[lo]).total_seconds()
     span = job.items.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    # Time inside one item (claimed -> settled): the two calls plus the service's own work.
+    spans = [
+        (f - s).total_seconds()
+        for s, f in job.items.values_list("started_at", "finished_at").iterator(chunk_size=5000)
+    ]
+    item_time = sum(spans) / len(spans)
     return {
         "users": n,
         "counts": {k: v for k, v in job.counts.items() if v},
@@ -198,6 +204,9 @@ def run_job(n: int, emulator: Emulator, args: argparse.Namespace, admin: User) -
         "overall": n / wall,
         "rss": rss,
         "requests": emulator.count(None),
+        "item_time": item_time,
+        # Share of the time the slots were inside an item (the rest: queue and runner overhead).
+        "busy": steady * item_time / args.workers,
     }
 
 
@@ -262,6 +271,11 @@ def main() -> None:
             f"SDK import); steady {r['steady']:.1f} users/s = {r['steady'] / ceiling:.2f} of the "
             f"ceiling; overall {r['overall']:.1f} users/s; {r['requests']} requests; "
             f"peak worker RSS {r['rss']:.0f} MB"
+        )
+        print(
+            f"        mean time inside an item {r['item_time'] * 1000:.0f} ms "
+            f"(latency {per_item} x {args.latency * 1000:.0f} ms); slots busy "
+            f"{r['busy']:.0%} of the time"
         )
     if args.naive_users:
         rate = naive(args.naive_users, admin)
