@@ -341,10 +341,12 @@ def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, s
 
 
 def run_queue_once() -> None:
-    """Run every task that is due, in this process, the way `db_worker --batch` does."""
+    """Run every task that is due, in this process, as `db_worker --batch` does (its loop also
+    closes old connections, which would end the test's transaction)."""
     from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
 
-    Worker(
+    worker = Worker(
         queue_names=["default"],
         interval=0,
         batch=True,
@@ -353,7 +355,10 @@ def run_queue_once() -> None:
         max_tasks=None,
         worker_id="test-worker",
         excluded_queue_names=[],
-    ).run()
+    )
+    while (task := DBTaskResult.objects.ready().first()) is not None:
+        task.claim(worker.worker_id)
+        worker.run_task(task)
 
 
 def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
