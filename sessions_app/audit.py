@@ -40,6 +40,8 @@ def mcp_fingerprint(url: str) -> str:
 def _scrub(value: Any) -> Any:
     api_key = settings.COMPOSIO_API_KEY
     if isinstance(value, str):
+        # PostgreSQL stores no NUL byte (in text or jsonb), and posted input may carry one.
+        value = value.replace("\x00", "\ufffd")
         return value.replace(api_key, "[redacted]") if api_key and api_key in value else value
     if isinstance(value, Mapping):
         bad = _FORBIDDEN_KEYS.intersection(str(k).lower() for k in value)

@@ -197,7 +197,8 @@ def toolkit_choices_clean(toolkits: Sequence[object]) -> list[str]:
         )
     known = {
         t.slug: t
-        for t in Toolkit.objects.filter(slug__in=[s[:100] for s in slugs]).only(
+        # A NUL byte cannot be sent to PostgreSQL; such a slug is simply unknown.
+        for t in Toolkit.objects.filter(slug__in=[s[:100] for s in slugs if "\x00" not in s]).only(
             "slug", "is_allowed", "in_catalog"
         )
     }

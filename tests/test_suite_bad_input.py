@@ -291,6 +291,15 @@ GET_VIEWS: dict[str, tuple[str, set[str]]] = {
 }
 
 
+def known_admin_crash(query: list[tuple[str, str]]) -> bool:
+    """Inputs that crash Django's own admin, each shown by a test of its own below (so the
+    random walk does not fail now and then for a cause already on record)."""
+    return any(
+        (key == "_to_field" and not value) or ("\x00" in value and key not in ("q", "p", "o"))
+        for key, value in query
+    )
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("view", sorted(GET_VIEWS))
 def test_random_query_strings_never_break_a_page_or_write_anything(
@@ -302,6 +311,8 @@ def test_random_query_strings_never_break_a_page_or_write_anything(
     @FUZZ_PER_VIEW
     @given(query=query_strategy(known), htmx=st.booleans())
     def check(query: list[tuple[str, str]], htmx: bool) -> None:
+        if target.startswith("/admin/") and known_admin_crash(query):
+            return
         watch = Watch()
         headers = {"HX-Request": "true"} if htmx else {}
         no_server_error(root_client.get(target + "?" + urlencode(query), headers=headers))
@@ -470,6 +481,40 @@ def test_a_non_numeric_selected_id_does_not_crash_an_admin_action(
     for value in ("abc", "", "1.5", "１"):
         data = {"action": action, "_selected_action": value}
         no_server_error(root_client.post(changelist, data))
+    watch.assert_wrote([])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/admin/sessions_app/enduser/{enduser}/change/?_to_field=",
+        "/admin/auth/user/{user}/change/?_to_field=",
+    ],
+)
+def test_an_empty_to_field_on_an_admin_change_page_is_not_a_server_error(
+    template: str, world: dict[str, Any], root_client: Client, emulator: Any
+) -> None:
+    # Found by this suite: Django's change_view looks up the field named "" (KeyError, a 500).
+    no_server_error(root_client.get(url(template, world)))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/sessions_app/auditevent/?action__exact=a%00b",
+        "/admin/sessions_app/bulkjob/?kind__exact=%00",
+        "/admin/auth/user/?username__exact=a%00b",
+    ],
+)
+def test_a_nul_byte_in_an_admin_list_filter_is_not_a_server_error(
+    path: str, root_client: Client, emulator: Any
+) -> None:
+    # Found by this suite, on PostgreSQL only: the admin passes the value to the database, which
+    # refuses NUL bytes (DataError, a 500). SQLite simply finds nothing.
+    watch = Watch()
+    no_server_error(root_client.get(path))
     watch.assert_wrote([])
 
 
