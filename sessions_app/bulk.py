@@ -500,8 +500,10 @@ def bulk_job_run_slot(*, job_id: int, slot: int, token: str) -> str:
             recover_expired_items(job)
             checked_leases = time.monotonic()
         waited = rate_limit.take(requests_per_item(job.kind))
-        if waited > 0.05:
-            # Someone may have paused or cancelled the job while this runner waited its turn.
+        if waited > 0.05 and not _still_go(job_id, slot, current):
+            # Paused, cancelled or superseded while this runner waited its turn: the tokens it
+            # paid are lost, which only slows the budget down. Otherwise it spends them below
+            # (looping back to reserve again would never send once the budget binds).
             continue
         item = _claim_next(job, current)
         if item is None:
@@ -529,6 +531,17 @@ def bulk_job_run_slot(*, job_id: int, slot: int, token: str) -> str:
         if actor is None and job.started_by_id is not None:
             actor = get_user_model().objects.filter(pk=job.started_by_id).first()
         process_item(job, item, token=current, actor=actor)
+
+
+def _still_go(job_id: int, slot: int, token: str) -> bool:
+    """Whether this runner may still send now: its job runs, unpaused, and the slot is its own."""
+    row = BulkJob.objects.filter(pk=job_id).values("state", "paused_until", "runners").first()
+    return bool(
+        row is not None
+        and row["state"] == BulkJob.State.RUNNING
+        and row["runners"].get(str(slot)) == token
+        and (row["paused_until"] is None or row["paused_until"] <= timezone.now())
+    )
 
 
 def _claim_next(job: BulkJob, token: str) -> BulkJobItem | None:

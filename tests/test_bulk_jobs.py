@@ -429,3 +429,26 @@ def test_an_item_whose_worker_died_is_settled_from_its_intent(
     assert never_sent.state == "pending"
     assert mid_call.state == "unknown" and "Composio may have acted" in mid_call.last_error
     assert done.state == "succeeded" and done.session.end_user == done.end_user
+
+
+def test_when_the_budget_binds_runners_still_send_at_the_budgets_pace(
+    catalog: Emulator, session_admin: User, settings
+) -> None:
+    # 600 requests/minute = 10/s and no burst: every create waits 0.1 s for its turn; 15 creates
+    # take about 1.5 s, and they do happen.
+    settings.BULK_RATE_PER_MINUTE = 600
+    settings.BULK_RATE_BURST = 1
+    make_users(15)
+    started = time.monotonic()
+
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+
+    elapsed = time.monotonic() - started
+    assert states(job) == {"succeeded": 15}
+    assert catalog.count("session.create") == 15
+    assert 1.3 <= elapsed < 10
+    creates = sorted(r.at for r in catalog.requests if r.endpoint == "session.create")
+    # Never faster than the budget: any 6 consecutive requests span at least 0.5 s.
+    assert min(b - a for a, b in zip(creates, creates[5:], strict=False)) >= 0.45
