@@ -21,6 +21,12 @@ every table of every installed app, django-axes' and the task queue's included.
 CSRF: every URL refuses a POST without a token (403) and writes nothing; the POST endpoints
 answer as the access matrix says once the token is sent. GETs: every URL of the access matrix,
 for every role, writes nothing but the `access.refused` event its matrix entry says it writes.
+
+Crashes found in Django's own admin and login (not in the console's code) each have a test of
+their own, which fails until they are fixed: a non-numeric `_selected_action`, an empty
+`_to_field`, a NUL byte in an admin list filter and an over-long login username (the last two
+on PostgreSQL only). The random walks skip exactly those inputs, so they do not fail now and
+then for a cause already on record.
 """
 
 from __future__ import annotations
@@ -643,6 +649,8 @@ def test_random_login_attempts_write_one_failed_login_and_axes_records_only(
     @FUZZ
     @given(username=VALUES, password=VALUES, next_url=VALUES)
     def check(username: str, password: str, next_url: str) -> None:
+        if len(username) > 255:
+            return  # a known crash on PostgreSQL, on record in the test below
         watch = Watch()
         data = {"username": username, "password": password, "next": next_url}
         response = no_server_error(Client().post("/accounts/login/", data))
@@ -651,6 +659,16 @@ def test_random_login_attempts_write_one_failed_login_and_axes_records_only(
         watch.assert_wrote(watch.events(), allowed=axes_tables)
 
     check()
+
+
+@pytest.mark.django_db
+def test_an_over_long_username_at_login_is_refused_not_a_server_error(emulator: Any) -> None:
+    # Found by this suite, on PostgreSQL only: Django's AuthenticationForm does not enforce the
+    # username's length, so authenticate() runs and django-axes stores the attempt in a
+    # varchar(255) (DataError, a 500).
+    data = {"username": "a" * 256, "password": "wrong"}
+    response = no_server_error(Client().post("/accounts/login/", data))
+    assert response.status_code != HTTPStatus.FOUND
 
 
 # --- POST: ids in the path of console actions --------------------------------------------------
