@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 import os
 import random
 import statistics
@@ -212,7 +213,7 @@ def seed() -> None:
                 None,
                 "",
                 "",
-                '{"toolkits": ["%s"]}' % slug,
+                json.dumps({"toolkits": [slug]}),
                 event.toolkit_slugs,
                 n,
                 event.prev_hash,

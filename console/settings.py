@@ -238,6 +238,14 @@ TASKS = {
     }
 }
 
+# Bulk jobs (also read from the environment by worker processes; see docs/bulk.md).
+BULK_RATE_PER_MINUTE = env.int("BULK_RATE_PER_MINUTE", default=1200)  # under Composio's 2,000/min
+BULK_CONCURRENCY = env.int("BULK_CONCURRENCY", default=8)
+BULK_MAX_ATTEMPTS = env.int("BULK_MAX_ATTEMPTS", default=5)
+BULK_RETRY_BACKOFF_SECONDS = env.float("BULK_RETRY_BACKOFF_SECONDS", default=2.0)
+BULK_DEFAULT_RETRY_AFTER = env.int("BULK_DEFAULT_RETRY_AFTER", default=10)
+BULK_LEASE_SECONDS = env.int("BULK_LEASE_SECONDS", default=120)
+
 # --- Console behaviour -------------------------------------------------------------------------
 TOOL_ROUTER_MAX_TOOLKITS = env.int("TOOL_ROUTER_MAX_TOOLKITS", default=25)
 TOOL_ROUTER_SYNC_LIMIT = env.int("TOOL_ROUTER_SYNC_LIMIT", default=20)

@@ -294,7 +294,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "-sequence"], name="audit_action_seq_idx"),
             models.Index(fields=["outcome", "-sequence"], name="audit_outcome_seq_idx"),
             models.Index(fields=["actor_username", "-sequence"], name="audit_actor_seq_idx"),
-            models.Index(fields=["end_user_external_id", "-sequence"], name="audit_enduser_seq_idx"),
+            models.Index(
+                fields=["end_user_external_id", "-sequence"], name="audit_enduser_seq_idx"
+            ),
             models.Index(fields=["actor", "-sequence"], name="audit_actor_id_seq_idx"),
         ]
         permissions = [("view_access_report", "Can view toolkit access reports")]

@@ -886,6 +886,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "ComposioEmulator/1.0"
     sys_version = ""
+    # Answer at once: with Nagle on, each keep-alive reply waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the emulator writes its own access log, without header values
