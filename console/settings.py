@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "sessions_app.middleware.RejectMalformedInputMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "sessions_app.middleware.StaffSessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -125,6 +126,7 @@ AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)  # hours
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "sessions_app.middleware.axes_client_ip"
+AXES_USERNAME_CALLABLE = "sessions_app.middleware.axes_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 # How many reverse proxies in front of the console append to X-Forwarded-For (0: use REMOTE_ADDR).

@@ -18,3 +18,7 @@ class SessionsAppConfig(AppConfig):
         from .middleware import stamp_session_start
 
         user_logged_in.connect(stamp_session_start, dispatch_uid="stamp_session_start")
+
+        from .admin_safety import guard_admin_actions
+
+        guard_admin_actions()

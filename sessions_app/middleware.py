@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 
 access_log = logging.getLogger("console.request")
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -116,3 +116,33 @@ def stamp_session_start(sender: object, request: HttpRequest | None, user: objec
     """At login, start the staff session's clocks (so the first request need not write them)."""
     if request is not None and hasattr(request, "session"):
         request.session["_auth_started"] = request.session["_auth_seen"] = time.time()
+
+
+def axes_username(request: HttpRequest, credentials: dict | None = None) -> str:
+    """The username django-axes records, cut to what a username can be (150 characters): a longer
+    one cannot belong to anyone, and must not overflow axes' own column."""
+    source = credentials if credentials else getattr(request, "POST", {})
+    return str(source.get("username") or "")[:150]
+
+
+class RejectMalformedInputMiddleware:
+    """400 for admin query strings Django's admin cannot survive: a NUL byte in a list filter
+    (PostgreSQL refuses it mid-query) or an empty `_to_field`. The console's own pages and forms
+    answer such input with a message of their own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/admin/"):
+            if self._has_nul(request.GET):
+                return HttpResponseBadRequest("The query string contains a NUL character.")
+            if request.GET.get("_to_field", None) == "":
+                return HttpResponseBadRequest("Empty _to_field.")
+        return self.get_response(request)
+
+    @staticmethod
+    def _has_nul(data: QueryDict) -> bool:
+        return any(
+            "\x00" in key or any("\x00" in v for v in values) for key, values in data.lists()
+        )
