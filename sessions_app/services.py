@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -19,7 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, composio_seam
+from . import audit, composio_seam, selectors
 from .models import (
     AuditEvent,
     EndUser,
@@ -232,11 +231,12 @@ def validation_message(error: ValidationError) -> str:
 
 
 def mcp_url_masked(url: str) -> str:
-    """Scheme, host and a keyed fingerprint of an MCP URL: what lists and forms may show."""
+    """Scheme, host and a keyed fingerprint of an MCP URL: what lists and forms may show.
+    The same masking as the support card (`selectors.mcp_url_masked`), in the admin's words."""
     if not url:
         return ""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}/… (fp {audit.mcp_fingerprint(url)})"
+    masked = selectors.mcp_url_masked(url)
+    return f"{masked.scheme}://{masked.host}/… (fp {masked.fingerprint})"
 
 
 # --- Tool Router sessions ------------------------------------------------------------------------
