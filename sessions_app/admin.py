@@ -23,6 +23,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from . import audit, bulk, bulk_views, composio_seam, services
+from .admin_safety import ReadOnlyAdminMixin
 from .forms import EndUserAdminForm, EndUserImportForm, SessionToolkitsForm
 from .models import (
     AuditEvent,
@@ -617,7 +618,7 @@ class RemoteDeletePendingFilter(admin.SimpleListFilter):
 
 
 @admin.register(ToolRouterSession)
-class ToolRouterSessionAdmin(admin.ModelAdmin):
+class ToolRouterSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: sessions change only through the services (actions on end users)."""
 
     list_display = [
@@ -654,15 +655,6 @@ class ToolRouterSessionAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = ["retry_remote_deletes"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_delete_session_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sessions_app.delete_session")
@@ -741,7 +733,7 @@ class UsedByActiveSessionsFilter(admin.SimpleListFilter):
 
 
 @admin.register(Toolkit)
-class ToolkitAdmin(admin.ModelAdmin):
+class ToolkitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The catalog mirror and the allow-list. Allowing and disallowing are audited actions."""
 
     list_display = [
@@ -783,15 +775,6 @@ class ToolkitAdmin(admin.ModelAdmin):
                 )
             )
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_manage_toolkit_allowlist_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sessions_app.manage_toolkit_allowlist")
@@ -925,7 +908,7 @@ class ToolkitAdmin(admin.ModelAdmin):
 
 
 @admin.register(BulkJob)
-class BulkJobAdmin(admin.ModelAdmin):
+class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Background create/refresh jobs; the change page is the live job page (as in the console)."""
 
     list_display = ["created_at", "kind", "state", "total", "summary", "started_by_username"]
@@ -937,15 +920,6 @@ class BulkJobAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bulk.may_see_jobs(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="items")
     def summary(self, obj: BulkJob) -> str:
@@ -995,7 +969,7 @@ class BulkJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(SessionOperation)
-class SessionOperationAdmin(admin.ModelAdmin):
+class SessionOperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The intents recorded before each call to Composio; `unknown` ones need reconciling."""
 
     list_display = [
@@ -1024,12 +998,3 @@ class SessionOperationAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,4 +1,6 @@
-"""Admin actions refuse a selection that names no object instead of failing with a 500.
+"""Admin guards shared by every ModelAdmin: read-only admins, and safe action selections.
+
+Admin actions refuse a selection that names no object instead of failing with a 500.
 
 Django's `response_action` filters `pk__in` with the raw posted `_selected_action` values; one the
 primary key cannot parse ("abc", "1.5") raises, and int() quietly reads look-alikes ("１"). Every
@@ -44,3 +46,16 @@ def guard_admin_actions(site: admin.AdminSite = admin.site) -> None:
         if not getattr(model_admin, "_selection_guarded", False):
             model_admin.response_action = _guarded(model_admin, model_admin.response_action)
             model_admin._selection_guarded = True
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete through the admin: these records change only through services."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
