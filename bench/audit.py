@@ -37,7 +37,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from sessions_app import audit, roles  # noqa: E402
+from sessions_app import roles  # noqa: E402
+from sessions_app.audit import log as audit  # noqa: E402
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession  # noqa: E402
 
 SESSIONS = 100_000

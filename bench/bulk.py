@@ -68,8 +68,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
-from sessions_app import bulk, composio_seam, services  # noqa: E402
-from sessions_app.emulator import Emulator, server  # noqa: E402
+from sessions_app.bulk import jobs as bulk  # noqa: E402
+from sessions_app.composio import seam as composio_seam  # noqa: E402
+from sessions_app.composio.emulator import Emulator, server  # noqa: E402
 from sessions_app.models import (  # noqa: E402
     BulkJob,
     BulkJobItem,
@@ -79,6 +80,7 @@ from sessions_app.models import (  # noqa: E402
     Toolkit,
     ToolRouterSession,
 )
+from sessions_app.tool_router import services  # noqa: E402
 
 PREFIX = "bench_bulk_"
 

@@ -123,8 +123,10 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from sessions_app import bulk, rate_limit, roles, services  # noqa: E402
+from sessions_app import roles  # noqa: E402
+from sessions_app.bulk import jobs as bulk  # noqa: E402
 from sessions_app.models import BulkJob, BulkJobItem, EndUser, Toolkit  # noqa: E402
+from sessions_app.tool_router import rate_limit, services  # noqa: E402
 
 for _name in ("console.request", "axes", "sessions_app"):
     logging.getLogger(_name).setLevel(logging.WARNING)

@@ -17,7 +17,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("audit/", include("sessions_app.audit_urls")),
-    path("jobs/", include("sessions_app.bulk_urls")),
-    path("", include("sessions_app.urls")),
+    path("audit/", include("sessions_app.audit.urls")),
+    path("jobs/", include("sessions_app.bulk.urls")),
+    path("", include("sessions_app.support.urls")),
 ]

@@ -9,16 +9,16 @@ class SessionsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import audit_admin, signals  # noqa: F401  (registers the admin and the receivers)
+        from sessions_app import admin, signals  # noqa: F401  (registers the admin and the receivers)
 
         signals.connect()
 
         from django.contrib.auth.signals import user_logged_in
 
-        from .middleware import stamp_session_start
+        from sessions_app.middleware import stamp_session_start
 
         user_logged_in.connect(stamp_session_start, dispatch_uid="stamp_session_start")
 
-        from .admin_safety import guard_admin_actions
+        from sessions_app.admin.safety import guard_admin_actions
 
         guard_admin_actions()

@@ -11,7 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from . import composio_seam
+from sessions_app.composio import seam as composio_seam
 
 # A probe every few seconds must not turn into a stream of calls to Composio.
 _COMPOSIO_TTL = 30.0

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from .validators import EXTERNAL_ID_MAX_LENGTH, validate_external_id
+from sessions_app.validators import EXTERNAL_ID_MAX_LENGTH, validate_external_id
 
 
 class EndUser(models.Model):
@@ -234,7 +234,7 @@ class AuditEvent(models.Model):
 
     References are snapshots (usernames, external ids, session ids as text) plus unconstrained
     foreign keys, so deleting a user or a session never needs to touch the audit trail.
-    Write events only through `sessions_app.audit.record`.
+    Write events only through `sessions_app.audit.log.record`.
     """
 
     class Outcome(models.TextChoices):
@@ -316,7 +316,7 @@ class AuditEvent(models.Model):
 class BulkJob(models.Model):
     """Create or refresh the sessions of many end users in the background (one item per user).
 
-    Runs in `django-tasks` workers (`sessions_app.tasks`); `sessions_app.bulk` does the work.
+    Runs in `django-tasks` workers (`sessions_app.bulk.tasks`); `sessions_app.bulk` does the work.
     """
 
     class Kind(models.TextChoices):

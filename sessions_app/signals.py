@@ -9,8 +9,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest
 
-from . import audit
-from .models import AuditEvent
+from sessions_app.audit import log as audit
+from sessions_app.models import AuditEvent
 
 
 def on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
@@ -49,7 +49,7 @@ def on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
 
 
 def connect() -> None:
-    user_logged_in.connect(on_login, dispatch_uid="sessions_app.audit.login")
-    user_login_failed.connect(on_login_failed, dispatch_uid="sessions_app.audit.login_failed")
-    user_logged_out.connect(on_logout, dispatch_uid="sessions_app.audit.logout")
-    connection_created.connect(on_connection_created, dispatch_uid="sessions_app.audit.sqlite")
+    user_logged_in.connect(on_login, dispatch_uid="sessions_app.audit.log.login")
+    user_login_failed.connect(on_login_failed, dispatch_uid="sessions_app.audit.log.login_failed")
+    user_logged_out.connect(on_logout, dispatch_uid="sessions_app.audit.log.logout")
+    connection_created.connect(on_connection_created, dispatch_uid="sessions_app.audit.log.sqlite")

@@ -1,13 +1,8 @@
-"""Background tasks (django-tasks). Arguments are ids and tokens only: never a secret."""
+"""The task's old import path. django-tasks stores a task's import path with each queued job, so
+jobs queued before the move to `sessions_app.bulk.tasks` still find it here."""
 
 from __future__ import annotations
 
-from django_tasks import task
+from sessions_app.bulk.tasks import bulk_job_run
 
-
-@task()
-def bulk_job_run(job_id: int, slot: int, token: str) -> str:
-    """Run one slot of a bulk job for a while (see `sessions_app.bulk`)."""
-    from . import bulk
-
-    return bulk.bulk_job_run_slot(job_id=job_id, slot=slot, token=token)
+__all__ = ["bulk_job_run"]

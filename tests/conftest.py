@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth.models import Group, User
 
-from sessions_app import composio_seam, roles
-from sessions_app.emulator import Emulator
+from sessions_app import roles
+from sessions_app.composio import seam as composio_seam
+from sessions_app.composio.emulator import Emulator
 
 EMULATOR_KEY = "emu-test-key-0123456789"
 _SHIPPED_CATALOG: list[dict] = []

@@ -9,9 +9,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import services
-from sessions_app.emulator import Emulator
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 CHANGELIST = "admin:sessions_app_enduser_changelist"

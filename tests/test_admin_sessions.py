@@ -9,9 +9,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import audit, services
-from sessions_app.emulator import Emulator
+from sessions_app.audit import log as audit
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
 
 pytestmark = pytest.mark.django_db
 

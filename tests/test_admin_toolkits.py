@@ -11,14 +11,16 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import services
-from sessions_app.emulator import Emulator
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit
+from sessions_app.tool_router import services
 
 pytestmark = pytest.mark.django_db
 
 CATALOG = json.loads(
-    (Path(__file__).resolve().parent.parent / "sessions_app/emulator/catalog.json").read_text()
+    (
+        Path(__file__).resolve().parent.parent / "sessions_app/composio/emulator/catalog.json"
+    ).read_text()
 )["toolkits"]
 
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
 
-from sessions_app import audit
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, AuditLogIsAppendOnly
 
 TABLE = AuditEvent._meta.db_table

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from sessions_app import audit
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, EndUser, SessionToolkit, Toolkit, ToolRouterSession
 
 SECRET_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"

@@ -176,8 +176,8 @@ def test_without_javascript_the_search_is_a_plain_form(
 @pytest.fixture
 def composio_user(emulator, session_admin: User) -> EndUser:
     """An end user whose session exists at the emulator (made by the session service)."""
-    from sessions_app import services
     from sessions_app.models import Toolkit
+    from sessions_app.tool_router import services
 
     services.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)

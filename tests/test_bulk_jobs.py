@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from sessions_app import bulk, services
-from sessions_app.emulator import Emulator, server
+from sessions_app.bulk import jobs as bulk
+from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import (
     AuditEvent,
     BulkJob,
@@ -24,6 +24,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
+from sessions_app.tool_router import services
 
 ALLOWED = ["github", "gmail", "slack"]
 
@@ -328,7 +329,7 @@ def test_starting_with_a_disallowed_toolkit_writes_nothing_and_says_why(
 
 
 def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, settings) -> None:
-    from sessions_app import rate_limit
+    from sessions_app.tool_router import rate_limit
 
     settings.BULK_RATE_PER_MINUTE = 600  # 10 per second
     settings.BULK_RATE_BURST = 2

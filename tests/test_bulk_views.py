@@ -11,9 +11,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import bulk, services
-from sessions_app.emulator import Emulator, server
+from sessions_app.bulk import jobs as bulk
+from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import AuditEvent, BulkJob, EndUser, Toolkit
+from sessions_app.tool_router import services
 
 ALLOWED = ["github", "gmail", "slack"]
 CHANGELIST = "admin:sessions_app_enduser_changelist"

@@ -18,9 +18,10 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
-from sessions_app import bulk, services
-from sessions_app.emulator import Emulator, server
+from sessions_app.bulk import jobs as bulk
+from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
 from tests.conftest import EMULATOR_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +182,7 @@ def test_several_workers_share_one_job_and_its_rate_budget(
     assert catalog.count("session.create") == 60
     # Both slots ran, in different worker processes.
     ran = DBTaskResult.objects.filter(
-        task_path="sessions_app.tasks.bulk_job_run", status="SUCCESSFUL"
+        task_path="sessions_app.bulk.tasks.bulk_job_run", status="SUCCESSFUL"
     )
     assert len({w for r in ran for w in r.worker_ids}) >= 2
 

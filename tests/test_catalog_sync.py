@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions_app import composio_seam
-from sessions_app.emulator import Emulator
+from sessions_app.composio import seam as composio_seam
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, Toolkit
-from sessions_app.services import toolkit_catalog_sync
+from sessions_app.tool_router.services import toolkit_catalog_sync
 
 CATALOG = json.loads(
-    (Path(__file__).resolve().parent.parent / "sessions_app/emulator/catalog.json").read_text()
+    (
+        Path(__file__).resolve().parent.parent / "sessions_app/composio/emulator/catalog.json"
+    ).read_text()
 )["toolkits"]
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sessions_app.emulator import Emulator, EmulatorControl, EmulatorControlError
-from sessions_app.emulator.catalog import load_catalog
+from sessions_app.composio.emulator import Emulator, EmulatorControl, EmulatorControlError
+from sessions_app.composio.emulator.catalog import load_catalog
 
 KEY = "emu-test-key"
 SESSION_URL = "/api/v3.1/tool_router/session"

@@ -5,7 +5,7 @@ from http import HTTPStatus
 import pytest
 
 from sessions_app import health
-from sessions_app.emulator import Emulator
+from sessions_app.composio.emulator import Emulator
 
 
 @pytest.fixture(autouse=True)

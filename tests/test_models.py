@@ -8,7 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
-from sessions_app import audit, roles
+from sessions_app import roles
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, AuditLogIsAppendOnly, EndUser, ToolRouterSession
 
 ROOT = Path(__file__).resolve().parent.parent

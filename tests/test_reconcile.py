@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from sessions_app import composio_seam, services
-from sessions_app.emulator import Emulator
+from sessions_app.composio import seam as composio_seam
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
     AuditEvent,
     EndUser,
@@ -23,6 +23,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
+from sessions_app.tool_router import services
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 TABLE = ToolRouterSession._meta.db_table

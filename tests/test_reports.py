@@ -14,7 +14,8 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessions_app import audit, reports
+from sessions_app.audit import log as audit
+from sessions_app.audit import reports
 from sessions_app.models import EndUser, SessionToolkit, Toolkit, ToolRouterSession
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)

@@ -5,7 +5,7 @@ from http import HTTPStatus
 
 import pytest
 
-from sessions_app import audit
+from sessions_app.audit import log as audit
 
 
 @pytest.mark.django_db

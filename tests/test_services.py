@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from sessions_app import services
-from sessions_app.emulator import Emulator
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
     AuditEvent,
     EndUser,
@@ -24,7 +23,8 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.services import (
+from sessions_app.tool_router import services
+from sessions_app.tool_router.services import (
     tool_router_session_change_toolkits,
     tool_router_session_create,
     tool_router_session_delete,

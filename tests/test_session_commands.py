@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from sessions_app import services
-from sessions_app.emulator import Emulator
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
 
 pytestmark = pytest.mark.django_db
 

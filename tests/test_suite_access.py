@@ -39,8 +39,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from sessions_app import roles, services
-from sessions_app.emulator import Emulator
+from sessions_app import roles
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
     AuditEvent,
     BulkJob,
@@ -50,6 +50,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
+from sessions_app.tool_router import services
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "access-matrix.md"
 ROLES = ("anonymous", "support", "session admin", "auditor", "no role", "superuser")
@@ -314,7 +315,7 @@ def world(
     task = DBTaskResult.objects.create(
         enqueued_at=now,
         args_kwargs={"args": [], "kwargs": {}},
-        task_path="sessions_app.tasks.nothing",
+        task_path="sessions_app.bulk.tasks.nothing",
         backend_name="default",
         run_after=now,
         exception_class_path="",

@@ -18,10 +18,11 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 
-from sessions_app import composio_seam, services
-from sessions_app.emulator import Emulator
+from sessions_app.composio import seam as composio_seam
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, SessionToolkit, Toolkit
 from sessions_app.models import ToolRouterSession as Session
+from sessions_app.tool_router import services
 from tests.test_reconcile import refuse_session_inserts, run_reconcile
 
 ALLOWED = ["github", "gmail", "slack", "notion"]

@@ -26,8 +26,8 @@ from django.http import HttpRequest
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
-from sessions_app import composio_seam
-from sessions_app.emulator import Emulator
+from sessions_app.composio import seam as composio_seam
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
 
 SENTINEL = "ak_SENTINEL_9f2c7e1b4d6a8035"
@@ -203,7 +203,7 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
     _command(seen, "delete_session", "usr_3")
 
     # Bulk: more users than the synchronous limit go to a background job (when it exists).
-    if importlib.util.find_spec("sessions_app.bulk") is not None:
+    if importlib.util.find_spec("sessions_app.bulk.jobs") is not None:
         for label, response in zip(
             ("bulk step one", "bulk create"),
             _changelist(admin, "create_sessions", users[3:], ["github"]),

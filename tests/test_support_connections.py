@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import composio_seam
+from sessions_app.composio import seam as composio_seam
 from sessions_app.models import EndUser, ToolRouterSession
 
 HX = {"HX-Request": "true"}

@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import audit, selectors
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.tool_router import selectors
 
 HX = {"HX-Request": "true"}
 

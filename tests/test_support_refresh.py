@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import services
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
 
 HX = {"HX-Request": "true"}
 

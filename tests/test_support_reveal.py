@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import audit
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 
 HX = {"HX-Request": "true"}
@@ -82,7 +82,7 @@ def test_it_answers_nothing_if_the_audit_write_fails(
     session: ToolRouterSession, support_user: User
 ) -> None:
     client = _client(support_user)
-    with mock.patch("sessions_app.audit.record", autospec=True, side_effect=DatabaseError):
+    with mock.patch("sessions_app.audit.log.record", autospec=True, side_effect=DatabaseError):
         response = client.post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert b"PRIVATEPART" not in response.content
@@ -143,7 +143,7 @@ def test_reveals_older_than_an_hour_do_not_count(
 ) -> None:
     settings.SUPPORT_REVEALS_PER_HOUR = 1
     earlier = timezone.now() - timedelta(hours=1, minutes=1)
-    with mock.patch("sessions_app.audit.timezone.now", return_value=earlier):
+    with mock.patch("sessions_app.audit.log.timezone.now", return_value=earlier):
         audit.record(
             action="mcp_url.reveal",
             outcome=AuditEvent.Outcome.SUCCESS,

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import audit
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 
 HX = {"HX-Request": "true"}

@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import CommandError, CommandParser
 
-from sessions_app import services
 from sessions_app.models import EndUser
+from sessions_app.tool_router import services
 from sessions_app.validators import external_id_problem
 
 # Exit codes: 0 done; 1 bad input, refused or failed (nothing changed); 2 usage (argparse);

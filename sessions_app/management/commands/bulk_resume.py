@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from sessions_app import bulk
+from sessions_app.bulk import jobs as bulk
 
 
 class Command(BaseCommand):

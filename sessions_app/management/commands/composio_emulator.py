@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app.emulator import Emulator
+from sessions_app.composio.emulator import Emulator
 
 DEFAULT_API_KEY = "emulator-local-key"
 

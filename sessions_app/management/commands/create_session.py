@@ -3,8 +3,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app import audit, services
+from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent, EndUser
+from sessions_app.tool_router import services
 
 from ._session_command import (
     EXIT_FAILED,

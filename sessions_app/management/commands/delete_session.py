@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app import services
 from sessions_app.models import ToolRouterSession
+from sessions_app.tool_router import services
 
 from ._session_command import (
     EXIT_SKIPPED,

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.commands import flush
 from django.db import connections
 
-from sessions_app import audit
+from sessions_app.audit import log as audit
 
 
 def _is_test_database(alias: str) -> bool:

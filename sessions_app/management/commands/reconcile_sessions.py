@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app import reconcile
+from sessions_app.tool_router import reconcile
 
 # Exit codes: 0 everything settled, or nothing to do; 1 items need a person (the lines say
 # why); 2 usage (argparse); 3 Composio failed for some items, which the next run retries.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sessions_app import services
+from sessions_app.tool_router import services
 
 from ._session_command import (
     actor_from,

@@ -6,8 +6,9 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from sessions_app import roles, services
+from sessions_app import roles
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
 
 DEMO_ACCOUNTS = [
     ("support", roles.SUPPORT, "looks users up, reveals MCP URLs"),

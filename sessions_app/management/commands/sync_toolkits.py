@@ -4,7 +4,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app import composio_seam, services
+from sessions_app.composio import seam as composio_seam
+from sessions_app.tool_router import services
 
 
 class Command(BaseCommand):

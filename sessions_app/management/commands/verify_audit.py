@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app.audit import GENESIS_HASH, chain_hash
+from sessions_app.audit.log import GENESIS_HASH, chain_hash
 from sessions_app.models import AuditEvent
 
 

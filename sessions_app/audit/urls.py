@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import audit_views
+from sessions_app.audit import views as audit_views
 
 app_name = "audit"
 urlpatterns = [

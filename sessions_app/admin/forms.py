@@ -8,8 +8,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from . import services
-from .models import EndUser, Toolkit
+from sessions_app.models import EndUser, Toolkit
+from sessions_app.tool_router import services
 
 
 def toolkit_groups(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from .models import RateBudget
+from sessions_app.models import RateBudget
 
 COMPOSIO = "composio"
 

@@ -16,10 +16,11 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from . import audit, selectors, services
-from .decorators import console_permission_required, wants_fragment
-from .http import HtmxHttpRequest
-from .models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.access import console_permission_required, wants_fragment
+from sessions_app.audit import log as audit
+from sessions_app.http import HtmxHttpRequest
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.tool_router import selectors, services
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import bulk_views
+from sessions_app.bulk import views as bulk_views
 
 app_name = "bulk"
 urlpatterns = [

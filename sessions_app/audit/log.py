@@ -23,9 +23,9 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import middleware
-from .middleware import current_request_id
-from .models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app import middleware
+from sessions_app.middleware import current_request_id
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 
 # Keys that would carry a secret or a full MCP URL; writing one is a programming error.
 _FORBIDDEN_KEYS = frozenset({"mcp_url", "url", "headers", "api_key", "x-api-key", "mcp_headers"})

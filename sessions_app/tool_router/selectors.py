@@ -17,8 +17,9 @@ from django.db.models.functions import Collate, Lower
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, composio_seam
-from .models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from sessions_app.audit import log as audit
+from sessions_app.composio import seam as composio_seam
+from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from . import audit, bulk, bulk_views, composio_seam, services
-from .admin_safety import ReadOnlyAdminMixin
-from .forms import EndUserAdminForm, EndUserImportForm, SessionToolkitsForm
-from .models import (
+from sessions_app.admin.forms import EndUserAdminForm, EndUserImportForm, SessionToolkitsForm
+from sessions_app.admin.safety import ReadOnlyAdminMixin
+from sessions_app.audit import log as audit
+from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import views as bulk_views
+from sessions_app.composio import seam as composio_seam
+from sessions_app.models import (
     AuditEvent,
     BulkJob,
     EndUser,
@@ -33,6 +36,7 @@ from .models import (
     Toolkit,
     ToolRouterSession,
 )
+from sessions_app.tool_router import services
 
 # The actions each needing its custom permission; posting one without it is audited as refused.
 SESSION_ACTIONS = {

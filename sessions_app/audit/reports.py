@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import AuditEvent, SessionToolkit, Toolkit, ToolRouterSession
+from sessions_app.models import AuditEvent, SessionToolkit, Toolkit, ToolRouterSession
 
 ACTIVE = ToolRouterSession.Status.ACTIVE
 CHANGE_IN_PLACE = "session.change_toolkits"

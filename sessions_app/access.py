@@ -12,9 +12,10 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
-from . import audit, roles
-from .http import HtmxHttpRequest
-from .models import AuditEvent
+from sessions_app import roles
+from sessions_app.audit import log as audit
+from sessions_app.http import HtmxHttpRequest
+from sessions_app.models import AuditEvent
 
 # Using the support console takes the Support role's permissions (the Auditor has the view
 # permissions too, but is not a support agent: it lacks reveal_mcp_url).

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from sessions_app.support import views
 
 app_name = "sessions_app"
 urlpatterns = [

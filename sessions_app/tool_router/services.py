@@ -18,8 +18,9 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, composio_seam, selectors
-from .models import (
+from sessions_app.audit import log as audit
+from sessions_app.composio import seam as composio_seam
+from sessions_app.models import (
     AuditEvent,
     EndUser,
     SessionOperation,
@@ -27,7 +28,8 @@ from .models import (
     Toolkit,
     ToolRouterSession,
 )
-from .validators import external_id_problem
+from sessions_app.tool_router import selectors
+from sessions_app.validators import external_id_problem
 
 logger = logging.getLogger(__name__)
 

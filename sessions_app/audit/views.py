@@ -17,8 +17,9 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from . import audit, reports
-from .models import AuditEvent, Toolkit
+from sessions_app.audit import log as audit
+from sessions_app.audit import reports
+from sessions_app.models import AuditEvent, Toolkit
 
 View = Callable[..., HttpResponse]
 LOG_PAGE_SIZE = 50

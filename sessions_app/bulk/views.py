@@ -18,10 +18,11 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, bulk
-from .decorators import forbidden, wants_fragment
-from .http import HtmxHttpRequest
-from .models import AuditEvent, BulkJob, BulkJobItem
+from sessions_app.access import forbidden, wants_fragment
+from sessions_app.audit import log as audit
+from sessions_app.bulk import jobs as bulk
+from sessions_app.http import HtmxHttpRequest
+from sessions_app.models import AuditEvent, BulkJob, BulkJobItem
 
 ITEMS_PER_PAGE = 100
 View = Callable[..., HttpResponse]

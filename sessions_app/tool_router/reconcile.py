@@ -35,8 +35,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
-from . import audit, composio_seam
-from .models import (
+from sessions_app.audit import log as audit
+from sessions_app.composio import seam as composio_seam
+from sessions_app.models import (
     AuditEvent,
     EndUser,
     SessionOperation,

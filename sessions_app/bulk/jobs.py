@@ -1,10 +1,10 @@
 """Bulk jobs: create or refresh the sessions of many end users in background workers.
 
 A job has one item per end user. `bulk_job_start` writes them and arms `concurrency` runner
-slots; each slot is a chain of `sessions_app.tasks.bulk_job_run` tasks (django-tasks) that claim
-items one at a time (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL) and call the session
-services, which keep their promises: one intent and one audit event per attempt, the per-user
-lock, never a blind re-send of a create that may have reached Composio.
+slots; each slot is a chain of `sessions_app.bulk.tasks.bulk_job_run` tasks (django-tasks)
+that claim items one at a time (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL) and call the
+session services, which keep their promises: one intent and one audit event per attempt, the
+per-user lock, never a blind re-send of a create that may have reached Composio.
 
 What each outcome does to an item:
 - success -> `succeeded` (with the new session); the service skipped the user, or the user was
@@ -46,8 +46,8 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, rate_limit, services
-from .models import (
+from sessions_app.audit import log as audit
+from sessions_app.models import (
     AuditEvent,
     BulkJob,
     BulkJobItem,
@@ -55,6 +55,7 @@ from .models import (
     SessionOperation,
     ToolRouterSession,
 )
+from sessions_app.tool_router import rate_limit, services
 
 logger = logging.getLogger(__name__)
 
@@ -427,7 +428,7 @@ def _csv_safe(value: str) -> str:
 
 
 def _task():  # noqa: ANN202
-    from .tasks import bulk_job_run
+    from sessions_app.bulk.tasks import bulk_job_run
 
     return bulk_job_run
 

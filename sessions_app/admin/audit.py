@@ -8,9 +8,9 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from . import audit
-from .admin_safety import ReadOnlyAdminMixin
-from .models import AuditEvent
+from sessions_app.admin.safety import ReadOnlyAdminMixin
+from sessions_app.audit import log as audit
+from sessions_app.models import AuditEvent
 
 
 @admin.register(AuditEvent)
