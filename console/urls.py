@@ -21,3 +21,6 @@ urlpatterns = [
     path("jobs/", include("sessions_app.bulk.urls")),
     path("", include("sessions_app.support.urls")),
 ]
+
+# Every PermissionDenied, the admin's included, renders the console's refusal page.
+handler403 = "sessions_app.access.refused_view"

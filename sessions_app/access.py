@@ -1,64 +1,199 @@
-"""Access checks for the console's views: deny by default, refuse with a 403 and an audit event."""
+"""Who may do what, and the one way the console says no.
+
+Every "you may not" (a view, an admin page or action, a command, a service) goes through
+`refuse`: it writes one `access.refused` audit event with one details shape and returns a
+`Refused` exception. Raised from a view or an admin page, Django's 403 handler
+(`console.urls.handler403` -> `refused_view`) renders the console's refusal page; a service that
+reports per-item outcomes instead returns it as a refused result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from http import HTTPStatus
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from sessions_app import roles
-from sessions_app.audit import log as audit
-from sessions_app.http import HtmxHttpRequest
+from sessions_app.audit import log as audit_log
 from sessions_app.models import AuditEvent
+
+Actor = AbstractBaseUser | AnonymousUser | None
+View = Callable[..., HttpResponse]
 
 # Using the support console takes the Support role's permissions (the Auditor has the view
 # permissions too, but is not a support agent: it lacks reveal_mcp_url).
 SUPPORT_PERMS: tuple[str, ...] = tuple(roles.ROLE_PERMISSIONS[roles.SUPPORT])
 
-View = Callable[..., HttpResponse]
+# The permission each session operation needs (services, admin actions and bulk jobs share it).
+SESSION_PERMISSION: dict[str, str] = {
+    "create": "sessions_app.create_session",
+    "refresh": "sessions_app.refresh_session",
+    "change_toolkits": "sessions_app.change_session_toolkits",
+    "delete": "sessions_app.delete_session",
+}
 
 
-def wants_fragment(request: HtmxHttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
+class Refused(PermissionDenied):
+    """An actor may not do something; its `access.refused` event is already written."""
+
+    def __init__(self, message: str, *, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.missing = tuple(missing)
+
+    @property
+    def roles(self) -> list[str]:
+        return roles_with(self.missing)
 
 
-def forbidden(request: HtmxHttpRequest, reason: str) -> HttpResponse:
+def roles_with(permissions: Iterable[str]) -> list[str]:
+    """The roles that hold every one of `permissions` (for "ask for the X role")."""
+    wanted = set(permissions)
+    if not wanted:
+        return []
+    return [name for name, perms in roles.ROLE_PERMISSIONS.items() if wanted <= set(perms)]
+
+
+def may(actor: Actor, *permissions: str) -> bool:
+    """Whether `actor` holds every permission. `None` is the system itself (a management
+    command run from the server's shell), which may do anything."""
+    if actor is None:
+        return True
+    return bool(actor.is_active and all(actor.has_perm(p) for p in permissions))
+
+
+def missing(actor: Actor, permissions: Iterable[str]) -> list[str]:
+    if actor is None:
+        return []
+    if not actor.is_active:
+        return list(permissions)
+    return [p for p in permissions if not actor.has_perm(p)]
+
+
+def refuse(
+    *,
+    operation: str,
+    reason: str,
+    actor: Actor = None,
+    request: HttpRequest | None = None,
+    missing: Sequence[str] = (),
+    end_user: Any = None,
+    session: Any = None,
+    target: str = "",
+) -> Refused:
+    """Audit one `access.refused` event and return the `Refused` to raise or report.
+
+    The details always have the same keys: the operation refused, the permissions missing,
+    the target named (a job, an object id; may be empty), and the request's method and path.
+    """
+    if actor is None and request is not None:
+        actor = getattr(request, "user", None)
+    audit_log.record(
+        action="access.refused",
+        outcome=AuditEvent.Outcome.REFUSED,
+        actor=actor,
+        request=request,
+        end_user=end_user,
+        session=session,
+        reason=reason,
+        details={
+            "operation": operation,
+            "missing": list(missing),
+            "target": target,
+            "method": request.method if request is not None else "",
+            "path": request.path[:200] if request is not None else "",
+        },
+    )
+    return Refused(reason, missing=missing)
+
+
+def require(
+    actor: Actor,
+    *permissions: str,
+    operation: str,
+    reason: str | None = None,
+    request: HttpRequest | None = None,
+    target: str = "",
+) -> None:
+    """Raise `Refused` (audited) unless `actor` holds every one of `permissions`."""
+    lacking = missing(actor, permissions)
+    if lacking:
+        raise refuse(
+            operation=operation,
+            reason=reason or "Your account does not have the permission for this.",
+            actor=actor,
+            request=request,
+            missing=lacking,
+            target=target,
+        )
+
+
+def wants_fragment(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def refusal_response(request: HttpRequest, refused: Refused | PermissionDenied) -> HttpResponse:
+    """The console's refusal page (or its fragment for HTMX), 403."""
+    message = getattr(refused, "message", "") or str(refused) or "Permission denied."
     template = (
         "sessions_app/_forbidden.html" if wants_fragment(request) else "sessions_app/forbidden.html"
     )
-    response = render(request, template, {"reason": reason}, status=HTTPStatus.FORBIDDEN)
+    context = {"reason": message, "roles": roles_with(getattr(refused, "missing", ()))}
+    response = render(request, template, context, status=HTTPStatus.FORBIDDEN)
     patch_vary_headers(response, ("HX-Request",))
     return response
 
 
-def console_permission_required(*extra: str) -> Callable[[View], View]:
-    """The Support permissions plus `extra`; anonymous -> login, lacking any -> 403, audited."""
-    needed = (*SUPPORT_PERMS, *extra)
+def refused_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's `handler403`: every PermissionDenied, the admin's included, gets the console's page.
+
+    A bare PermissionDenied raised by Django itself (not through `refuse`) is audited here, so
+    every refusal leaves exactly one event."""
+    if not isinstance(exception, Refused):
+        exception = refuse(
+            operation="page",
+            reason=str(exception) if exception and str(exception) else "Permission denied.",
+            request=request,
+        )
+    return refusal_response(request, exception)
+
+
+def permission_required(
+    *permissions: str, operation: str | None = None, reason: str | None = None
+) -> Callable[[View], View]:
+    """Anonymous -> login; lacking any of `permissions` -> the console's 403 page, audited once."""
 
     def decorator(view: View) -> View:
         @wraps(view)
-        def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            user = request.user
-            if not user.is_authenticated:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            missing = [perm for perm in needed if not user.has_perm(perm)]
-            if missing:
-                audit.record(
-                    action="access.refused",
-                    outcome=AuditEvent.Outcome.REFUSED,
+            try:
+                require(
+                    request.user,
+                    *permissions,
+                    operation=operation or view.__name__,
+                    reason=reason,
                     request=request,
-                    reason=f"{request.method} {request.path} needs {', '.join(missing)}",
-                    details={"view": view.__name__, "path": request.path, "missing": missing},
                 )
-                return forbidden(request, "Your account does not have the permission for this.")
+            except Refused as refused:
+                return refusal_response(request, refused)
             return view(request, *args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def support_required(*extra: str) -> Callable[[View], View]:
+    """The support console's pages: the Support permissions plus `extra`."""
+    return permission_required(*SUPPORT_PERMS, *extra)

@@ -123,6 +123,9 @@ def duration_words(seconds: float) -> str:
 # --- Who may do what -------------------------------------------------------------------------
 
 
+SEE_JOBS_PERMISSIONS = ("sessions_app.view_enduser", "sessions_app.create_session")
+
+
 def may_see_jobs(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Session admins: the console's view permission and one of the two bulk operations."""
     return bool(

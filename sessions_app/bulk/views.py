@@ -18,11 +18,11 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from sessions_app.access import forbidden, wants_fragment
-from sessions_app.audit import log as audit
+from sessions_app import access
+from sessions_app.access import refusal_response, wants_fragment
 from sessions_app.bulk import jobs as bulk
 from sessions_app.http import HtmxHttpRequest
-from sessions_app.models import AuditEvent, BulkJob, BulkJobItem
+from sessions_app.models import BulkJob, BulkJobItem
 
 ITEMS_PER_PAGE = 100
 View = Callable[..., HttpResponse]
@@ -36,14 +36,13 @@ def bulk_access_required(view: View) -> View:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not bulk.may_see_jobs(request.user):
-            audit.record(
-                action="access.refused",
-                outcome=AuditEvent.Outcome.REFUSED,
+            refused = access.refuse(
+                operation="bulk.view",
+                reason="Bulk jobs are for session admins.",
                 request=request,
-                reason=f"{request.method} {request.path} needs the Session admin role.",
-                details={"view": view.__name__, "path": request.path},
+                missing=access.missing(request.user, bulk.SEE_JOBS_PERMISSIONS),
             )
-            return forbidden(request, "Bulk jobs are for session admins.")
+            return access.refusal_response(request, refused)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -130,7 +129,7 @@ def bulk_job_cancel(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     try:
         skipped = bulk.bulk_job_cancel(job=job, actor=request.user, request=request)
     except PermissionDenied as exc:
-        return forbidden(request, str(exc))
+        return refusal_response(request, exc)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -149,7 +148,7 @@ def bulk_job_retry(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     try:
         count = bulk.bulk_job_retry_failed(job=job, actor=request.user, request=request)
     except PermissionDenied as exc:
-        return forbidden(request, str(exc))
+        return refusal_response(request, exc)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

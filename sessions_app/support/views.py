@@ -16,7 +16,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from sessions_app.access import console_permission_required, wants_fragment
+from sessions_app.access import support_required, wants_fragment
 from sessions_app.audit import log as audit
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
@@ -75,7 +75,7 @@ def _card_context(request: HtmxHttpRequest, end_user: EndUser, **extra: Any) -> 
 
 
 @require_GET
-@console_permission_required()
+@support_required()
 def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
     result = selectors.end_user_lookup(query=request.GET.get("q", ""))
     return _respond(
@@ -88,7 +88,7 @@ def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_GET
-@console_permission_required()
+@support_required()
 def support_user_card(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     end_user = _get_end_user(public_id)
     return _respond(
@@ -100,7 +100,7 @@ def support_user_card(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse
 
 
 @require_GET
-@console_permission_required()
+@support_required()
 def support_user_row(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """One result row, re-fetched when the card changes the user's session."""
     end_user = _get_end_user(public_id)
@@ -122,7 +122,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 
 @require_POST
-@console_permission_required("sessions_app.reveal_mcp_url")
+@support_required("sessions_app.reveal_mcp_url")
 def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """Show one session's full MCP URL, only after the reveal is in the audit log."""
     session = _get_active_session(public_id)
@@ -196,7 +196,7 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
 
 
 @require_GET
-@console_permission_required()
+@support_required()
 def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     session = _get_active_session(public_id)
     check = selectors.tool_router_session_connections(
@@ -221,7 +221,7 @@ def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> Ht
 
 
 @require_http_methods(["GET", "POST"])
-@console_permission_required("sessions_app.refresh_session")
+@support_required("sessions_app.refresh_session")
 def support_session_refresh(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """GET asks to confirm; POST replaces the user's session through the session service."""
     end_user = _get_end_user(public_id)

@@ -253,12 +253,23 @@ class Outcome:
     IN_PROGRESS = "in_progress"
 
 
+class Cause:
+    """Why a call did not succeed, for callers that decide whether to try again (bulk jobs)."""
+
+    NONE = ""
+    RATE_LIMITED = "rate_limited"  # Composio answered 429: wait `retry_after`, then retry
+    TRANSIENT = "transient"  # Composio did not act (unreachable, 503): safe to retry
+    PERMANENT = "permanent"  # refused, rejected, skipped or unknown: do not re-send
+
+
 @dataclass(frozen=True)
 class SessionResult:
     end_user: EndUser
     outcome: str
     message: str
     session: ToolRouterSession | None = None
+    cause: str = Cause.NONE
+    retry_after: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -341,10 +352,23 @@ class _Attempt:
         )
 
     def result(
-        self, outcome: str, message: str, session: ToolRouterSession | None = None
+        self,
+        outcome: str,
+        message: str,
+        session: ToolRouterSession | None = None,
+        *,
+        cause: str | None = None,
+        retry_after: int | None = None,
     ) -> SessionResult:
+        if cause is None:
+            cause = Cause.NONE if outcome == Outcome.SUCCEEDED else Cause.PERMANENT
         return SessionResult(
-            end_user=self.end_user, outcome=outcome, message=message, session=session
+            end_user=self.end_user,
+            outcome=outcome,
+            message=message,
+            session=session,
+            cause=cause,
+            retry_after=retry_after,
         )
 
     def refused(self) -> SessionResult:
@@ -488,7 +512,19 @@ def _failed(
         session=session,
         details=details,
     )
-    return attempt.result(Outcome.UNKNOWN if unknown else Outcome.FAILED, message, session)
+    cause = Cause.PERMANENT
+    retry_after = None
+    if isinstance(exc, composio_seam.ComposioRateLimited):
+        cause, retry_after = Cause.RATE_LIMITED, exc.retry_after
+    elif isinstance(exc, composio_seam.ComposioUnavailable) and not unknown:
+        cause = Cause.TRANSIENT
+    return attempt.result(
+        Outcome.UNKNOWN if unknown else Outcome.FAILED,
+        message,
+        session,
+        cause=cause,
+        retry_after=retry_after,
+    )
 
 
 def _store_toolkit_links(session: ToolRouterSession, slugs: Sequence[str]) -> None:
