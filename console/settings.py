@@ -247,6 +247,12 @@ BULK_MAX_ATTEMPTS = env.int("BULK_MAX_ATTEMPTS", default=5)
 BULK_RETRY_BACKOFF_SECONDS = env.float("BULK_RETRY_BACKOFF_SECONDS", default=2.0)
 BULK_DEFAULT_RETRY_AFTER = env.int("BULK_DEFAULT_RETRY_AFTER", default=10)
 BULK_LEASE_SECONDS = env.int("BULK_LEASE_SECONDS", default=120)
+# Requests that may go out at once after a quiet spell (0: one second's worth of the rate).
+BULK_RATE_BURST = env.float("BULK_RATE_BURST", default=0)
+# How long one runner task works before handing its slot on to a fresh task (seconds).
+BULK_SLICE_SECONDS = env.float("BULK_SLICE_SECONDS", default=30)
+# A slot whose runner has not been heard from for this long is re-armed by a stand-in (seconds).
+BULK_DEADMAN_SECONDS = env.float("BULK_DEADMAN_SECONDS", default=180)
 
 # --- Console behaviour -------------------------------------------------------------------------
 TOOL_ROUTER_MAX_TOOLKITS = env.int("TOOL_ROUTER_MAX_TOOLKITS", default=25)
@@ -257,3 +263,5 @@ SUPPORT_SEARCH_LIMIT = env.int("SUPPORT_SEARCH_LIMIT", default=25)
 SUPPORT_REVEAL_SECONDS = env.int("SUPPORT_REVEAL_SECONDS", default=60)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
+# reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.
+TOOL_ROUTER_RECONCILE_SETTLE_SECONDS = env.int("TOOL_ROUTER_RECONCILE_SETTLE_SECONDS", default=60)

@@ -68,7 +68,7 @@ def client_ip(request: HttpRequest) -> str | None:
     ignored, so it cannot be spoofed to dodge the login lock-out or the audit trail.
     """
     remote = request.META.get("REMOTE_ADDR", "")
-    count = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
+    count = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     candidate = remote
     if count > 0 and forwarded:

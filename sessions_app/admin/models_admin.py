@@ -70,7 +70,7 @@ _OUTCOME_WORDS = {
 
 
 def sync_limit() -> int:
-    return int(getattr(settings, "TOOL_ROUTER_SYNC_LIMIT", 20))
+    return settings.TOOL_ROUTER_SYNC_LIMIT
 
 
 def refuse_posted_action(

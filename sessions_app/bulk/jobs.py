@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -74,32 +75,30 @@ _AUDIT_ACTION = {BulkJob.Kind.CREATE: "session.create", BulkJob.Kind.REFRESH: "s
 
 # --- Settings ----------------------------------------------------------------------------------
 
-setting = rate_limit.setting
-
 
 def concurrency() -> int:
     """Runner slots per job: at most this many items of one job are in flight at once."""
-    return max(1, int(setting("BULK_CONCURRENCY", 8)))
+    return max(1, int(settings.BULK_CONCURRENCY))
 
 
 def max_attempts() -> int:
-    return max(1, int(setting("BULK_MAX_ATTEMPTS", 5)))
+    return max(1, int(settings.BULK_MAX_ATTEMPTS))
 
 
 def _lease() -> timedelta:
-    return timedelta(seconds=setting("BULK_LEASE_SECONDS", 120))
+    return timedelta(seconds=settings.BULK_LEASE_SECONDS)
 
 
 def _slice_seconds() -> float:
-    return setting("BULK_SLICE_SECONDS", 30)
+    return float(settings.BULK_SLICE_SECONDS)
 
 
 def _deadman() -> timedelta:
-    return timedelta(seconds=setting("BULK_DEADMAN_SECONDS", 180))
+    return timedelta(seconds=settings.BULK_DEADMAN_SECONDS)
 
 
 def _backoff(attempts: int) -> float:
-    base = setting("BULK_RETRY_BACKOFF_SECONDS", 2.0)
+    base = float(settings.BULK_RETRY_BACKOFF_SECONDS)
     return min(60.0, base * 2 ** max(0, attempts - 1)) * (0.5 + random.random())
 
 
@@ -624,9 +623,7 @@ def process_item(
         return _settle(item, token, state=Item.FAILED, error=result.message)
     cause, retry_after = _failure_cause(job, user, called_at, actor)
     if cause == "rate_limited":
-        seconds = (
-            retry_after if retry_after is not None else setting("BULK_DEFAULT_RETRY_AFTER", 10)
-        )
+        seconds = retry_after if retry_after is not None else settings.BULK_DEFAULT_RETRY_AFTER
         pause_job(job, seconds=float(seconds))
         return _settle(
             item,

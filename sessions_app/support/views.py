@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def _reveal_seconds() -> int:
-    return int(getattr(settings, "SUPPORT_REVEAL_SECONDS", 60))
+    return settings.SUPPORT_REVEAL_SECONDS
 
 
 def _get_end_user(public_id: UUID) -> EndUser:
@@ -136,7 +136,7 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
         "error": "",
         "oob": False,
     }
-    limit = int(getattr(settings, "SUPPORT_REVEALS_PER_HOUR", 30))
+    limit = settings.SUPPORT_REVEALS_PER_HOUR
 
     def refuse(message: str, status: int) -> HttpResponse:
         return _no_store(

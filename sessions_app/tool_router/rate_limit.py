@@ -4,12 +4,12 @@ Composio limits requests per minute per project (2,000/min on the plan the conso
 so every worker on every machine draws from the same bucket. A caller reserves its tokens in one
 short transaction under a row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite's IMMEDIATE
 transactions serialise writers) and is told how long to wait before sending: tokens may go
-negative, which queues callers fairly without holding the lock while they wait.
+negative, which queues callers fairly without holding the lock while they wait. Worker processes
+read the same settings (console.settings reads the environment they are started with).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -21,26 +21,15 @@ from sessions_app.models import RateBudget
 COMPOSIO = "composio"
 
 
-def setting(name: str, default: float) -> float:
-    """A number from settings, else from the environment (so worker processes started with only
-    an environment can be tuned), else the default."""
-    value = getattr(settings, name, None)
-    if value is None or value == "":
-        value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return float(value)
-
-
 def rate_per_minute() -> float:
     """Requests per minute every worker together may send to Composio (BULK_RATE_PER_MINUTE)."""
-    return max(1.0, setting("BULK_RATE_PER_MINUTE", 1200))
+    return max(1.0, float(settings.BULK_RATE_PER_MINUTE))
 
 
 def burst() -> float:
-    """How many requests may go out at once after a quiet spell (BULK_RATE_BURST)."""
-    default = max(1.0, rate_per_minute() / 60.0)
-    return max(1.0, setting("BULK_RATE_BURST", default))
+    """How many requests may go out at once after a quiet spell (BULK_RATE_BURST; 0: one
+    second's worth of the rate)."""
+    return max(1.0, float(settings.BULK_RATE_BURST) or rate_per_minute() / 60.0)
 
 
 def reserve(

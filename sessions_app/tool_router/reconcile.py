@@ -111,12 +111,12 @@ class ReconcileReport:
 
 
 def _grace_default() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "TOOL_ROUTER_OPERATION_STALE_SECONDS", 600)))
+    return timedelta(seconds=settings.TOOL_ROUTER_OPERATION_STALE_SECONDS)
 
 
 def _settle_default() -> timedelta:
     # An `unknown` intent whose call timed out may still be running at Composio for a while.
-    return timedelta(seconds=int(getattr(settings, "TOOL_ROUTER_RECONCILE_SETTLE_SECONDS", 60)))
+    return timedelta(seconds=settings.TOOL_ROUTER_RECONCILE_SETTLE_SECONDS)
 
 
 def reconcile(

@@ -79,7 +79,7 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     users match.
     """
     query = " ".join(query.split())
-    limit = limit or int(getattr(settings, "SUPPORT_SEARCH_LIMIT", 25))
+    limit = limit or settings.SUPPORT_SEARCH_LIMIT
     if not query:
         return LookupResult(query="")
     if "\x00" in query:

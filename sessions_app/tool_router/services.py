@@ -190,7 +190,7 @@ def toolkit_choices_clean(toolkits: Sequence[object]) -> list[str]:
             + ".",
             code="duplicate",
         )
-    limit = int(getattr(settings, "TOOL_ROUTER_MAX_TOOLKITS", 25))
+    limit = settings.TOOL_ROUTER_MAX_TOOLKITS
     if len(slugs) > limit:
         raise ValidationError(
             f"{len(slugs)} toolkits were chosen; a session may have at most {limit}.",
@@ -300,7 +300,7 @@ _VERB = {
 def _stale_after() -> timedelta:
     # A pending intent older than this belongs to a process that died mid-call; it no longer
     # locks the end user (its outcome is then unknown and left to reconciliation).
-    return timedelta(seconds=int(getattr(settings, "TOOL_ROUTER_OPERATION_STALE_SECONDS", 600)))
+    return timedelta(seconds=settings.TOOL_ROUTER_OPERATION_STALE_SECONDS)
 
 
 def _actor_may(actor: AbstractBaseUser | AnonymousUser | None, permission: str) -> bool:

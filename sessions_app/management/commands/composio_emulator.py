@@ -51,10 +51,10 @@ class Command(BaseCommand):
         api_key = options["api_key"]
         key_source = "--api-key"
         if not api_key:
-            api_key = getattr(settings, "COMPOSIO_EMULATOR_API_KEY", "") or DEFAULT_API_KEY
+            api_key = settings.COMPOSIO_EMULATOR_API_KEY or DEFAULT_API_KEY
             key_source = (
                 "settings.COMPOSIO_EMULATOR_API_KEY"
-                if getattr(settings, "COMPOSIO_EMULATOR_API_KEY", "")
+                if settings.COMPOSIO_EMULATOR_API_KEY
                 else "built-in default"
             )
 
