@@ -377,9 +377,15 @@ def test_delete_action_confirms_then_deletes_at_composio_and_keeps_the_row(
 # --- permissions -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "action", ["create_sessions", "refresh_sessions", "change_session_toolkits", "delete_sessions"]
-)
+NEEDS = {
+    "create_sessions": "sessions_app.create_session",
+    "refresh_sessions": "sessions_app.refresh_session",
+    "change_session_toolkits": "sessions_app.change_session_toolkits",
+    "delete_sessions": "sessions_app.delete_session",
+}
+
+
+@pytest.mark.parametrize("action", sorted(NEEDS))
 def test_actions_are_hidden_from_support_and_refused_if_posted(
     client: Client, support_user: User, catalog: Emulator, users: list[EndUser], action: str
 ) -> None:
@@ -395,7 +401,9 @@ def test_actions_are_hidden_from_support_and_refused_if_posted(
     assert catalog.requests == []
     assert not ToolRouterSession.objects.exists()
     event = AuditEvent.objects.get(action="access.refused")
-    assert event.outcome == "refused" and event.details["admin_action"] == action
+    assert event.outcome == "refused"
+    assert event.details["operation"] == f"admin.enduser.{action}"
+    assert event.details["missing"] == [NEEDS[action]]
 
 
 def test_session_admin_sees_every_session_action(admin_client: Client, users) -> None:

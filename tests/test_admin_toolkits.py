@@ -151,6 +151,6 @@ def test_allow_list_actions_are_hidden_from_support_and_refused_if_posted(
     act(client, "allow_toolkits", ["github"])
 
     assert not Toolkit.objects.filter(is_allowed=True).exists()
-    assert AuditEvent.objects.get(action="access.refused").details["admin_action"] == (
-        "allow_toolkits"
-    )
+    details = AuditEvent.objects.get(action="access.refused").details
+    assert details["operation"] == "admin.toolkit.allow_toolkits"
+    assert details["missing"] == ["sessions_app.manage_toolkit_allowlist"]

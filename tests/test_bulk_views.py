@@ -243,7 +243,7 @@ def test_the_admin_job_page_shows_the_same_live_progress(
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert 'hx-get="' + job_urls(running_job)["job_progress"] in html
-    assert "htmx" in html and 'name="from" value="admin"' in html
+    assert "htmx" in html and f'name="next" value="{url}"' in html
     assert client.get(reverse("admin:sessions_app_bulkjob_changelist")).status_code == (
         HTTPStatus.OK
     )
@@ -265,8 +265,18 @@ def test_the_admin_cancel_comes_back_to_the_admin_job_page(
 ) -> None:
     login(client, session_admin)
     url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
-    response = client.post(url, {"from": "admin"})
-    assert response.url == reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
+    back = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
+    response = client.post(url, {"next": back})
+    assert response.url == back
+
+
+def test_cancel_never_sends_the_user_to_another_site(
+    client: Client, running_job: BulkJob, session_admin: User
+) -> None:
+    login(client, session_admin)
+    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    response = client.post(url, {"next": "https://evil.example/phish"})
+    assert response.url == reverse("bulk:job_detail", kwargs={"public_id": running_job.public_id})
 
 
 def test_a_selection_above_the_limit_gets_a_background_confirmation_with_the_expected_time(

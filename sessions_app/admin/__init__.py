@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from sessions_app.admin import audit, models_admin  # noqa: F401
+from sessions_app.admin import audit, bulk_jobs, models_admin  # noqa: F401

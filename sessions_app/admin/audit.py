@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from sessions_app.admin.safety import ReadOnlyAdminMixin
-from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent
 
 
@@ -40,30 +38,3 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
         return super().get_search_results(request, queryset, search_term.strip())
-
-    def _refuse_unless_viewer(self, request: HttpRequest) -> None:
-        if not self.has_view_permission(request):
-            audit.record(
-                action="access.refused",
-                outcome=AuditEvent.Outcome.REFUSED,
-                request=request,
-                reason="No permission to view the audit log in the admin.",
-                details={"path": request.path[:200]},
-            )
-            raise PermissionDenied
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        self._refuse_unless_viewer(request)
-        return super().changelist_view(request, extra_context)
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        self._refuse_unless_viewer(request)
-        return super().change_view(request, object_id, form_url, extra_context)

@@ -16,17 +16,17 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Prefetch, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from sessions_app import access
 from sessions_app.admin.forms import EndUserAdminForm, EndUserImportForm, SessionToolkitsForm
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.audit import log as audit
 from sessions_app.bulk import jobs as bulk
-from sessions_app.bulk import views as bulk_views
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import (
     AuditEvent,
@@ -82,12 +82,11 @@ def refuse_posted_action(
     action = request.POST.get("action", "")
     if action not in guarded or action in model_admin.get_actions(request):
         return None
-    audit.record(
-        action="access.refused",
-        outcome=AuditEvent.Outcome.REFUSED,
-        request=request,
+    access.refuse(
+        operation=f"admin.{model_admin.model._meta.model_name}.{action}",
         reason=f"Admin action {action} needs {guarded[action]}.",
-        details={"admin_action": action, "model": model_admin.model._meta.model_name},
+        request=request,
+        missing=[guarded[action]],
     )
     model_admin.message_user(
         request, "You do not have permission to run that action.", messages.ERROR
@@ -537,14 +536,12 @@ class EndUserAdmin(admin.ModelAdmin):
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
-            audit.record(
-                action="access.refused",
-                outcome=AuditEvent.Outcome.REFUSED,
-                request=request,
+            raise access.refuse(
+                operation="enduser.import",
                 reason="Importing end users needs the add end user permission.",
-                details={"operation": "enduser.import"},
+                request=request,
+                missing=["sessions_app.add_enduser"],
             )
-            raise PermissionDenied
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "title": "Import end users from CSV",
@@ -885,14 +882,12 @@ class ToolkitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def sync_view(self, request: HttpRequest) -> HttpResponse:
         changelist = reverse("admin:sessions_app_toolkit_changelist")
         if not self.has_sync_toolkit_catalog_permission(request):
-            audit.record(
-                action="access.refused",
-                outcome=AuditEvent.Outcome.REFUSED,
-                request=request,
+            raise access.refuse(
+                operation="catalog.sync",
                 reason="Syncing the catalog needs sessions_app.sync_toolkit_catalog.",
-                details={"operation": "catalog.sync"},
+                request=request,
+                missing=["sessions_app.sync_toolkit_catalog"],
             )
-            raise PermissionDenied
         try:
             result = services.toolkit_catalog_sync(actor=request.user, request=request)
         except composio_seam.ComposioError as exc:
@@ -906,67 +901,6 @@ class ToolkitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 messages.WARNING,
             )
         return HttpResponseRedirect(changelist)
-
-
-# --- Bulk jobs ---------------------------------------------------------------------------------
-
-
-@admin.register(BulkJob)
-class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Background create/refresh jobs; the change page is the live job page (as in the console)."""
-
-    list_display = ["created_at", "kind", "state", "total", "summary", "started_by_username"]
-    list_filter = ["state", "kind"]
-    search_fields = ["started_by_username"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return bulk.may_see_jobs(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bulk.may_see_jobs(request.user)
-
-    @admin.display(description="items")
-    def summary(self, obj: BulkJob) -> str:
-        counts = obj.counts if obj.ended else bulk.item_counts(obj)
-        return ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        self._refuse_unless_allowed(request)
-        return super().changelist_view(request, extra_context)
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        self._refuse_unless_allowed(request)
-        job = BulkJob.objects.filter(pk=object_id).first() if object_id.isdigit() else None
-        if job is None:
-            raise Http404("No such bulk job.")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{job.get_kind_display()} for {job.total} end users",
-            "opts": self.model._meta,
-            "admin": True,
-            **bulk_views.job_context(request, job),
-        }
-        return TemplateResponse(request, "sessions_app/bulk/admin_job.html", context)
-
-    def _refuse_unless_allowed(self, request: HttpRequest) -> None:
-        if bulk.may_see_jobs(request.user):
-            return
-        audit.record(
-            action="access.refused",
-            outcome=AuditEvent.Outcome.REFUSED,
-            request=request,
-            reason=f"{request.method} {request.path} needs the Session admin role.",
-            details={"admin": "bulkjob", "path": request.path},
-        )
-        raise PermissionDenied
 
 
 # --- Intents -----------------------------------------------------------------------------------

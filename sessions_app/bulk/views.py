@@ -12,19 +12,20 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from sessions_app import access
 from sessions_app.access import refusal_response, wants_fragment
+from sessions_app.bulk import job_page
 from sessions_app.bulk import jobs as bulk
 from sessions_app.http import HtmxHttpRequest
-from sessions_app.models import BulkJob, BulkJobItem
+from sessions_app.models import BulkJob
 
-ITEMS_PER_PAGE = 100
 View = Callable[..., HttpResponse]
 
 
@@ -55,27 +56,6 @@ def _get_job(public_id: UUID) -> BulkJob:
         raise Http404("No such bulk job.") from None
 
 
-def job_context(request: HtmxHttpRequest, job: BulkJob) -> dict[str, Any]:
-    """What the job page shows (the console's and the admin's): progress, filter, items page."""
-    state = request.GET.get("state", "")
-    if state not in BulkJobItem.State.values:
-        state = ""
-    items = job.items.select_related("end_user", "session").order_by("id")
-    if state:
-        items = items.filter(state=state)
-    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
-    progress = bulk.bulk_job_progress(job)
-    return {
-        "job": job,
-        "progress": progress,
-        "state_filter": state,
-        "states": BulkJobItem.State.choices,
-        "page": page,
-        "may_act": bulk.may_run(request.user, job.kind),
-        "requests_per_item": bulk.requests_per_item(job.kind),
-    }
-
-
 @require_GET
 @bulk_access_required
 def bulk_job_list(request: HtmxHttpRequest) -> HttpResponse:
@@ -87,7 +67,9 @@ def bulk_job_list(request: HtmxHttpRequest) -> HttpResponse:
 @bulk_access_required
 def bulk_job_detail(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     job = _get_job(public_id)
-    response = render(request, "sessions_app/bulk/job_detail.html", job_context(request, job))
+    response = render(
+        request, "sessions_app/bulk/job_detail.html", job_page.job_context(request, job)
+    )
     patch_vary_headers(response, ("HX-Request",))
     return response
 
@@ -160,15 +142,15 @@ def bulk_job_retry(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
 
 
 def _back(request: HtmxHttpRequest, job: BulkJob) -> str:
-    # The admin's job page posts here too and wants to come back to itself.
-    if request.POST.get("from") == "admin":
-        from django.urls import reverse
-
-        return reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
+    """Where cancel and retry return: the page that posted (`next`, same host only), else the
+    console's job page."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
     return job_url(job)
 
 
 def job_url(job: BulkJob) -> str:
-    from django.urls import reverse
-
     return reverse("bulk:job_detail", kwargs={"public_id": job.public_id})
