@@ -27,7 +27,6 @@ from sessions_app.admin.forms import EndUserAdminForm, EndUserImportForm, Sessio
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.audit import log as audit
 from sessions_app.bulk import jobs as bulk
-from sessions_app.composio import seam as composio_seam
 from sessions_app.models import (
     AuditEvent,
     BulkJob,
@@ -36,7 +35,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services
+from sessions_app.tool_router import errors, services
 
 # The actions each needing its custom permission; posting one without it is audited as refused.
 SESSION_ACTIONS = {
@@ -890,7 +889,7 @@ class ToolkitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
         try:
             result = services.toolkit_catalog_sync(actor=request.user, request=request)
-        except composio_seam.ComposioError as exc:
+        except errors.ComposioError as exc:
             self.message_user(request, f"The catalog was not synced: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(changelist)
         self.message_user(request, result.summary(), messages.SUCCESS)
