@@ -88,9 +88,11 @@ def refuse(
     end_user: Any = None,
     session: Any = None,
     target: str = "",
+    message: str = "",
 ) -> Refused:
     """Audit one `access.refused` event and return the `Refused` to raise or report.
 
+    `reason` goes to the audit trail; `message` (default: `reason`) is what the person sees.
     The details always have the same keys: the operation refused, the permissions missing,
     the target named (a job, an object id; may be empty), and the request's method and path.
     """
@@ -112,7 +114,7 @@ def refuse(
             "path": request.path[:200] if request is not None else "",
         },
     )
-    return Refused(reason, missing=missing)
+    return Refused(message or reason, missing=missing)
 
 
 def require(
@@ -126,9 +128,11 @@ def require(
     """Raise `Refused` (audited) unless `actor` holds every one of `permissions`."""
     lacking = missing(actor, permissions)
     if lacking:
+        where = f"{request.method} {request.path[:200]}" if request is not None else operation
         raise refuse(
             operation=operation,
-            reason=reason or "Your account does not have the permission for this.",
+            reason=f"{where} needs {', '.join(lacking)}.",
+            message=reason or "Your account does not have the permission for this.",
             actor=actor,
             request=request,
             missing=lacking,

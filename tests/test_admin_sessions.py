@@ -9,10 +9,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app.audit import log as audit
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import mcp_url, services
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +51,7 @@ def test_the_session_list_masks_the_mcp_url(admin_client: Client, history) -> No
 
     assert new.short_id in html and old.short_id in html
     assert new.mcp_url not in html and old.mcp_url not in html
-    assert f"(fp {audit.mcp_fingerprint(new.mcp_url)})" in html
+    assert str(mcp_url.mask(new.mcp_url)) in html
     assert new.mcp_url not in str(new)
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import DatabaseError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -17,12 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from sessions_app.access import support_required, wants_fragment
-from sessions_app.audit import log as audit
 from sessions_app.http import HtmxHttpRequest
-from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
-from sessions_app.tool_router import selectors, services
-
-logger = logging.getLogger(__name__)
+from sessions_app.models import EndUser, ToolRouterSession
+from sessions_app.tool_router import connections, mcp_url, selectors, services
+from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
 
 def _reveal_seconds() -> int:
@@ -64,7 +60,7 @@ def _card_context(request: HtmxHttpRequest, end_user: EndUser, **extra: Any) -> 
     card = selectors.end_user_card(end_user=end_user)
     return {
         "card": card,
-        "masked": selectors.mcp_url_masked(card.active.mcp_url) if card.active else None,
+        "masked": mcp_url.mask(card.active.mcp_url) if card.active else None,
         "can_refresh": request.user.has_perm("sessions_app.refresh_session"),
         "reveal_seconds": _reveal_seconds(),
         **extra,
@@ -126,7 +122,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """Show one session's full MCP URL, only after the reveal is in the audit log."""
     session = _get_active_session(public_id)
-    masked = selectors.mcp_url_masked(session.mcp_url)
+    masked = mcp_url.mask(session.mcp_url)
     # Every variable the reveal templates read is set, so none is ever "missing": django.template
     # logs a missing variable at DEBUG together with the whole context (the full URL here).
     context: dict[str, Any] = {
@@ -136,58 +132,27 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
         "error": "",
         "oob": False,
     }
-    limit = settings.SUPPORT_REVEALS_PER_HOUR
-
-    def refuse(message: str, status: int) -> HttpResponse:
+    reveal = mcp_url_reveal(session=session, actor=request.user, request=request)
+    if not reveal.ok:
+        status = (
+            HTTPStatus.TOO_MANY_REQUESTS
+            if reveal.withheld == Withheld.LIMIT
+            else HTTPStatus.SERVICE_UNAVAILABLE
+        )
         return _no_store(
             _respond(
                 request,
                 page="sessions_app/reveal.html",
                 fragment="sessions_app/_mcp_masked.html",
-                context={**context, "error": message},
+                context={**context, "error": reveal.message},
                 status=status,
             )
         )
-
-    if selectors.mcp_url_reveals_in_last_hour(actor=request.user) >= limit:
-        message = (
-            f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
-            "try again later or ask a session admin."
-        )
-        audit.record(
-            action="mcp_url.reveal",
-            outcome=AuditEvent.Outcome.REFUSED,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            reason=f"Reveal limit of {limit} per hour reached.",
-            details={"fingerprint": masked.fingerprint},
-        )
-        return refuse(message, HTTPStatus.TOO_MANY_REQUESTS)
-
-    try:
-        audit.record(
-            action="mcp_url.reveal",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            details={"fingerprint": masked.fingerprint},
-        )
-    except DatabaseError:
-        # Fail closed: no audit record, no URL.
-        logger.exception("reveal of session %s not audited; URL withheld", session.session_id)
-        return refuse(
-            "The reveal could not be written to the audit log, so the URL is not shown. "
-            "Try again in a moment.",
-            HTTPStatus.SERVICE_UNAVAILABLE,
-        )
-
     response = _respond(
         request,
         page="sessions_app/reveal.html",
         fragment="sessions_app/_mcp_revealed.html",
-        context={**context, "mcp_url": session.mcp_url, "reveal_seconds": _reveal_seconds()},
+        context={**context, "mcp_url": reveal.url, "reveal_seconds": _reveal_seconds()},
     )
     return _no_store(response)
 
@@ -199,7 +164,7 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
 @support_required()
 def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     session = _get_active_session(public_id)
-    check = selectors.tool_router_session_connections(
+    check = connections.tool_router_session_connections(
         session=session, actor=request.user, request=request
     )
     if wants_fragment(request):

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Collate, Lower
-from django.http import HttpRequest
-from django.utils import timezone
 
-from sessions_app.audit import log as audit
-from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
 
 logger = logging.getLogger(__name__)
@@ -213,74 +205,3 @@ def end_user_card(*, end_user: EndUser) -> UserCard:
 
 
 # --- MCP URLs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MaskedUrl:
-    scheme: str
-    host: str
-    fingerprint: str
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.host}/…#{self.fingerprint}"
-
-
-def mcp_url_masked(url: str) -> MaskedUrl:
-    """Scheme, host and a keyed fingerprint: enough to tell URLs apart, useless to replay."""
-    parts = urlsplit(url)
-    return MaskedUrl(
-        scheme=parts.scheme or "?",
-        host=parts.netloc.rsplit("@", 1)[-1] or "?",
-        fingerprint=audit.mcp_fingerprint(url),
-    )
-
-
-def mcp_url_reveals_in_last_hour(*, actor: AbstractBaseUser) -> int:
-    """Successful reveals by this staff user in the last hour, counted from the audit log."""
-    return AuditEvent.objects.filter(
-        action="mcp_url.reveal",
-        outcome=AuditEvent.Outcome.SUCCESS,
-        actor=actor,
-        created_at__gte=timezone.now() - timedelta(hours=1),
-    ).count()
-
-
-# --- Connection status (a read from Composio) --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConnectionCheck:
-    connections: list[composio_seam.ToolkitConnection]
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-
-def tool_router_session_connections(
-    *,
-    session: ToolRouterSession,
-    actor: AbstractBaseUser | AnonymousUser | None,
-    request: HttpRequest | None = None,
-) -> ConnectionCheck:
-    """Ask Composio for each toolkit's connection state. Never raises for Composio's failures:
-    the error is a sentence to show where the badges would be. Changes nothing anywhere."""
-    try:
-        connections = composio_seam.session_connections(session.session_id)
-    except composio_seam.ComposioError as exc:
-        logger.info(
-            "connection check failed for session %s by %s: %s",
-            session.session_id,
-            getattr(actor, "pk", None),
-            exc.message,
-        )
-        return ConnectionCheck(connections=[], error=exc.message)
-    return ConnectionCheck(connections=_ordered(connections, session.toolkits))
-
-
-def _ordered(
-    connections: Iterable[composio_seam.ToolkitConnection], toolkits: list[str]
-) -> list[composio_seam.ToolkitConnection]:
-    rank = {slug: i for i, slug in enumerate(toolkits)}
-    return sorted(connections, key=lambda c: (rank.get(c.slug, len(rank)), c.slug))

@@ -24,11 +24,10 @@ from sessions_app.models import (
     AuditEvent,
     EndUser,
     SessionOperation,
-    SessionToolkit,
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import selectors
+from sessions_app.tool_router import mcp_url, records
 from sessions_app.validators import external_id_problem
 
 logger = logging.getLogger(__name__)
@@ -233,12 +232,9 @@ def validation_message(error: ValidationError) -> str:
 
 
 def mcp_url_masked(url: str) -> str:
-    """Scheme, host and a keyed fingerprint of an MCP URL: what lists and forms may show.
-    The same masking as the support card (`selectors.mcp_url_masked`), in the admin's words."""
-    if not url:
-        return ""
-    masked = selectors.mcp_url_masked(url)
-    return f"{masked.scheme}://{masked.host}/… (fp {masked.fingerprint})"
+    """The MCP URL's one masked form, as text (see `mcp_url.mask`)."""
+    masked = mcp_url.mask(url)
+    return str(masked) if masked else ""
 
 
 # --- Tool Router sessions ------------------------------------------------------------------------
@@ -527,14 +523,6 @@ def _failed(
     )
 
 
-def _store_toolkit_links(session: ToolRouterSession, slugs: Sequence[str]) -> None:
-    SessionToolkit.objects.filter(session=session).delete()
-    ids = dict(Toolkit.objects.filter(slug__in=list(slugs)).values_list("slug", "pk"))
-    SessionToolkit.objects.bulk_create(
-        [SessionToolkit(session=session, toolkit_id=ids[s]) for s in slugs if s in ids]
-    )
-
-
 def _new_session(
     attempt: _Attempt,
     *,
@@ -588,7 +576,7 @@ def _new_session(
                 created_by=attempt.actor if _is_user(attempt.actor) else None,
                 replaces=old,
             )
-            _store_toolkit_links(session, granted)
+            records.store_toolkit_links(session, granted)
             _finish(operation, state=SessionOperation.State.SUCCEEDED)
             attempt.audit(
                 outcome=AuditEvent.Outcome.SUCCESS,
@@ -601,7 +589,7 @@ def _new_session(
                 details={
                     "operation": str(operation.public_id),
                     "toolkits": granted,
-                    "mcp_fingerprint": audit.mcp_fingerprint(remote.mcp_url),
+                    "mcp_fingerprint": mcp_url.fingerprint(remote.mcp_url),
                     "replaces": old.session_id if old is not None else None,
                 },
             )
@@ -728,9 +716,7 @@ def _remote_delete(
             f"{exc.message} It will be retried.",
         )
         return False
-    session.remote_deleted_at = timezone.now()
-    session.remote_delete_error = ""
-    session.save(update_fields=["remote_deleted_at", "remote_delete_error"])
+    records.mark_remote_deleted(session)
     if audit_ok:
         audit.record(
             action="session.remote_delete",
@@ -880,7 +866,7 @@ def tool_router_session_change_toolkits(
         current.toolkits = granted
         current.config_version = remote.config_version
         current.save(update_fields=["toolkits", "config_version"])
-        _store_toolkit_links(current, granted)
+        records.store_toolkit_links(current, granted)
         _finish(
             operation, state=SessionOperation.State.SUCCEEDED, remote_session_id=remote.session_id
         )
@@ -948,15 +934,8 @@ def tool_router_session_delete(
             session=target,
             kept=f"Session {target.short_id} is unchanged.",
         )
-    now = timezone.now()
     with transaction.atomic():
-        target.status = ToolRouterSession.Status.DELETED
-        target.deleted_at = now
-        target.remote_deleted_at = target.remote_deleted_at or now
-        target.remote_delete_error = ""
-        target.save(
-            update_fields=["status", "deleted_at", "remote_deleted_at", "remote_delete_error"]
-        )
+        records.mark_deleted(target)
         _finish(operation, state=SessionOperation.State.SUCCEEDED)
         attempt.audit(
             outcome=AuditEvent.Outcome.SUCCESS,
