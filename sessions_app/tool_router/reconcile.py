@@ -16,12 +16,13 @@ It follows the services' write order and never calls Composio inside a transacti
 row lock. An intent is claimed the way the services claim an end user, through the intent row
 itself: a short transaction takes it (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's
 IMMEDIATE transactions serialise writers) and writes a lease on it (`resolution` names the run,
-`resolved_at` the time, the state stays open). Composio is then asked with no lock held, and
+`resolved_at` the time, the state stays open; it lapses after
+TOOL_ROUTER_OPERATION_STALE_SECONDS). Composio is then asked with no lock held, and
 what it said is applied in a second short transaction that locks the end user and the intent
 again, checks that the lease is still this run's and that no service call for the user is in
-flight, and re-reads every row it changes. A run that dies leaves a lease that expires after
-`grace`. A superseded session's remote delete needs no lease: deleting twice is harmless, and
-only the run that records it first writes the audit event.
+flight, and re-reads every row it changes. A run that dies leaves a lease that lapses. A
+superseded session's remote delete needs no lease: deleting twice is harmless, and only the run
+that records it first writes the audit event.
 
 Composio cannot list sessions. An intent that never learned the remote session id (the create
 timed out, or its answer was cut) therefore cannot be checked: Composio may hold a session for
@@ -110,12 +111,12 @@ def _items(*, grace: timedelta, settle: timedelta, limit: int) -> Iterator[Recon
 def _open_operations(
     *, now: datetime, grace: timedelta, settle: timedelta
 ) -> QuerySet[SessionOperation]:
-    """Intents left open, except those another run holds a live lease on."""
+    """Intents left open (some may be leased by another run right now: `take_lease` says)."""
     return SessionOperation.objects.filter(
         Q(state=SessionOperation.State.PENDING, created_at__lt=now - grace)
         | Q(state=SessionOperation.State.UNKNOWN, finished_at__lt=now - settle)
         | Q(state=SessionOperation.State.UNKNOWN, finished_at__isnull=True)
-    ).exclude(resolution__startswith=settle_steps.LEASE_PREFIX, resolved_at__gte=now - grace)
+    )
 
 
 def _undeleted_sessions(*, now: datetime, grace: timedelta) -> QuerySet[ToolRouterSession]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
@@ -49,11 +50,21 @@ def _locked(queryset: QuerySet, pk: int, *, no_key: bool = False) -> Model | Non
     return locking.filter(pk=pk).first()
 
 
+def _lease_ttl() -> timedelta:
+    # A run holds its lease while it calls Composio; one that died lets it go after this long,
+    # the same time after which the services stop waiting for a pending intent.
+    return timedelta(seconds=settings.TOOL_ROUTER_OPERATION_STALE_SECONDS)
+
+
 def take_lease(pk: int, *, open_ops: QuerySet[SessionOperation]) -> Lease | None:
-    """Claim an open intent for this run in one short transaction; None if it is held or gone."""
+    """Claim an open intent for this run in one short transaction; None if it is gone, locked,
+    or leased by another run that is still within its time."""
     with transaction.atomic():
         operation = _locked(open_ops, pk)
         if operation is None:
+            return None
+        leased = operation.resolution.startswith(LEASE_PREFIX) and operation.resolved_at
+        if leased and operation.resolved_at >= timezone.now() - _lease_ttl():
             return None
         token = f"{LEASE_PREFIX}{uuid.uuid4().hex[:12]}"
         previous = operation.resolution
