@@ -17,8 +17,9 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
+from sessions_app.audit import charts, point_in_time, reports
 from sessions_app.audit import log as audit
-from sessions_app.audit import reports
+from sessions_app.audit.events import filtered_events
 from sessions_app.models import AuditEvent, Toolkit
 
 View = Callable[..., HttpResponse]
@@ -151,41 +152,6 @@ class EventFilterForm(forms.Form):
         return data
 
 
-def filtered_events(data: dict[str, Any]) -> Any:
-    events = AuditEvent.objects.all()
-    if data.get("action"):
-        events = events.filter(action=data["action"])
-    if data.get("outcome"):
-        events = events.filter(outcome=data["outcome"])
-    if data.get("actor"):
-        events = events.filter(actor_username=data["actor"].strip())
-    if data.get("end_user"):
-        events = events.filter(end_user_external_id=data["end_user"].strip())
-    if data.get("toolkit"):
-        events = events.filter(toolkit_slugs__contains=f" {data['toolkit'].lower()} ")
-    # `audit.record` keeps created_at in chain order, so a date range is a sequence range:
-    # two index lookups, then every filter walks its (field, -sequence) index.
-    if data.get("date_from"):
-        start = reports.day_bounds(data["date_from"])[0]
-        first = (
-            AuditEvent.objects.filter(created_at__gte=start)
-            .order_by("created_at", "sequence")
-            .values_list("sequence", flat=True)
-            .first()
-        )
-        events = events.filter(sequence__gte=first) if first else events.none()
-    if data.get("date_to"):
-        end = reports.day_bounds(data["date_to"])[1]
-        last = (
-            AuditEvent.objects.filter(created_at__lt=end)
-            .order_by("-created_at", "-sequence")
-            .values_list("sequence", flat=True)
-            .first()
-        )
-        events = events.filter(sequence__lte=last) if last else events.none()
-    return events.order_by("-sequence")
-
-
 EVENT_CSV_HEADER = [
     "sequence",
     "time_utc",
@@ -228,8 +194,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data if request.GET and valid else {}
     if request.GET.get("export") == "csv" and valid:
         events = filtered_events(data)
-        if data.get("before"):
-            events = events.filter(sequence__lt=data["before"])
         return csv_response(
             "audit-events.csv",
             EVENT_CSV_HEADER,
@@ -239,8 +203,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
     older: int | None = None
     if valid:
         events = filtered_events(data)
-        if data.get("before"):
-            events = events.filter(sequence__lt=data["before"])
         # One row more than a page tells whether there is an older page, without a COUNT.
         page = list(events[: LOG_PAGE_SIZE + 1])
         if len(page) > LOG_PAGE_SIZE:
@@ -315,7 +277,7 @@ def _toolkit_row(row: reports.ToolkitAccess) -> list[object]:
     ]
 
 
-def _past_row(row: reports.PastAccess) -> list[object]:
+def _past_row(row: point_in_time.PastAccess) -> list[object]:
     return [row.external_id, row.session_id, row.from_at, row.until, row.granted_by]
 
 
@@ -336,9 +298,9 @@ def access_report(request: HttpRequest) -> HttpResponse:
             granted_from=data.get("granted_from"),
             granted_to=data.get("granted_to"),
         )
-    past: list[reports.PastAccess] | None = None
+    past: list[point_in_time.PastAccess] | None = None
     if point.is_bound and point.is_valid():
-        past = reports.access_on(
+        past = point_in_time.access_on(
             toolkit=point.cleaned_data["toolkit"], day=point.cleaned_data["on"]
         )
 
@@ -368,8 +330,8 @@ def access_report(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "past": past,
             "past_users": len({row.external_id for row in past or []}),
-            "users_chart": reports.users_per_toolkit_svg(rows),
-            "grants_chart": reports.grants_over_time_svg(days),
+            "users_chart": charts.users_per_toolkit_svg(rows),
+            "grants_chart": charts.grants_over_time_svg(days),
             "chart_first_day": first_day,
             "chart_last_day": last_day,
             "grants_total": sum(d.grants for d in days),
