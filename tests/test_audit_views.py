@@ -138,11 +138,20 @@ def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) ->
     )
     assert delete.status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(pk=event.pk).exists()
-    refused = _client(support_user).get(reverse("admin:sessions_app_auditevent_changelist"))
+    changelist_url = reverse("admin:sessions_app_auditevent_changelist")
+    refused = _client(support_user).get(changelist_url)
     assert refused.status_code == HTTPStatus.FORBIDDEN
-    assert AuditEvent.objects.filter(
+    assert b"This needs the Auditor role" in refused.content
+    (event,) = AuditEvent.objects.filter(
         action="access.refused", actor_username=support_user.username
-    ).exists()
+    )
+    assert event.details == {
+        "operation": "admin.view_auditevent",
+        "missing": ["sessions_app.view_auditevent"],
+        "target": "",
+        "method": "GET",
+        "path": changelist_url,
+    }
 
 
 # --- The audit log ------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from sessions_app import access
 from sessions_app.admin.safety import ReadOnlyAdminMixin
-from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent
+
+VIEW_PERMISSION = "sessions_app.view_auditevent"
 
 
 @admin.register(AuditEvent)
@@ -42,15 +43,15 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().get_search_results(request, queryset, search_term.strip())
 
     def _refuse_unless_viewer(self, request: HttpRequest) -> None:
+        """Raise `Refused` (audited once; handler403 renders the console's refusal page) unless
+        the admin would let `request.user` view the audit log."""
         if not self.has_view_permission(request):
-            audit.record(
-                action="access.refused",
-                outcome=AuditEvent.Outcome.REFUSED,
-                request=request,
+            raise access.refuse(
+                operation="admin.view_auditevent",
                 reason="No permission to view the audit log in the admin.",
-                details={"path": request.path[:200]},
+                request=request,
+                missing=[VIEW_PERMISSION],
             )
-            raise PermissionDenied
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
