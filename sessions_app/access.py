@@ -147,7 +147,11 @@ def wants_fragment(request: HttpRequest) -> bool:
 
 def refusal_response(request: HttpRequest, refused: Refused | PermissionDenied) -> HttpResponse:
     """The console's refusal page (or its fragment for HTMX), 403."""
-    message = getattr(refused, "message", "") or str(refused) or "Permission denied."
+    message = (
+        getattr(refused, "message", "")
+        or str(refused)
+        or "Your account does not have the permission for this."
+    )
     template = (
         "sessions_app/_forbidden.html" if wants_fragment(request) else "sessions_app/forbidden.html"
     )
@@ -163,12 +167,30 @@ def refused_view(request: HttpRequest, exception: Exception | None = None) -> Ht
     A bare PermissionDenied raised by Django itself (not through `refuse`) is audited here, so
     every refusal leaves exactly one event."""
     if not isinstance(exception, Refused):
+        operation, needed = _page_needs(request)
+        lacking = missing(getattr(request, "user", None), needed)
+        where = f"{request.method} {request.path[:200]}"
         exception = refuse(
-            operation="page",
-            reason=str(exception) if exception and str(exception) else "Permission denied.",
+            operation=operation,
+            reason=f"{where} needs {', '.join(lacking)}." if lacking else f"{where} refused.",
+            message=str(exception) if exception and str(exception) else "",
             request=request,
+            missing=lacking,
         )
     return refusal_response(request, exception)
+
+
+def _page_needs(request: HttpRequest) -> tuple[str, list[str]]:
+    """The operation a refused page stands for, and the permission that would have opened it
+    (for a Django admin model page: viewing that model)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "page", []
+    model_admin = getattr(match.func, "model_admin", None)
+    if model_admin is None:
+        return match.view_name or "page", []
+    opts = model_admin.model._meta
+    return f"admin.view_{opts.model_name}", [f"{opts.app_label}.view_{opts.model_name}"]
 
 
 def permission_required(

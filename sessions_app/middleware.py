@@ -1,9 +1,11 @@
-"""Request ids: one per request, echoed in a header, carried by log records and audit events."""
+"""The console's middleware and django-axes' callables.
+
+Request ids: one per request, echoed in a header, carried by log records and audit events (kept
+in `sessions_app.request_context`); staff session time-outs; malformed admin input refused.
+"""
 
 from __future__ import annotations
 
-import contextvars
-import ipaddress
 import logging
 import re
 import time
@@ -14,14 +16,11 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 
+from sessions_app.request_context import bound_request_id, client_ip, current_request_id
+
 access_log = logging.getLogger("console.request")
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A proxy-supplied id is kept only if it is short and plain, so it cannot inject into logs.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def current_request_id() -> str:
-    return _request_id.get()
 
 
 class RequestIdMiddleware:
@@ -32,9 +31,8 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = _request_id.set(request_id)
         started = time.perf_counter()
-        try:
+        with bound_request_id(request_id):
             response = self.get_response(request)
             # One structured line per request; the path only (query strings can carry search
             # terms), never bodies.
@@ -48,40 +46,18 @@ class RequestIdMiddleware:
                 user.pk if user is not None and user.is_authenticated else "-",
                 "HTTP_HX_REQUEST" in request.META,
             )
-        finally:
-            _request_id.reset(token)
         response["X-Request-ID"] = request_id
         return response
 
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get()
+        record.request_id = current_request_id()
         return True
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address: REMOTE_ADDR, or the entry our own proxies added to X-Forwarded-For.
-
-    With DJANGO_TRUSTED_PROXY_COUNT=N, the N-th address from the right of X-Forwarded-For is the
-    one the outermost trusted proxy saw; anything left of it was written by the client and is
-    ignored, so it cannot be spoofed to dodge the login lock-out or the audit trail.
-    """
-    remote = request.META.get("REMOTE_ADDR", "")
-    count = settings.TRUSTED_PROXY_COUNT
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidate = remote
-    if count > 0 and forwarded:
-        parts = [p.strip() for p in forwarded.split(",") if p.strip()]
-        if parts:
-            candidate = parts[-count] if len(parts) >= count else parts[0]
-    try:
-        return str(ipaddress.ip_address(candidate.strip()))
-    except ValueError:
-        return None
-
-
 def axes_client_ip(request: HttpRequest) -> str:
+    """The address django-axes locks out (settings.AXES_CLIENT_IP_CALLABLE): the audit's too."""
     return client_ip(request) or "0.0.0.0"
 
 

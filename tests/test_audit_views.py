@@ -18,12 +18,14 @@ from sessions_app.models import AuditEvent, EndUser, SessionToolkit, Toolkit, To
 SECRET_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
 API_KEY = "sk-SENTINEL-API-KEY-123456"
 
-PAGES = [
-    reverse("audit:index"),
-    reverse("audit:events"),
-    reverse("audit:access"),
-    reverse("audit:access_users"),
-]
+# Each page: the view refusing it (the refusal's `operation`) and the permission it needs.
+PAGE_ACCESS = {
+    reverse("audit:index"): ("event_list", "sessions_app.view_auditevent"),
+    reverse("audit:events"): ("event_list", "sessions_app.view_auditevent"),
+    reverse("audit:access"): ("access_report", "sessions_app.view_access_report"),
+    reverse("audit:access_users"): ("access_users", "sessions_app.view_access_report"),
+}
+PAGES = list(PAGE_ACCESS)
 
 
 def _client(user) -> Client:
@@ -74,10 +76,18 @@ def test_other_roles_are_refused_and_the_refusal_is_audited(url: str, actor: str
     user = request.getfixturevalue(actor)
     response = _client(user).get(url)
     assert response.status_code == HTTPStatus.FORBIDDEN
-    assert b"Auditor role" in response.content
+    # The console's refusal page names the role that holds the missing permission.
+    assert b"This needs the Auditor role" in response.content
     event = AuditEvent.objects.get(action="access.refused")
     assert event.outcome == "refused" and event.actor_username == user.username
-    assert url in event.reason
+    operation, permission = PAGE_ACCESS[url]
+    assert event.details == {
+        "operation": operation,
+        "missing": [permission],
+        "target": "",
+        "method": "GET",
+        "path": url,
+    }
 
 
 @pytest.mark.django_db
@@ -128,11 +138,20 @@ def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) ->
     )
     assert delete.status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(pk=event.pk).exists()
-    refused = _client(support_user).get(reverse("admin:sessions_app_auditevent_changelist"))
+    changelist_url = reverse("admin:sessions_app_auditevent_changelist")
+    refused = _client(support_user).get(changelist_url)
     assert refused.status_code == HTTPStatus.FORBIDDEN
-    assert AuditEvent.objects.filter(
+    assert b"This needs the Auditor role" in refused.content
+    (event,) = AuditEvent.objects.filter(
         action="access.refused", actor_username=support_user.username
-    ).exists()
+    )
+    assert event.details == {
+        "operation": "admin.view_auditevent",
+        "missing": ["sessions_app.view_auditevent"],
+        "target": "",
+        "method": "GET",
+        "path": changelist_url,
+    }
 
 
 # --- The audit log ------------------------------------------------------------------------------

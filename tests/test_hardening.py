@@ -15,8 +15,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from sessions_app.middleware import client_ip
 from sessions_app.models import AuditEvent
+from sessions_app.request_context import client_ip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,6 +126,9 @@ def test_client_ip_trusts_only_the_configured_proxies(rf, settings) -> None:
     assert client_ip(request) == "192.0.2.10"  # the spoofable left part is ignored
     request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="not-an-ip")
     assert client_ip(request) is None
+    # The lock-out and the audit trail see an IPv4-mapped address as the IPv4 address.
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert client_ip(rf.get("/", REMOTE_ADDR="::ffff:192.0.2.7")) == "192.0.2.7"
 
 
 @pytest.mark.django_db

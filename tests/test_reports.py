@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from sessions_app.audit import log as audit
 from sessions_app.audit import reports
+from sessions_app.audit.point_in_time import access_on
 from sessions_app.models import EndUser, SessionToolkit, Toolkit, ToolRouterSession
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
@@ -132,7 +133,7 @@ def test_report_figures_equal_a_brute_force_count(history, flags) -> None:
                     and r["start"] < end
                     and (r["end"] is None or r["end"] > start)
                 }
-                assert {p.external_id for p in reports.access_on(toolkit=toolkit, day=day)} == brute
+                assert {p.external_id for p in access_on(toolkit=toolkit, day=day)} == brute
 
             holders = list(reports.toolkit_holders(toolkit=toolkit, chunk=2))
             brute_holders = {}
@@ -186,11 +187,11 @@ def test_a_toolkit_changed_in_place_counts_only_while_it_was_granted(session_adm
     )
     # The event's time is when the change happened; record() stamps "now", which is after T0.
     github = Toolkit.objects.get(slug="github")
-    assert [p.external_id for p in reports.access_on(toolkit=github, day=T0.date())] == ["alice"]
+    assert [p.external_id for p in access_on(toolkit=github, day=T0.date())] == ["alice"]
     after = event.created_at.date() + dt.timedelta(days=1)
-    assert reports.access_on(toolkit=github, day=after) == []
+    assert access_on(toolkit=github, day=after) == []
     slack = Toolkit.objects.get(slug="slack")
-    assert [p.external_id for p in reports.access_on(toolkit=slack, day=after)] == ["alice"]
+    assert [p.external_id for p in access_on(toolkit=slack, day=after)] == ["alice"]
     series = reports.grants_and_revocations(
         first_day=event.created_at.date(), last_day=event.created_at.date()
     )

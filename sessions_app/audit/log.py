@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,9 +22,8 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions_app import middleware
-from sessions_app.middleware import current_request_id
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.request_context import NO_REQUEST_ID, client_ip, current_request_id
 
 # Keys that would carry a secret or a full MCP URL; writing one is a programming error.
 _FORBIDDEN_KEYS = frozenset({"mcp_url", "url", "headers", "api_key", "x-api-key", "mcp_headers"})
@@ -51,20 +49,6 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_scrub(v) for v in value]
     return value
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    """The client's address (proxy-aware, as the login lock-out sees it) in the form the database
-    gives back (so the hash chain verifies), or None."""
-    if request is None:
-        return None
-    raw = middleware.client_ip(request)
-    if raw is None:
-        return None
-    ip = ipaddress.ip_address(raw)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
 
 
 # --- The hash chain ---------------------------------------------------------------------------
@@ -215,7 +199,7 @@ def record(
 
 def _request_id_or_blank() -> str:
     request_id = current_request_id()
-    return "" if request_id == "-" else request_id
+    return "" if request_id == NO_REQUEST_ID else request_id
 
 
 # --- Flushing a test database -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Read queries of the toolkit access report and the audit log (no writes).
+"""Read queries of the toolkit access report (no writes, no markup).
 
 Every function runs a fixed number of queries whatever the data size; lists are bounded or
 iterated in chunks. "Ended" of a session means `superseded_at` or, failing that, `deleted_at`.
@@ -10,12 +10,11 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
 
 from sessions_app.models import AuditEvent, SessionToolkit, Toolkit, ToolRouterSession
 
@@ -27,6 +26,37 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of a calendar day in UTC."""
     start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
     return start, start + dt.timedelta(days=1)
+
+
+def session_ended(path: str = "") -> Coalesce:
+    """When a session (at `path`, e.g. "session__") ended: `superseded_at`, else `deleted_at`."""
+    return Coalesce(F(f"{path}superseded_at"), F(f"{path}deleted_at"))
+
+
+def in_place_changes() -> QuerySet[AuditEvent]:
+    """The successful in-place toolkit changes (same session), from the audit trail."""
+    return AuditEvent.objects.filter(action=CHANGE_IN_PLACE, outcome=AuditEvent.Outcome.SUCCESS)
+
+
+def toolkits_changed(details: object) -> tuple[list[str], list[str]]:
+    """An in-place change event's toolkits before and after it (its `before` and `toolkits`)."""
+    details = details if isinstance(details, dict) else {}
+    return list(details.get("before") or []), list(details.get("toolkits") or [])
+
+
+def _batches(rows: QuerySet[Any], *, limit: int | None, offset: int, chunk: int) -> Iterator[list]:
+    """`rows[offset : offset + limit]` (to the end without a limit), one query per `chunk` rows."""
+    end = None if limit is None else offset + limit
+    position = offset
+    while end is None or position < end:
+        size = chunk if end is None else min(chunk, end - position)
+        batch = list(rows[position : position + size])
+        if not batch:
+            return
+        position += len(batch)
+        yield batch
+        if len(batch) < size:
+            return
 
 
 # --- Toolkits: who can use them now ------------------------------------------------------------
@@ -175,14 +205,7 @@ def toolkit_holders(
             "session__created_by__username",
         )
     )
-    end = None if limit is None else offset + limit
-    position = offset
-    while end is None or position < end:
-        size = chunk if end is None else min(chunk, end - position)
-        batch = list(links[position : position + size])
-        if not batch:
-            return
-        position += len(batch)
+    for batch in _batches(links, limit=limit, offset=offset, chunk=chunk):
         history = _earlier_sessions_with(toolkit, [row[3] for row in batch if row[5] is not None])
         for pk, session_id, created_at, _, external_id, replaces_id, creator in batch:
             since, granted_by = created_at, creator or ""
@@ -197,8 +220,6 @@ def toolkit_holders(
                 since=since,
                 granted_by=granted_by,
             )
-        if len(batch) < size:
-            return
 
 
 def _earlier_sessions_with(
@@ -246,14 +267,7 @@ def user_access(
             "pk", "session_id", "created_at", "end_user__external_id", "created_by__username"
         )
     )
-    end = None if limit is None else offset + limit
-    position = offset
-    while end is None or position < end:
-        size = chunk if end is None else min(chunk, end - position)
-        batch = list(sessions[position : position + size])
-        if not batch:
-            return
-        position += len(batch)
+    for batch in _batches(sessions, limit=limit, offset=offset, chunk=chunk):
         slugs: dict[int, list[str]] = defaultdict(list)
         for session_pk, slug in (
             SessionToolkit.objects.filter(session_id__in=[row[0] for row in batch])
@@ -269,119 +283,10 @@ def user_access(
                 granted_by=creator or "",
                 toolkits=tuple(slugs[pk]),
             )
-        if len(batch) < size:
-            return
 
 
 def active_session_count() -> int:
     return ToolRouterSession.objects.filter(status=ACTIVE).count()
-
-
-# --- Point in time: who had access to toolkit X on day D ---------------------------------------
-
-
-@dataclass(frozen=True)
-class PastAccess:
-    external_id: str
-    session_id: str
-    from_at: dt.datetime
-    until: dt.datetime | None
-    granted_by: str
-
-
-def _ended() -> Coalesce:
-    return Coalesce(F("superseded_at"), F("deleted_at"))
-
-
-def access_on(*, toolkit: Toolkit, day: dt.date) -> list[PastAccess]:
-    """Who could use `toolkit` at any moment of `day` (UTC), from the session history.
-
-    A session grants its toolkits from `created_at` until it ended (superseded or deleted).
-    Toolkits changed in place are read from the audit trail's successful
-    `session.change_toolkits` events (their `before` and `toolkits`), so a toolkit removed in place
-    is not credited for the time after its removal, nor one added for the time before.
-    At most four queries.
-    """
-    start, end = day_bounds(day)
-    changed = _sessions_changed_in_place(toolkit)
-    overlapping = (
-        ToolRouterSession.objects.annotate(ended=_ended())
-        .filter(created_at__lt=end)
-        .filter(Q(ended__isnull=True) | Q(ended__gt=start))
-    )
-    candidates = overlapping.filter(
-        Q(Exists(SessionToolkit.objects.filter(session=OuterRef("pk"), toolkit=toolkit)))
-        | Q(pk__in=list(changed))
-    ).values_list(
-        "pk", "session_id", "created_at", "ended", "end_user__external_id", "created_by__username"
-    )
-    rows: list[PastAccess] = []
-    for pk, session_id, created_at, ended, external_id, creator in candidates:
-        for seg_start, seg_end, slugs in _segments(created_at, ended, changed.get(pk)):
-            if toolkit.slug in slugs and seg_start < end and (seg_end is None or seg_end > start):
-                rows.append(
-                    PastAccess(
-                        external_id=external_id,
-                        session_id=session_id,
-                        from_at=seg_start,
-                        until=seg_end,
-                        granted_by=creator or "",
-                    )
-                )
-    rows.sort(key=lambda row: (row.external_id, row.from_at))
-    return rows
-
-
-def _sessions_changed_in_place(
-    toolkit: Toolkit,
-) -> dict[int, list[tuple[dt.datetime, list[str], list[str]]]]:
-    """Sessions whose toolkits were changed in place at some point involving `toolkit`."""
-    involved = AuditEvent.objects.filter(
-        action=CHANGE_IN_PLACE,
-        outcome=AuditEvent.Outcome.SUCCESS,
-        toolkit_slugs__contains=f" {toolkit.slug} ",
-        session_id__isnull=False,
-    ).values("session_id")
-    changes: dict[int, list[tuple[dt.datetime, list[str], list[str]]]] = defaultdict(list)
-    for session_pk, at, details in (
-        AuditEvent.objects.filter(
-            action=CHANGE_IN_PLACE,
-            outcome=AuditEvent.Outcome.SUCCESS,
-            session_id__in=involved,
-        )
-        .order_by("sequence")
-        .values_list("session_id", "created_at", "details")
-    ):
-        details = details if isinstance(details, dict) else {}
-        changes[session_pk].append(
-            (at, list(details.get("before") or []), list(details.get("toolkits") or []))
-        )
-    return dict(changes)
-
-
-def _segments(
-    created_at: dt.datetime,
-    ended: dt.datetime | None,
-    changes: list[tuple[dt.datetime, list[str], list[str]]] | None,
-) -> Iterator[tuple[dt.datetime, dt.datetime | None, set[str]]]:
-    if not changes:
-        # The current SessionToolkit rows (the candidate query checked the toolkit is there).
-        yield created_at, ended, _ALL
-        return
-    seg_start = created_at
-    current = set(changes[0][1])
-    for at, _, after in changes:
-        yield seg_start, at, current
-        seg_start, current = at, set(after)
-    yield seg_start, ended, current
-
-
-class _Everything(frozenset):
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-_ALL: set[str] = _Everything()  # type: ignore[assignment]
 
 
 # --- Grants and revocations over time ---------------------------------------------------------
@@ -425,21 +330,19 @@ def grants_and_revocations(*, first_day: dt.date, last_day: dt.date) -> list[Day
                 session__deleted_at__lt=end,
             )
         )
-        .annotate(ended=Coalesce(F("session__superseded_at"), F("session__deleted_at")))
+        .annotate(ended=session_ended("session__"))
         .exclude(Exists(carried_to_next))
         .annotate(day=TruncDate("ended", tzinfo=dt.UTC))
         .values_list("day")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for at, details in AuditEvent.objects.filter(
-        action=CHANGE_IN_PLACE,
-        outcome=AuditEvent.Outcome.SUCCESS,
-        created_at__gte=start,
-        created_at__lt=end,
-    ).values_list("created_at", "details"):
-        details = details if isinstance(details, dict) else {}
-        before, after = set(details.get("before") or []), set(details.get("toolkits") or [])
+    for at, details in (
+        in_place_changes()
+        .filter(created_at__gte=start, created_at__lt=end)
+        .values_list("created_at", "details")
+    ):
+        before, after = map(set, toolkits_changed(details))
         day = at.astimezone(dt.UTC).date()
         grants[day] = grants.get(day, 0) + len(after - before)
         revocations[day] = revocations.get(day, 0) + len(before - after)
@@ -457,117 +360,3 @@ def grants_and_revocations(*, first_day: dt.date, last_day: dt.date) -> list[Day
 def default_chart_range(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     today = today or timezone.now().date()
     return today - dt.timedelta(days=29), today
-
-
-# --- Charts (server-rendered SVG, no script) ---------------------------------------------------
-
-
-def users_per_toolkit_svg(rows: Sequence[ToolkitAccess], *, top: int = 15) -> SafeString:
-    """Horizontal bars: end users per toolkit, flagged toolkits in red."""
-    shown = [row for row in rows if row.users > 0][:top]
-    if not shown:
-        return mark_safe('<p class="muted">No toolkit is in an active session.</p>')
-    bar_h, gap, label_w, bar_w = 18, 6, 170, 420
-    height = len(shown) * (bar_h + gap) + gap
-    peak = max(row.users for row in shown)
-    bars = format_html_join(
-        "",
-        "<g><title>{}: {} users{}</title>"
-        '<text x="{}" y="{}" text-anchor="end" font-size="12">{}</text>'
-        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"></rect>'
-        '<text x="{}" y="{}" font-size="12">{}</text></g>',
-        (
-            (
-                row.slug,
-                row.users,
-                f" ({row.problem})" if row.flagged else "",
-                label_w - 6,
-                gap + i * (bar_h + gap) + 13,
-                row.slug,
-                label_w,
-                gap + i * (bar_h + gap),
-                max(1, round(bar_w * row.users / peak)),
-                bar_h,
-                "#b3261e" if row.flagged else "#2357d9",
-                label_w + max(1, round(bar_w * row.users / peak)) + 4,
-                gap + i * (bar_h + gap) + 13,
-                row.users,
-            )
-            for i, row in enumerate(shown)
-        ),
-    )
-    return format_html(
-        '<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{}" height="{}" '
-        'viewBox="0 0 {} {}" aria-labelledby="users-per-toolkit-title">'
-        '<title id="users-per-toolkit-title">End users per toolkit (top {})</title>{}</svg>',
-        label_w + bar_w + 60,
-        height,
-        label_w + bar_w + 60,
-        height,
-        len(shown),
-        bars,
-    )
-
-
-def grants_over_time_svg(days: Sequence[DayCount]) -> SafeString:
-    """Per day: grants as green bars above the axis, revocations as red bars below."""
-    if not days:
-        return mark_safe("")
-    width, half, left = 720, 80, 40
-    step = (width - left) / len(days)
-    peak = max([1, *(d.grants for d in days), *(d.revocations for d in days)])
-    axis = half + 10
-    parts = []
-    for i, d in enumerate(days):
-        x = left + i * step
-        up = round(half * d.grants / peak)
-        down = round(half * d.revocations / peak)
-        parts.append(
-            format_html(
-                "<g><title>{}: {} granted, {} revoked</title>"
-                '<rect x="{}" y="{}" width="{}" height="{}" fill="#1f7a3d"></rect>'
-                '<rect x="{}" y="{}" width="{}" height="{}" fill="#b3261e"></rect></g>',
-                d.day.isoformat(),
-                d.grants,
-                d.revocations,
-                f"{x:.1f}",
-                axis - up,
-                f"{max(step - 2, 1):.1f}",
-                up,
-                f"{x:.1f}",
-                axis,
-                f"{max(step - 2, 1):.1f}",
-                down,
-            )
-        )
-    return format_html(
-        '<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{}" height="{}" '
-        'viewBox="0 0 {} {}" aria-labelledby="grants-title">'
-        '<title id="grants-title">Toolkit grants (up) and revocations (down) per day, {} to {}'
-        "</title>"
-        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#5b6474"></line>'
-        '<text x="0" y="{}" font-size="11">+{}</text><text x="0" y="{}" font-size="11">-{}</text>'
-        '<text x="{}" y="{}" font-size="11">{}</text>'
-        '<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>{}</svg>',
-        width,
-        2 * axis + 14,
-        width,
-        2 * axis + 14,
-        days[0].day.isoformat(),
-        days[-1].day.isoformat(),
-        left,
-        axis,
-        width,
-        axis,
-        22,
-        peak,
-        2 * axis - 2,
-        peak,
-        left,
-        2 * axis + 12,
-        days[0].day.isoformat(),
-        width,
-        2 * axis + 12,
-        days[-1].day.isoformat(),
-        mark_safe("".join(parts)),
-    )

@@ -2,188 +2,26 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator
-from functools import wraps
-from http import HTTPStatus
-from typing import Any
 
 from django import forms
-from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 
-from sessions_app.audit import log as audit
-from sessions_app.audit import reports
+from sessions_app.access import permission_required
+from sessions_app.audit import charts, point_in_time, reports
+from sessions_app.audit.events import filtered_events
+from sessions_app.audit.forms import AccessFilterForm, EventFilterForm, PointInTimeForm
+from sessions_app.csv_export import csv_response
 from sessions_app.models import AuditEvent, Toolkit
 
-View = Callable[..., HttpResponse]
 LOG_PAGE_SIZE = 50
 REPORT_PAGE_SIZE = 100
 
-# The shared action names (docs/audit.md); the log's filter offers exactly these.
-ACTIONS = (
-    "session.create",
-    "session.refresh",
-    "session.change_toolkits",
-    "session.delete",
-    "session.remote_delete",
-    "mcp_url.reveal",
-    "access.refused",
-    "input.rejected",
-    "toolkit.allow",
-    "toolkit.disallow",
-    "catalog.sync",
-    "enduser.import",
-    "auth.login",
-    "auth.login_failed",
-    "auth.logout",
-    "bulk.start",
-    "bulk.end",
-)
-
-
-def auditor_permission_required(permission: str) -> Callable[[View], View]:
-    """Anonymous -> login; without `permission` -> 403 and an `access.refused` event."""
-
-    def decorator(view: View) -> View:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            if not request.user.has_perm(permission):
-                audit.record(
-                    action="access.refused",
-                    outcome=AuditEvent.Outcome.REFUSED,
-                    request=request,
-                    reason=f"{request.method} {request.path} needs {permission}",
-                    details={"view": view.__name__, "path": request.path[:200]},
-                )
-                return render(
-                    request,
-                    "audit/forbidden.html",
-                    {"permission": permission},
-                    status=HTTPStatus.FORBIDDEN,
-                )
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-# --- CSV --------------------------------------------------------------------------------------
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    text = value if isinstance(value, str) else str(value)
-    # A spreadsheet would run a cell that starts like a formula.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> Any:
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow([_cell(value) for value in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    add_never_cache_headers(response)
-    return response
-
 
 # --- The audit log ----------------------------------------------------------------------------
-
-
-# The reports compute a day's end and look a year back: both must stay inside Python's calendar.
-FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 30)
-
-
-class ReportDateField(forms.DateField):
-    def validate(self, value: dt.date | None) -> None:
-        super().validate(value)
-        if value is not None and not FIRST_DAY <= value <= LAST_DAY:
-            raise forms.ValidationError(
-                f"Choose a date between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.",
-                code="out_of_range",
-            )
-
-
-class EventFilterForm(forms.Form):
-    action = forms.ChoiceField(
-        required=False, choices=[("", "Any action")] + [(a, a) for a in ACTIONS]
-    )
-    outcome = forms.ChoiceField(
-        required=False, choices=[("", "Any outcome"), *AuditEvent.Outcome.choices]
-    )
-    actor = forms.CharField(required=False, max_length=150, label="Staff user")
-    end_user = forms.CharField(required=False, max_length=128, label="End user (external id)")
-    toolkit = forms.SlugField(required=False, max_length=100)
-    date_from = ReportDateField(
-        required=False, label="From (UTC)", widget=forms.DateInput({"type": "date"})
-    )
-    date_to = ReportDateField(
-        required=False, label="To (UTC)", widget=forms.DateInput({"type": "date"})
-    )
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError("The start date is after the end date.")
-        return data
-
-
-def filtered_events(data: dict[str, Any]) -> Any:
-    events = AuditEvent.objects.all()
-    if data.get("action"):
-        events = events.filter(action=data["action"])
-    if data.get("outcome"):
-        events = events.filter(outcome=data["outcome"])
-    if data.get("actor"):
-        events = events.filter(actor_username=data["actor"].strip())
-    if data.get("end_user"):
-        events = events.filter(end_user_external_id=data["end_user"].strip())
-    if data.get("toolkit"):
-        events = events.filter(toolkit_slugs__contains=f" {data['toolkit'].lower()} ")
-    # `audit.record` keeps created_at in chain order, so a date range is a sequence range:
-    # two index lookups, then every filter walks its (field, -sequence) index.
-    if data.get("date_from"):
-        start = reports.day_bounds(data["date_from"])[0]
-        first = (
-            AuditEvent.objects.filter(created_at__gte=start)
-            .order_by("created_at", "sequence")
-            .values_list("sequence", flat=True)
-            .first()
-        )
-        events = events.filter(sequence__gte=first) if first else events.none()
-    if data.get("date_to"):
-        end = reports.day_bounds(data["date_to"])[1]
-        last = (
-            AuditEvent.objects.filter(created_at__lt=end)
-            .order_by("-created_at", "-sequence")
-            .values_list("sequence", flat=True)
-            .first()
-        )
-        events = events.filter(sequence__lte=last) if last else events.none()
-    return events.order_by("-sequence")
 
 
 EVENT_CSV_HEADER = [
@@ -221,15 +59,13 @@ def _event_row(event: AuditEvent) -> list[object]:
     ]
 
 
-@auditor_permission_required("sessions_app.view_auditevent")
+@permission_required("sessions_app.view_auditevent")
 def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET or None)
     valid = form.is_valid() if request.GET else True
     data = form.cleaned_data if request.GET and valid else {}
     if request.GET.get("export") == "csv" and valid:
         events = filtered_events(data)
-        if data.get("before"):
-            events = events.filter(sequence__lt=data["before"])
         return csv_response(
             "audit-events.csv",
             EVENT_CSV_HEADER,
@@ -239,8 +75,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
     older: int | None = None
     if valid:
         events = filtered_events(data)
-        if data.get("before"):
-            events = events.filter(sequence__lt=data["before"])
         # One row more than a page tells whether there is an older page, without a COUNT.
         page = list(events[: LOG_PAGE_SIZE + 1])
         if len(page) > LOG_PAGE_SIZE:
@@ -265,41 +99,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
 # --- The access report ------------------------------------------------------------------------
 
 
-class AccessFilterForm(forms.Form):
-    allowed = forms.ChoiceField(
-        required=False,
-        choices=[("", "Allowed or not"), ("yes", "Allowed"), ("no", "Not allowed")],
-    )
-    not_in_catalog = forms.BooleanField(
-        required=False, label="Only toolkits no longer in Composio's catalog"
-    )
-    granted_from = ReportDateField(
-        required=False, label="Granted from (UTC)", widget=forms.DateInput({"type": "date"})
-    )
-    granted_to = ReportDateField(
-        required=False, label="Granted to (UTC)", widget=forms.DateInput({"type": "date"})
-    )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        start, end = data.get("granted_from"), data.get("granted_to")
-        if start and end and start > end:
-            raise forms.ValidationError("The start date is after the end date.")
-        return data
-
-
-class PointInTimeForm(forms.Form):
-    toolkit = forms.SlugField(max_length=100)
-    on = ReportDateField(label="On (UTC date)", widget=forms.DateInput({"type": "date"}))
-
-    def clean_toolkit(self) -> Toolkit:
-        slug = self.cleaned_data["toolkit"].lower()
-        toolkit = Toolkit.objects.filter(slug=slug).first()
-        if toolkit is None:
-            raise forms.ValidationError(f"No toolkit {slug!r} is known to the console.")
-        return toolkit
-
-
 TOOLKIT_CSV_HEADER = ["toolkit", "name", "end_users", "allowed", "in_catalog", "flag"]
 POINT_CSV_HEADER = ["end_user", "session", "from_utc", "until_utc", "granted_by"]
 
@@ -315,11 +114,11 @@ def _toolkit_row(row: reports.ToolkitAccess) -> list[object]:
     ]
 
 
-def _past_row(row: reports.PastAccess) -> list[object]:
+def _past_row(row: point_in_time.PastAccess) -> list[object]:
     return [row.external_id, row.session_id, row.from_at, row.until, row.granted_by]
 
 
-@auditor_permission_required("sessions_app.view_access_report")
+@permission_required("sessions_app.view_access_report")
 def access_report(request: HttpRequest) -> HttpResponse:
     filters = AccessFilterForm(request.GET if _has_any(request, AccessFilterForm) else None)
     point = PointInTimeForm(request.GET if _has_any(request, PointInTimeForm) else None)
@@ -336,9 +135,9 @@ def access_report(request: HttpRequest) -> HttpResponse:
             granted_from=data.get("granted_from"),
             granted_to=data.get("granted_to"),
         )
-    past: list[reports.PastAccess] | None = None
+    past: list[point_in_time.PastAccess] | None = None
     if point.is_bound and point.is_valid():
-        past = reports.access_on(
+        past = point_in_time.access_on(
             toolkit=point.cleaned_data["toolkit"], day=point.cleaned_data["on"]
         )
 
@@ -368,8 +167,8 @@ def access_report(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "past": past,
             "past_users": len({row.external_id for row in past or []}),
-            "users_chart": reports.users_per_toolkit_svg(rows),
-            "grants_chart": reports.grants_over_time_svg(days),
+            "users_chart": charts.users_per_toolkit_svg(rows),
+            "grants_chart": charts.grants_over_time_svg(days),
             "chart_first_day": first_day,
             "chart_last_day": last_day,
             "grants_total": sum(d.grants for d in days),
@@ -398,7 +197,7 @@ def _page_number(request: HttpRequest) -> int:
         return 1
 
 
-@auditor_permission_required("sessions_app.view_access_report")
+@permission_required("sessions_app.view_access_report")
 def access_toolkit(request: HttpRequest, slug: str) -> HttpResponse:
     toolkit = get_object_or_404(Toolkit, slug=slug)
     if request.GET.get("export") == "csv":
@@ -441,7 +240,7 @@ def _user_row(row: reports.UserAccess) -> list[object]:
     ]
 
 
-@auditor_permission_required("sessions_app.view_access_report")
+@permission_required("sessions_app.view_access_report")
 def access_users(request: HttpRequest) -> HttpResponse:
     if request.GET.get("export") == "csv":
         return csv_response(
