@@ -190,7 +190,9 @@ def _page_needs(request: HttpRequest) -> tuple[str, list[str]]:
     if model_admin is None:
         return match.view_name or "page", []
     opts = model_admin.model._meta
-    return f"admin.view_{opts.model_name}", [f"{opts.app_label}.view_{opts.model_name}"]
+    verb = next((v for v in ("add", "delete") if (match.url_name or "").endswith(f"_{v}")), "view")
+    codename = f"{verb}_{opts.model_name}"
+    return f"admin.{codename}", [f"{opts.app_label}.{codename}"]
 
 
 def permission_required(
