@@ -80,7 +80,7 @@ from sessions_app.models import (  # noqa: E402
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services  # noqa: E402
+from sessions_app.tool_router import sessions, toolkit_catalog  # noqa: E402
 
 PREFIX = "bench_bulk_"
 
@@ -217,7 +217,7 @@ def naive(n: int, admin: User) -> float:
     users = list(EndUser.objects.filter(external_id__startswith=PREFIX).order_by("pk")[:n])
     started = time.monotonic()
     for user in users:
-        services.tool_router_session_refresh(end_user=user, toolkits=None, actor=admin)
+        sessions.tool_router_session_refresh(end_user=user, toolkits=None, actor=admin)
     return n / (time.monotonic() - started)
 
 
@@ -242,7 +242,7 @@ def main() -> None:
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     composio_seam.reset_client()
     try:
-        services.toolkit_catalog_sync()
+        toolkit_catalog.toolkit_catalog_sync()
     except OperationalError as exc:
         sys.exit(f"database not reachable: {exc}")
     Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)

@@ -126,7 +126,7 @@ from django.db import connection  # noqa: E402
 from sessions_app import roles  # noqa: E402
 from sessions_app.bulk import jobs as bulk  # noqa: E402
 from sessions_app.models import BulkJob, BulkJobItem, EndUser, Toolkit  # noqa: E402
-from sessions_app.tool_router import rate_limit, services  # noqa: E402
+from sessions_app.tool_router import rate_limit, toolkit_catalog  # noqa: E402
 
 for _name in ("console.request", "axes", "sessions_app"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -447,7 +447,7 @@ def main() -> None:
         processes.start("emulator", argv)
         wait_for(f"{EMULATOR_URL}/_emulator/health", "the emulator", processes, "emulator")
 
-        sync = services.toolkit_catalog_sync(actor=admin)
+        sync = toolkit_catalog.toolkit_catalog_sync(actor=admin)
         bulk_pks = random_end_user_pks(args.bulk, rng) if args.bulk > 0 else []
         slugs: set[str] = set()
         for toolkits in EndUser.objects.filter(pk__in=bulk_pks).values_list(

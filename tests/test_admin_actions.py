@@ -9,9 +9,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 CHANGELIST = "admin:sessions_app_enduser_changelist"
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def catalog(emulator: Emulator) -> Emulator:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -65,7 +66,7 @@ def shown(response) -> list[str]:
 
 
 def give_session(user: EndUser, toolkits: list[str], actor: User) -> ToolRouterSession:
-    result = services.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
+    result = sessions.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
     assert result.ok, result.message
     assert result.session is not None
     return result.session
@@ -245,7 +246,7 @@ def test_a_composio_fault_on_refresh_names_the_user_and_keeps_the_old_session(
     old = give_session(users[0], ["github"], session_admin)
     catalog.reset()
     settings.COMPOSIO_READ_TIMEOUT = 0.3
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
     fault(catalog)
 
     response = step_two(admin_client, "refresh_sessions", users[:1], ["gmail"])
@@ -268,11 +269,11 @@ def test_a_refused_connection_says_composio_is_unreachable(
     settings.COMPOSIO_API_KEY = ""
     settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
     settings.COMPOSIO_SAFE_RETRIES = 0
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
 
     response = step_two(admin_client, "create_sessions", users[:1], ["github"])
 
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
     assert any("usr_1" in m and "unreachable" in m for m in shown(response))
     assert not ToolRouterSession.objects.exists()
     assert AuditEvent.objects.get(action="session.create").outcome == "failure"

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import mcp_url, services
+from sessions_app.tool_router import mcp_url, sessions, toolkit_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def history(emulator: Emulator, session_admin: User) -> tuple[ToolRouterSession, ToolRouterSession]:
     """usr_1's session refreshed once: (old, new)."""
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
     alice = EndUser.objects.create(external_id="usr_1", email="alice@example.com")
     EndUser.objects.create(external_id="usr_2")
-    old = services.tool_router_session_create(
+    old = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     ).session
-    new = services.tool_router_session_refresh(
+    new = sessions.tool_router_session_refresh(
         end_user=alice, toolkits=["gmail"], actor=session_admin
     ).session
     assert old is not None and new is not None

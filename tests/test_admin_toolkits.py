@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def sync_url() -> str:
 
 @pytest.fixture
 def synced(emulator: Emulator) -> Emulator:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     emulator.reset()
     return emulator
 
@@ -69,7 +69,7 @@ def test_disallowing_a_toolkit_in_use_warns_that_sessions_still_grant_it(
 ) -> None:
     Toolkit.objects.filter(slug="github").update(is_allowed=True)
     user = EndUser.objects.create(external_id="usr_1")
-    assert services.tool_router_session_create(
+    assert sessions.tool_router_session_create(
         end_user=user, toolkits=["github"], actor=session_admin
     ).ok
 
@@ -87,7 +87,7 @@ def test_the_list_counts_active_sessions_per_toolkit_and_links_to_them(
     Toolkit.objects.filter(slug__in=["github", "slack"]).update(is_allowed=True)
     for n in (1, 2):
         user = EndUser.objects.create(external_id=f"usr_{n}")
-        services.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
+        sessions.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
 
     response = admin_client.get(changelist(), {"used": "yes"})
 
@@ -100,7 +100,7 @@ def test_a_vanished_toolkit_is_flagged_and_its_sessions_are_easy_to_find(
 ) -> None:
     Toolkit.objects.filter(slug="github").update(is_allowed=True)
     user = EndUser.objects.create(external_id="usr_1")
-    services.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
+    sessions.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
     synced.set_catalog([t for t in CATALOG if t["slug"] != "github"])
 
     response = admin_client.post(sync_url(), follow=True)

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 API_KEY = "sk-SENTINEL-KEY-FOR-AUDIT"
 
@@ -19,10 +19,10 @@ API_KEY = "sk-SENTINEL-KEY-FOR-AUDIT"
 @pytest.fixture
 def world(emulator, settings, session_admin, support_user):
     """A synced, partly allowed catalog and one end user with an active session."""
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
     alice = EndUser.objects.create(external_id="alice")
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     )
     assert result.ok, result.message
@@ -42,7 +42,7 @@ def _client(user=None) -> Client:
 
 
 def _catalog_sync(world) -> tuple[str, str]:
-    services.toolkit_catalog_sync(actor=world["admin"])
+    toolkit_catalog.toolkit_catalog_sync(actor=world["admin"])
     return "catalog.sync", "success"
 
 
@@ -68,7 +68,7 @@ def _logout(world) -> tuple[str, str]:
 
 def _session_create(world) -> tuple[str, str]:
     bob = EndUser.objects.create(external_id="bob")
-    assert services.tool_router_session_create(
+    assert sessions.tool_router_session_create(
         end_user=bob, toolkits=["slack"], actor=world["admin"]
     ).ok
     return "session.create", "success"
@@ -77,7 +77,7 @@ def _session_create(world) -> tuple[str, str]:
 def _session_create_failed(world, emulator) -> tuple[str, str]:
     bob = EndUser.objects.create(external_id="bob")
     emulator.faults.enqueue(400, endpoint="session.create", times=1)
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=bob, toolkits=["slack"], actor=world["admin"]
     )
     assert not result.ok
@@ -85,7 +85,7 @@ def _session_create_failed(world, emulator) -> tuple[str, str]:
 
 
 def _session_refresh(world) -> tuple[str, str]:
-    result = services.tool_router_session_refresh(
+    result = sessions.tool_router_session_refresh(
         end_user=world["alice"], toolkits=["github", "gmail"], actor=world["admin"]
     )
     assert result.ok, result.message
@@ -93,7 +93,7 @@ def _session_refresh(world) -> tuple[str, str]:
 
 
 def _session_change(world) -> tuple[str, str]:
-    result = services.tool_router_session_change_toolkits(
+    result = sessions.tool_router_session_change_toolkits(
         session=world["session"], toolkits=["slack"], actor=world["admin"]
     )
     assert result.ok, result.message
@@ -101,13 +101,13 @@ def _session_change(world) -> tuple[str, str]:
 
 
 def _session_delete(world) -> tuple[str, str]:
-    assert services.tool_router_session_delete(session=world["session"], actor=world["admin"]).ok
+    assert sessions.tool_router_session_delete(session=world["session"], actor=world["admin"]).ok
     return "session.delete", "success"
 
 
 def _rejected_input(world) -> tuple[str, str]:
     bob = EndUser.objects.create(external_id="bob")
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=bob, toolkits=["no-such-toolkit"], actor=world["admin"]
     )
     assert not result.ok
@@ -129,7 +129,7 @@ def _refused_view(world) -> tuple[str, str]:
 
 def _refused_service(world) -> tuple[str, str]:
     bob = EndUser.objects.create(external_id="bob")
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=bob, toolkits=["slack"], actor=world["support"]
     )
     assert not result.ok

@@ -177,12 +177,12 @@ def test_without_javascript_the_search_is_a_plain_form(
 def composio_user(emulator, session_admin: User) -> EndUser:
     """An end user whose session exists at the emulator (made by the session service)."""
     from sessions_app.models import Toolkit
-    from sessions_app.tool_router import services
+    from sessions_app.tool_router import sessions, toolkit_catalog
 
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
     end_user = EndUser.objects.create(external_id="usr_live01", display_name="Liv Live")
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=end_user, toolkits=["github", "gmail"], actor=session_admin
     )
     assert result.ok, result.message

@@ -24,7 +24,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 ALLOWED = ["github", "gmail", "slack"]
 
@@ -46,7 +46,7 @@ def no_delayed_ack_stall(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def catalog(emulator: Emulator, immediate: None, db: None) -> Emulator:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     return emulator
 
@@ -261,8 +261,8 @@ def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_sessi
 ) -> None:
     make_users(4)
     users = list(EndUser.objects.order_by("external_id"))
-    services.tool_router_session_create(end_user=users[0], toolkits=["github"], actor=session_admin)
-    services.tool_router_session_create(end_user=users[1], toolkits=["slack"], actor=session_admin)
+    sessions.tool_router_session_create(end_user=users[0], toolkits=["github"], actor=session_admin)
+    sessions.tool_router_session_create(end_user=users[1], toolkits=["slack"], actor=session_admin)
 
     job = bulk.bulk_job_start(
         kind="refresh", end_users=EndUser.objects.all(), toolkits=None, actor=session_admin
@@ -417,7 +417,7 @@ def test_an_item_whose_worker_died_is_settled_from_its_intent(
     never_sent, mid_call, done = (bulk._claim_next(job, "dead-runner") for _ in range(3))
     # The dead runner got this far: one intent still pending, one call completed.
     SessionOperation.objects.create(kind="create", end_user=mid_call.end_user, actor=session_admin)
-    services.tool_router_session_create(
+    sessions.tool_router_session_create(
         end_user=done.end_user, toolkits=["gmail"], actor=session_admin
     )
     job.items.update(lease_expires_at=timezone.now() - timedelta(seconds=1))

@@ -14,7 +14,7 @@ from django.urls import reverse
 from sessions_app.bulk import jobs as bulk
 from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import AuditEvent, BulkJob, EndUser, Toolkit
-from sessions_app.tool_router import services
+from sessions_app.tool_router import toolkit_catalog
 
 ALLOWED = ["github", "gmail", "slack"]
 CHANGELIST = "admin:sessions_app_enduser_changelist"
@@ -44,7 +44,7 @@ def queued(settings) -> None:
 
 @pytest.fixture
 def catalog(emulator: Emulator) -> Emulator:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
     return emulator

@@ -21,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 from sessions_app.bulk import jobs as bulk
 from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 from tests.conftest import EMULATOR_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ def catalog(emulator: Emulator, settings) -> Emulator:
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     settings.BULK_RATE_PER_MINUTE = 600_000
     settings.BULK_CONCURRENCY = 2
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -192,7 +192,7 @@ def test_a_manual_refresh_while_the_job_holds_the_user_is_refused_and_leaves_one
 ) -> None:
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     alice = EndUser.objects.create(external_id="usr_alice")
-    services.tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+    sessions.tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
     catalog.reset()
     release = threading.Event()
     catalog.faults.hold("session.create", release)
@@ -214,7 +214,7 @@ def test_a_manual_refresh_while_the_job_holds_the_user_is_refused_and_leaves_one
     thread = threading.Thread(target=run_job)
     thread.start()
     wait_for(lambda: catalog.count("session.create") == 1, timeout=20, what="the job's create")
-    manual = services.tool_router_session_refresh(
+    manual = sessions.tool_router_session_refresh(
         end_user=alice, toolkits=["slack"], actor=session_admin
     )
     release.set()

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, Toolkit
-from sessions_app.tool_router.services import toolkit_catalog_sync
+from sessions_app.tool_router.toolkit_catalog import toolkit_catalog_sync
 
 CATALOG = json.loads(
     (

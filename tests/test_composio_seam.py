@@ -210,7 +210,7 @@ def test_the_api_key_never_appears_in_results_rows_or_logs(settings, caplog) -> 
     from django.core import serializers
 
     from sessions_app.models import EndUser, ToolRouterSession
-    from sessions_app.tool_router import services
+    from sessions_app.tool_router import toolkit_catalog
 
     caplog.set_level(logging.DEBUG)
     emu = Emulator(api_key=SENTINEL, port=0).start()
@@ -229,7 +229,7 @@ def test_the_api_key_never_appears_in_results_rows_or_logs(settings, caplog) -> 
             seam.session_connections(created.session_id),
             seam.list_catalog(page_size=100)[:3],
         ]
-        services.toolkit_catalog_sync()
+        toolkit_catalog.toolkit_catalog_sync()
         ToolRouterSession.objects.create(
             end_user=EndUser.objects.create(external_id="u_1"),
             session_id=created.session_id,

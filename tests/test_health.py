@@ -4,8 +4,8 @@ from http import HTTPStatus
 
 import pytest
 
-from sessions_app import health
 from sessions_app.composio.emulator import Emulator
+from sessions_app.tool_router import health
 
 
 @pytest.fixture(autouse=True)

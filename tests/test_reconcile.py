@@ -23,7 +23,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 TABLE = ToolRouterSession._meta.db_table
@@ -87,7 +87,7 @@ def reconcile_events() -> list[AuditEvent]:
 def catalog(emulator: Emulator, db: None) -> Emulator:
     # A small catalog keeps the per-test sync fast; the whole one is tested elsewhere.
     emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -99,7 +99,7 @@ def alice(db: None) -> EndUser:
 
 
 def give_session(user: EndUser, toolkits: list[str], actor: User) -> ToolRouterSession:
-    result = services.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
+    result = sessions.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
     assert result.ok, result.message
     assert result.session is not None
     return result.session
@@ -138,7 +138,7 @@ def test_a_session_composio_created_but_the_console_failed_to_store_is_adopted(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
     with refuse_session_inserts():
-        result = services.tool_router_session_create(
+        result = sessions.tool_router_session_create(
             end_user=alice, toolkits=["github", "gmail"], actor=session_admin
         )
     assert result.outcome == "unknown"
@@ -172,7 +172,7 @@ def test_a_refresh_whose_commit_failed_keeps_the_old_session_and_deletes_the_orp
 ) -> None:
     old = give_session(alice, ["github"], session_admin)
     with refuse_session_inserts():
-        result = services.tool_router_session_refresh(
+        result = sessions.tool_router_session_refresh(
             end_user=alice, toolkits=["gmail"], actor=session_admin
         )
     assert result.outcome == "unknown"
@@ -194,7 +194,7 @@ def test_an_orphan_is_deleted_when_someone_gave_the_user_a_session_meanwhile(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
     with refuse_session_inserts():
-        services.tool_router_session_create(
+        sessions.tool_router_session_create(
             end_user=alice, toolkits=["github"], actor=session_admin
         )
     orphan = SessionOperation.objects.get().remote_session_id
@@ -211,7 +211,7 @@ def test_an_orphan_composio_no_longer_has_is_closed_without_acting(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
     with refuse_session_inserts():
-        services.tool_router_session_create(
+        sessions.tool_router_session_create(
             end_user=alice, toolkits=["github"], actor=session_admin
         )
     intent = SessionOperation.objects.get()
@@ -249,7 +249,7 @@ def test_an_intent_that_never_learned_its_session_id_is_closed_as_unverifiable(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
     catalog.faults.enqueue(500, endpoint="session.create")
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     )
     assert result.outcome == "unknown"
@@ -286,7 +286,7 @@ def test_when_composio_fails_the_item_stays_open_and_the_next_run_settles_it(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
     with refuse_session_inserts():
-        services.tool_router_session_create(
+        sessions.tool_router_session_create(
             end_user=alice, toolkits=["github"], actor=session_admin
         )
     catalog.faults.enqueue(500, endpoint="session.get")
@@ -310,7 +310,7 @@ def test_a_toolkit_change_composio_applied_is_recorded(
 ) -> None:
     session = give_session(alice, ["github"], session_admin)
     catalog.faults.truncated(endpoint="session.update")  # applied, answer cut
-    result = services.tool_router_session_change_toolkits(
+    result = sessions.tool_router_session_change_toolkits(
         session=session, toolkits=["github", "slack"], actor=session_admin
     )
     assert result.outcome == "unknown"
@@ -330,7 +330,7 @@ def test_a_toolkit_change_composio_did_not_apply_is_closed(
 ) -> None:
     session = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.update")
-    services.tool_router_session_change_toolkits(
+    sessions.tool_router_session_change_toolkits(
         session=session, toolkits=["slack"], actor=session_admin
     )
 
@@ -354,7 +354,7 @@ def test_an_active_session_composio_lost_needs_a_person_until_it_is_replaced(
     assert code == 1 and "refresh or delete it in the console" in out
     assert run_reconcile()[0] == 1  # still there: a person must act
 
-    services.tool_router_session_delete(session=session, actor=session_admin)
+    sessions.tool_router_session_delete(session=session, actor=session_admin)
     code, out = run_reconcile()
     assert code == 0 and "no longer active" in out
 
@@ -367,7 +367,7 @@ def test_a_delete_of_unknown_outcome_is_finished(
 ) -> None:
     session = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(502, endpoint="session.delete")
-    result = services.tool_router_session_delete(session=session, actor=session_admin)
+    result = sessions.tool_router_session_delete(session=session, actor=session_admin)
     assert result.outcome == "unknown"
     assert session.session_id in catalog.sessions
 
@@ -384,7 +384,7 @@ def test_a_delete_composio_did_apply_is_recorded_as_deleted(
 ) -> None:
     session = give_session(alice, ["github"], session_admin)
     catalog.faults.truncated(endpoint="session.delete")
-    assert services.tool_router_session_delete(session=session, actor=session_admin).outcome == (
+    assert sessions.tool_router_session_delete(session=session, actor=session_admin).outcome == (
         "unknown"
     )
 
@@ -403,7 +403,7 @@ def test_a_failed_remote_delete_is_retried_until_it_succeeds(
 ) -> None:
     old = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(503, endpoint="session.delete", times=2)
-    assert services.tool_router_session_refresh(
+    assert sessions.tool_router_session_refresh(
         end_user=alice, toolkits=["gmail"], actor=session_admin
     ).ok
     old.refresh_from_db()

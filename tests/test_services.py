@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
     AuditEvent,
@@ -23,15 +24,15 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services
-from sessions_app.tool_router.services import (
+from sessions_app.tool_router import end_users, results, toolkit_catalog
+from sessions_app.tool_router.sessions import (
     tool_router_session_change_toolkits,
     tool_router_session_create,
     tool_router_session_delete,
     tool_router_session_refresh,
     tool_router_session_retry_remote_deletes,
-    toolkit_choices_clean,
 )
+from sessions_app.tool_router.toolkit_catalog import toolkit_choices_clean
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 
@@ -39,7 +40,7 @@ ALLOWED = ["github", "gmail", "slack", "notion"]
 @pytest.fixture
 def catalog(emulator: Emulator, db: None) -> Emulator:
     """The emulator's catalog synced into the database, with a few toolkits allowed."""
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -215,7 +216,7 @@ def test_a_timeout_on_create_is_an_unknown_outcome(
     catalog: Emulator, alice: EndUser, session_admin: User, settings
 ) -> None:
     settings.COMPOSIO_READ_TIMEOUT = 0.3
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
     catalog.faults.latency(1.0, endpoint="session.create")
 
     result = tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
@@ -231,11 +232,11 @@ def test_a_refused_connection_says_composio_is_unreachable(
     settings.COMPOSIO_API_KEY = ""
     settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
     settings.COMPOSIO_SAFE_RETRIES = 0
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
 
     result = tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
 
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
     assert result.outcome == "failed" and "unreachable" in result.message
     assert SessionOperation.objects.get().state == "failed"
 
@@ -368,14 +369,14 @@ def test_a_stale_pending_intent_no_longer_locks_the_user(
 def test_two_concurrent_refreshes_of_one_user_make_exactly_one_remote_create(
     emulator: Emulator, session_admin: User
 ) -> None:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     alice = EndUser.objects.create(external_id="usr_alice")
     tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
     emulator.reset()
     release = threading.Event()
     emulator.faults.hold("session.create", release)
-    results: list[services.SessionResult] = []
+    results: list[results.SessionResult] = []
 
     def refresh() -> None:
         try:
@@ -526,6 +527,6 @@ def test_toolkit_choices_clean_never_crashes_and_only_passes_allowed_slugs(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 def test_the_csv_preview_never_crashes_and_never_writes(db: None, content: bytes) -> None:
-    preview = services.end_user_import_preview(content=b"external_id,name,email\n" + content)
+    preview = end_users.end_user_import_preview(content=b"external_id,name,email\n" + content)
     assert preview.error or preview.valid or preview.rejected
     assert not EndUser.objects.exists()

@@ -8,16 +8,17 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import toolkit_catalog
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def catalog(emulator: Emulator) -> Emulator:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -153,7 +154,7 @@ def test_delete_session_of_an_unknown_user_exits_1(catalog: Emulator) -> None:
 
 
 def test_seed_demo_gives_about_half_the_demo_users_a_session(emulator: Emulator) -> None:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     emulator.reset()
 
     out = run("seed_demo", "--users", "6")
@@ -169,10 +170,10 @@ def test_seed_demo_without_composio_skips_sessions_with_a_note(settings, db: Non
     settings.COMPOSIO_API_KEY = ""
     settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
     settings.COMPOSIO_SAFE_RETRIES = 0
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
 
     out = run("seed_demo", "--users", "4")
 
-    services.composio_seam.reset_client()
+    composio_seam.reset_client()
     assert "Demo sessions stopped after 0" in out and "unreachable" in out
     assert EndUser.objects.count() == 4 and not ToolRouterSession.objects.exists()

@@ -50,7 +50,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "access-matrix.md"
 ROLES = ("anonymous", "support", "session admin", "auditor", "no role", "superuser")
@@ -285,10 +285,10 @@ def world(
     from django_tasks_db.models import DBTaskResult
 
     root = User.objects.create_superuser("root_super", email="root@example.com", password=None)
-    services.toolkit_catalog_sync(actor=root)
+    toolkit_catalog.toolkit_catalog_sync(actor=root)
     Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
     end_user = EndUser.objects.create(external_id="usr_access", display_name="Access Tester")
-    result = services.tool_router_session_create(end_user=end_user, toolkits=["github"], actor=root)
+    result = sessions.tool_router_session_create(end_user=end_user, toolkits=["github"], actor=root)
     assert result.ok, result.message
     now = timezone.now()
     # An ended job with one succeeded item: cancel and retry answer without starting work.

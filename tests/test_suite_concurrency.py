@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
-from sessions_app.tool_router import reconcile, services
+from sessions_app.tool_router import reconcile, results, sessions, toolkit_catalog
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 
@@ -40,7 +40,7 @@ pytestmark = [
 @pytest.fixture
 def catalog(emulator: Emulator) -> Emulator:
     emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -73,7 +73,7 @@ def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(
     catalog: Emulator, session_admin: User
 ) -> None:
     alice = EndUser.objects.create(external_id="usr_alice")
-    old = services.tool_router_session_create(
+    old = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     ).session
     assert old is not None
@@ -82,8 +82,8 @@ def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(
     catalog.faults.hold("session.create", release)
     done: list[str] = []
 
-    def refresh() -> services.SessionResult:
-        result = services.tool_router_session_refresh(
+    def refresh() -> results.SessionResult:
+        result = sessions.tool_router_session_refresh(
             end_user=alice, toolkits=["gmail"], actor=session_admin
         )
         done.append(result.outcome)
@@ -116,7 +116,7 @@ def test_two_staff_creating_for_the_same_users_at_once_never_leave_two_active_se
             outcomes = []
             for user in users:
                 outcomes.append(
-                    services.tool_router_session_create(
+                    sessions.tool_router_session_create(
                         end_user=user, toolkits=toolkits, actor=actor
                     ).outcome
                 )
@@ -150,7 +150,7 @@ def test_a_bulk_refresh_and_a_manual_refresh_of_the_same_users_never_leave_two_a
     settings.BULK_CONCURRENCY = 1
     users = [EndUser.objects.create(external_id=f"usr_{n}") for n in range(5)]
     for user in users:
-        services.tool_router_session_create(end_user=user, toolkits=["github"], actor=None)
+        sessions.tool_router_session_create(end_user=user, toolkits=["github"], actor=None)
     catalog.reset()
     release = threading.Event()
     catalog.faults.hold("session.create", release)
@@ -165,7 +165,7 @@ def test_a_bulk_refresh_and_a_manual_refresh_of_the_same_users_never_leave_two_a
 
     def by_hand() -> list[str]:
         return [
-            services.tool_router_session_refresh(
+            sessions.tool_router_session_refresh(
                 end_user=user, toolkits=["slack"], actor=session_admin
             ).outcome
             for user in reversed(users)
@@ -192,7 +192,7 @@ def test_twenty_reveals_at_once_write_twenty_audit_events_and_the_chain_holds(
     catalog: Emulator, session_admin: User, support_user: User
 ) -> None:
     alice = EndUser.objects.create(external_id="usr_alice")
-    session = services.tool_router_session_create(
+    session = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     ).session
     assert session is not None
@@ -223,7 +223,7 @@ def test_two_reconcile_runs_at_once_never_act_twice_on_one_intent(
 
     alice = EndUser.objects.create(external_id="usr_alice")
     with refuse_session_inserts():
-        result = services.tool_router_session_create(
+        result = sessions.tool_router_session_create(
             end_user=alice, toolkits=["github"], actor=session_admin
         )
     assert result.outcome == "unknown"

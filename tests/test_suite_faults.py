@@ -22,7 +22,7 @@ from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, SessionToolkit, Toolkit
 from sessions_app.models import ToolRouterSession as Session
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 from tests.test_reconcile import refuse_session_inserts, run_reconcile
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
@@ -36,7 +36,7 @@ def catalog(emulator: Emulator, settings) -> Emulator:
     settings.COMPOSIO_SAFE_RETRIES = SAFE_RETRIES
     # A small catalog keeps the per-test sync fast; the whole one is tested elsewhere.
     emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
     emulator.reset()
     return emulator
@@ -176,7 +176,7 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
 ) -> None:
     old = None
     if kind == "refresh":
-        old = services.tool_router_session_create(
+        old = sessions.tool_router_session_create(
             end_user=alice, toolkits=["github"], actor=session_admin
         ).session
         assert old is not None
@@ -189,11 +189,11 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
 
     with fault.arm(catalog, settings, attempts):
         if kind == "create":
-            result = services.tool_router_session_create(
+            result = sessions.tool_router_session_create(
                 end_user=alice, toolkits=["gmail", "slack"], actor=session_admin
             )
         else:
-            result = services.tool_router_session_refresh(
+            result = sessions.tool_router_session_refresh(
                 end_user=alice, toolkits=["gmail", "slack"], actor=session_admin
             )
 
@@ -277,13 +277,13 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
 def test_a_failed_delete_of_the_old_session_is_kept_and_reconcile_deletes_it(
     catalog: Emulator, alice: EndUser, session_admin: User, status: int
 ) -> None:
-    old = services.tool_router_session_create(
+    old = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     ).session
     assert old is not None
     catalog.faults.enqueue(status, endpoint="session.delete")
 
-    result = services.tool_router_session_refresh(
+    result = sessions.tool_router_session_refresh(
         end_user=alice, toolkits=["gmail"], actor=session_admin
     )
 
@@ -310,7 +310,7 @@ def test_a_failed_delete_of_the_old_session_is_kept_and_reconcile_deletes_it(
 def test_a_read_is_retried_only_by_the_seam_and_only_for_gateway_errors(
     catalog: Emulator, alice: EndUser, session_admin: User, status: int, requests: int
 ) -> None:
-    session = services.tool_router_session_create(
+    session = sessions.tool_router_session_create(
         end_user=alice, toolkits=["github"], actor=session_admin
     ).session
     assert session is not None

@@ -11,17 +11,17 @@ from django.test import Client
 from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 
 HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
 def end_user(emulator, session_admin: User) -> EndUser:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
     user = EndUser.objects.create(external_id="usr_refresh", display_name="Rae Fresh")
-    result = services.tool_router_session_create(
+    result = sessions.tool_router_session_create(
         end_user=user, toolkits=["github", "gmail"], actor=session_admin
     )
     assert result.ok, result.message

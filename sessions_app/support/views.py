@@ -17,7 +17,7 @@ from django_htmx.http import trigger_client_event
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import EndUser, ToolRouterSession
-from sessions_app.tool_router import connections, mcp_url, selectors, services
+from sessions_app.tool_router import connections, mcp_url, selectors, sessions
 from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
 
@@ -198,7 +198,7 @@ def support_session_refresh(request: HtmxHttpRequest, public_id: UUID) -> HttpRe
             context={"end_user": end_user},
         )
 
-    result = services.tool_router_session_refresh(
+    result = sessions.tool_router_session_refresh(
         end_user=end_user, actor=request.user, request=request
     )
     level = messages.SUCCESS if result.ok else messages.ERROR

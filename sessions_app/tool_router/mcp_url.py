@@ -42,3 +42,9 @@ def mask(url: str) -> MaskedUrl | None:
         host=parts.netloc.rsplit("@", 1)[-1] or "?",
         fingerprint=fingerprint(url),
     )
+
+
+def masked_text(url: str) -> str:
+    """`mask(url)` as text, blank for no URL: for lists, exports and forms."""
+    masked = mask(url)
+    return str(masked) if masked else ""

@@ -3,9 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app.audit import log as audit
-from sessions_app.models import AuditEvent, EndUser
-from sessions_app.tool_router import services
+from sessions_app.tool_router import end_users, sessions, toolkit_catalog
 
 from ._session_command import (
     EXIT_FAILED,
@@ -45,24 +43,18 @@ class Command(BaseCommand):
         toolkits = parse_toolkits(str(options["toolkits"]))
         # Checked before the end user is created, so bad input changes nothing.
         try:
-            toolkits = services.toolkit_choices_clean(toolkits)
-        except ValidationError as error:
-            message = f"Nothing was changed for {external_id}: {services.validation_message(error)}"
-            audit.record(
-                action="input.rejected",
-                outcome=AuditEvent.Outcome.REJECTED,
-                actor=actor,
-                reason=message,
-                details={"operation": "create", "via": "command", "toolkits": toolkits[:50]},
+            toolkits = toolkit_catalog.toolkit_choices_checked(
+                toolkits, subject=external_id, operation="create", actor=actor
             )
-            raise CommandError(message, returncode=EXIT_FAILED) from None
+        except ValidationError as error:
+            raise CommandError(error.messages[0], returncode=EXIT_FAILED) from None
         if options["create_user"]:
-            end_user, created = EndUser.objects.get_or_create(external_id=external_id)
+            end_user, created = end_users.end_user_get_or_create(external_id=external_id)
             if created:
                 self.stdout.write(f"Created end user {external_id}.")
         else:
             end_user = end_user_from(external_id)
-        result = services.tool_router_session_create(
+        result = sessions.tool_router_session_create(
             end_user=end_user, toolkits=toolkits, actor=actor
         )
         self.stdout.write(self.style.SUCCESS(finish(result)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions_app.models import ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions
 
 from ._session_command import (
     EXIT_SKIPPED,
@@ -35,5 +35,5 @@ class Command(BaseCommand):
                 f"{end_user.external_id} has no active session; nothing was changed.",
                 returncode=EXIT_SKIPPED,
             )
-        result = services.tool_router_session_delete(session=session, actor=actor)
+        result = sessions.tool_router_session_delete(session=session, actor=actor)
         self.stdout.write(self.style.SUCCESS(finish(result)))

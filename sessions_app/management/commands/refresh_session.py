@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions
 
 from ._session_command import (
     actor_from,
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         end_user = end_user_from(str(options["external_id"]))
         raw = options["toolkits"]
         toolkits = parse_toolkits(str(raw)) if raw is not None else None
-        result = services.tool_router_session_refresh(
+        result = sessions.tool_router_session_refresh(
             end_user=end_user, toolkits=toolkits, actor=actor
         )
         self.stdout.write(self.style.SUCCESS(finish(result)))

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from sessions_app import roles
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions
 
 DEMO_ACCOUNTS = [
     ("support", roles.SUPPORT, "looks users up, reveals MCP URLs"),
@@ -115,7 +115,7 @@ class Command(BaseCommand):
                 continue
             size = 1 + index % 3
             toolkits = [allowed[(index + k) % len(allowed)] for k in range(size)]
-            result = services.tool_router_session_create(
+            result = sessions.tool_router_session_create(
                 end_user=end_user, toolkits=list(dict.fromkeys(toolkits)), actor=actor
             )
             if not result.ok:

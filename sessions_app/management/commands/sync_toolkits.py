@@ -4,8 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app.composio import seam as composio_seam
-from sessions_app.tool_router import services
+from sessions_app.tool_router import errors, health, toolkit_catalog
 
 
 class Command(BaseCommand):
@@ -20,11 +19,11 @@ class Command(BaseCommand):
             if show_progress:
                 self.stderr.write(f"\rRead {done}/{total} toolkits", ending="")
 
-        where = "the Composio emulator" if composio_seam.is_emulated() else "Composio"
+        where = "the Composio emulator" if health.composio_is_emulated() else "Composio"
         self.stdout.write(f"Reading the toolkit catalog from {where}...")
         try:
-            result = services.toolkit_catalog_sync(progress=progress)
-        except composio_seam.ComposioError as exc:
+            result = toolkit_catalog.toolkit_catalog_sync(progress=progress)
+        except errors.ComposioError as exc:
             raise CommandError(f"Catalog sync failed, nothing was changed: {exc.message}") from None
         if show_progress:
             self.stderr.write("")
