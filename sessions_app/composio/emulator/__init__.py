@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .control import EmulatorControl, EmulatorControlError
 from .faults import Faults
-from .server import ENDPOINTS, Emulator, RecordedRequest
+from .http import ENDPOINTS
+from .server import Emulator, RecordedRequest
 
 __all__ = [
     "ENDPOINTS",
