@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-from sessions_app.admin import audit, bulk_jobs, models_admin  # noqa: F401
+from sessions_app.admin import (  # noqa: F401
+    audit,
+    bulk_jobs,
+    end_users,
+    operations,
+    sessions,
+    toolkits,
+)

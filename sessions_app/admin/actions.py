@@ -1,0 +1,153 @@
+"""What the admin's actions share: refusing a hidden action that was posted anyway, the
+permission checks `@admin.action(permissions=...)` asks for, and reporting session results.
+
+Actions hold no rule of their own: the services they call check permissions again and audit
+every attempt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from sessions_app import access
+from sessions_app.tool_router import services
+
+# The end-user admin action of each session operation.
+_SESSION_ACTION_OPERATION = {
+    "create_sessions": "create",
+    "refresh_sessions": "refresh",
+    "change_session_toolkits": "change_toolkits",
+    "delete_sessions": "delete",
+}
+# The permission each session action needs: the one its session service checks.
+SESSION_ACTIONS = {
+    action: access.SESSION_PERMISSION[operation]
+    for action, operation in _SESSION_ACTION_OPERATION.items()
+}
+
+_OUTCOME_LEVEL = {
+    services.Outcome.SUCCEEDED: messages.SUCCESS,
+    services.Outcome.SKIPPED: messages.WARNING,
+    services.Outcome.IN_PROGRESS: messages.WARNING,
+    services.Outcome.FAILED: messages.ERROR,
+    services.Outcome.UNKNOWN: messages.ERROR,
+    services.Outcome.REFUSED: messages.ERROR,
+}
+_OUTCOME_WORDS = {
+    services.Outcome.SUCCEEDED: "succeeded",
+    services.Outcome.SKIPPED: "skipped",
+    services.Outcome.IN_PROGRESS: "already in progress",
+    services.Outcome.FAILED: "failed",
+    services.Outcome.UNKNOWN: "outcome unknown",
+    services.Outcome.REFUSED: "refused",
+}
+
+
+def sync_limit() -> int:
+    """How many end users one action handles while the user waits."""
+    return settings.TOOL_ROUTER_SYNC_LIMIT
+
+
+def refuse_posted_action(
+    request: HttpRequest, model_admin: admin.ModelAdmin, guarded: dict[str, str]
+) -> HttpResponse | None:
+    """Refuse, audit and redirect a posted action the user may not run (it is hidden for them)."""
+    if request.method != "POST":
+        return None
+    action = request.POST.get("action", "")
+    if action not in guarded or action in model_admin.get_actions(request):
+        return None
+    access.refuse(
+        operation=f"admin.{model_admin.model._meta.model_name}.{action}",
+        reason=f"Admin action {action} needs {guarded[action]}.",
+        request=request,
+        missing=[guarded[action]],
+    )
+    model_admin.message_user(
+        request, "You do not have permission to run that action.", messages.ERROR
+    )
+    return HttpResponseRedirect(request.get_full_path())
+
+
+class GuardedActionsMixin(admin.ModelAdmin):
+    """A changelist that refuses (through `refuse_posted_action`) a guarded action posted by
+    someone it is hidden from, and adds `changelist_context` to the page."""
+
+    guarded_actions: dict[str, str] = {}
+
+    def changelist_context(self, request: HttpRequest) -> dict[str, Any]:
+        """What the changelist template needs beyond Django's own context."""
+        return {}
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        refused = refuse_posted_action(request, self, self.guarded_actions)
+        if refused is not None:
+            return refused
+        extra_context = {**(extra_context or {}), **self.changelist_context(request)}
+        return super().changelist_view(request, extra_context)
+
+
+class SessionPermissionsMixin:
+    """`has_<codename>_permission` for each session operation's permission, as
+    `@admin.action(permissions=[...])` looks them up."""
+
+    @staticmethod
+    def _may(request: HttpRequest, operation: str) -> bool:
+        return request.user.has_perm(access.SESSION_PERMISSION[operation])
+
+    def has_create_session_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "create")
+
+    def has_refresh_session_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "refresh")
+
+    def has_change_session_toolkits_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "change_toolkits")
+
+    def has_delete_session_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "delete")
+
+
+def report_results(
+    model_admin: admin.ModelAdmin, request: HttpRequest, results: Sequence[services.SessionResult]
+) -> None:
+    """One summary line with counts per outcome, then each result that needs attention named."""
+    counts = Counter(r.outcome for r in results)
+    summary = ", ".join(f"{n} {_OUTCOME_WORDS[o]}" for o, n in counts.items())
+    level = messages.SUCCESS if counts.keys() == {services.Outcome.SUCCEEDED} else messages.WARNING
+    model_admin.message_user(request, f"{len(results)} end users: {summary}.", level)
+    for result in results:
+        if len(results) == 1 or not result.ok:
+            model_admin.message_user(request, result.message, _OUTCOME_LEVEL[result.outcome])
+
+
+def too_many(model_admin: admin.ModelAdmin, request: HttpRequest, count: int) -> bool:
+    """Whether `count` end users exceed what one action handles; if so, say so to the user."""
+    limit = sync_limit()
+    if count <= limit:
+        return False
+    model_admin.message_user(
+        request,
+        f"You selected {count} end users; this action handles at most {limit} at a time "
+        "(TOOL_ROUTER_SYNC_LIMIT); only create and refresh run larger selections as background "
+        "jobs. Select fewer and repeat.",
+        messages.ERROR,
+    )
+    return True
+
+
+def hidden_selection(request: HttpRequest, objects: Sequence[Any]) -> dict[str, Any]:
+    """The hidden fields an intermediate page re-posts so Django runs the same action again."""
+    return {
+        "action": request.POST.get("action", ""),
+        "select_across": request.POST.get("select_across", "0"),
+        "selected_pks": [obj.pk for obj in objects],
+    }

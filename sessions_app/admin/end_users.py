@@ -1,0 +1,168 @@
+"""End users in the admin: their active session at a glance, their session history, the session
+actions (implemented in `session_actions`) and the CSV import (in `end_user_import`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+
+from sessions_app.admin import session_actions
+from sessions_app.admin.actions import (
+    SESSION_ACTIONS,
+    GuardedActionsMixin,
+    SessionPermissionsMixin,
+)
+from sessions_app.admin.end_user_import import EndUserImportMixin
+from sessions_app.admin.forms import EndUserAdminForm
+from sessions_app.admin.sessions import SessionColumns
+from sessions_app.models import EndUser, Toolkit, ToolRouterSession
+
+
+class HasActiveSessionFilter(admin.SimpleListFilter):
+    title = "active session"
+    parameter_name = "has_session"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Has an active session"), ("no", "No active session")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        active = Q(sessions__status=ToolRouterSession.Status.ACTIVE)
+        if self.value() == "yes":
+            return queryset.filter(active).distinct()
+        if self.value() == "no":
+            return queryset.exclude(active)
+        return None
+
+
+class ActiveToolkitFilter(admin.SimpleListFilter):
+    """End users whose active session grants a toolkit (only toolkits some session uses)."""
+
+    title = "toolkit of the active session"
+    parameter_name = "toolkit"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        used = (
+            Toolkit.objects.filter(sessions__status=ToolRouterSession.Status.ACTIVE)
+            .distinct()
+            .order_by("slug")
+        )
+        return [(t.slug, t.slug) for t in used]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if not self.value():
+            return None
+        return queryset.filter(
+            sessions__status=ToolRouterSession.Status.ACTIVE,
+            sessions__toolkit_links__slug=self.value(),
+        ).distinct()
+
+
+class SessionHistoryInline(SessionColumns, admin.TabularInline):
+    """The end user's sessions, newest first: what replaced what, who, when."""
+
+    model = ToolRouterSession
+    fk_name = "end_user"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "Session history"
+    fields = [
+        "session_id",
+        *SessionColumns.session_columns,
+        "superseded_at",
+        "deleted_at",
+        "remote_deleted_at",
+    ]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(EndUser)
+class EndUserAdmin(SessionPermissionsMixin, EndUserImportMixin, GuardedActionsMixin):
+    form = EndUserAdminForm
+    list_display = [
+        "external_id",
+        "display_name",
+        "email",
+        "active_session",
+        "active_toolkits",
+        "created_at",
+    ]
+    search_fields = ["external_id", "email", "display_name", "sessions__session_id"]
+    list_filter = [HasActiveSessionFilter, ActiveToolkitFilter, "created_at"]
+    actions = ["create_sessions", "refresh_sessions", "change_session_toolkits", "delete_sessions"]
+    guarded_actions = SESSION_ACTIONS
+    change_list_template = "admin/sessions_app/enduser/change_list.html"
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EndUser]:
+        active = ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE)
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(Prefetch("sessions", queryset=active, to_attr="active_sessions"))
+        )
+
+    def changelist_context(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "can_import": self.has_add_permission(request),
+            "import_url": reverse("admin:sessions_app_enduser_import"),
+        }
+
+    @admin.display(description="active session")
+    def active_session(self, obj: EndUser) -> str:
+        session = session_actions.active_session(obj)
+        return session.short_id if session else "-"
+
+    @admin.display(description="toolkits")
+    def active_toolkits(self, obj: EndUser) -> str:
+        session = session_actions.active_session(obj)
+        return ", ".join(session.toolkits) if session else "-"
+
+    def get_inlines(self, request: HttpRequest, obj: EndUser | None) -> list[Any]:
+        # A new end user has no history to show.
+        return [SessionHistoryInline] if obj is not None else []
+
+    def get_readonly_fields(self, request: HttpRequest, obj: EndUser | None = None) -> list[str]:
+        # The external id is the user id at Composio: once a session exists it must not change.
+        if obj is not None and obj.sessions.exists():
+            return ["external_id"]
+        return []
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # End users are never deleted from here: their sessions and audit trail refer to them.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Create Tool Router session...", permissions=["create_session"])
+    def create_sessions(self, request: HttpRequest, queryset: QuerySet[EndUser]) -> Any:
+        return session_actions.toolkit_action(self, request, queryset, session_actions.CREATE_PAGE)
+
+    @admin.action(description="Refresh Tool Router session...", permissions=["refresh_session"])
+    def refresh_sessions(self, request: HttpRequest, queryset: QuerySet[EndUser]) -> Any:
+        return session_actions.toolkit_action(self, request, queryset, session_actions.REFRESH_PAGE)
+
+    @admin.action(
+        description="Change toolkits of the session in place...",
+        permissions=["change_session_toolkits"],
+    )
+    def change_session_toolkits(self, request: HttpRequest, queryset: QuerySet[EndUser]) -> Any:
+        return session_actions.toolkit_action(self, request, queryset, session_actions.CHANGE_PAGE)
+
+    @admin.action(description="Delete Tool Router session...", permissions=["delete_session"])
+    def delete_sessions(self, request: HttpRequest, queryset: QuerySet[EndUser]) -> Any:
+        return session_actions.delete_sessions(self, request, queryset)

@@ -1,0 +1,136 @@
+"""Tool Router sessions in the admin: read-only, with the remote deletes still to retry.
+
+The MCP URL never appears here in full: only scheme, host and a fingerprint.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from sessions_app import access
+from sessions_app.admin.actions import GuardedActionsMixin, SessionPermissionsMixin
+from sessions_app.admin.safety import ReadOnlyAdminMixin
+from sessions_app.models import Toolkit, ToolRouterSession
+from sessions_app.tool_router import services
+
+
+class SessionColumns:
+    """The columns a session shows wherever it is listed (its toolkits, its masked MCP URL)."""
+
+    session_columns = [
+        "status",
+        "toolkits_list",
+        "mcp_url_masked",
+        "created_by",
+        "created_at",
+        "replaces",
+    ]
+
+    @admin.display(description="toolkits")
+    def toolkits_list(self, obj: ToolRouterSession) -> str:
+        return ", ".join(obj.toolkits)
+
+    @admin.display(description="MCP URL")
+    def mcp_url_masked(self, obj: ToolRouterSession) -> str:
+        return services.mcp_url_masked(obj.mcp_url)
+
+
+class SessionToolkitFilter(admin.SimpleListFilter):
+    title = "toolkit"
+    parameter_name = "toolkit"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        used = Toolkit.objects.filter(sessions__isnull=False).distinct().order_by("slug")
+        return [(t.slug, t.slug + ("" if t.in_catalog else " (not in catalog)")) for t in used]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if not self.value():
+            return None
+        return queryset.filter(toolkit_links__slug=self.value()).distinct()
+
+
+class RemoteDeletePendingFilter(admin.SimpleListFilter):
+    title = "deleted at Composio"
+    parameter_name = "remote_delete"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("failed", "Remote delete failed (to retry)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() == "failed":
+            return queryset.filter(remote_deleted_at__isnull=True).exclude(remote_delete_error="")
+        return None
+
+
+@admin.register(ToolRouterSession)
+class ToolRouterSessionAdmin(
+    ReadOnlyAdminMixin, SessionColumns, SessionPermissionsMixin, GuardedActionsMixin
+):
+    """Read-only: sessions change only through the services (actions on end users)."""
+
+    list_display = ["short_id", "end_user", *SessionColumns.session_columns, "remote_delete_state"]
+    list_select_related = ["end_user", "created_by", "replaces"]
+    list_filter = ["status", SessionToolkitFilter, RemoteDeletePendingFilter, "created_at"]
+    # Never the MCP URL: searching it would let anyone probe for a URL they hold.
+    search_fields = ["session_id", "end_user__external_id", "end_user__email"]
+    fields = [
+        "session_id",
+        "end_user",
+        "status",
+        "toolkits_list",
+        "mcp_url_masked",
+        "mcp_type",
+        "config_version",
+        "created_by",
+        "created_at",
+        "replaces",
+        "replaced_by_link",
+        "superseded_at",
+        "deleted_at",
+        "remote_deleted_at",
+        "remote_delete_error",
+    ]
+    readonly_fields = fields
+    actions = ["retry_remote_deletes"]
+    guarded_actions = {"retry_remote_deletes": access.SESSION_PERMISSION["delete"]}
+
+    @admin.display(description="session", ordering="session_id")
+    def short_id(self, obj: ToolRouterSession) -> str:
+        return obj.short_id
+
+    @admin.display(description="replaced by")
+    def replaced_by_link(self, obj: ToolRouterSession) -> str:
+        newer = ToolRouterSession.objects.filter(replaces=obj).first()
+        if newer is None:
+            return "-"
+        url = reverse("admin:sessions_app_toolroutersession_change", args=[newer.pk])
+        return format_html('<a href="{}">{}</a>', url, newer.session_id)
+
+    @admin.display(description="deleted at Composio")
+    def remote_delete_state(self, obj: ToolRouterSession) -> str:
+        if obj.remote_deleted_at:
+            return "yes"
+        if obj.remote_delete_error:
+            return "failed, to retry"
+        return "-"
+
+    @admin.action(
+        description="Retry failed deletes at Composio (superseded sessions)",
+        permissions=["delete_session"],
+    )
+    def retry_remote_deletes(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = services.tool_router_session_retry_remote_deletes(
+            actor=request.user, request=request
+        )
+        self.message_user(
+            request,
+            f"Deleted {len(result.deleted)} superseded sessions at Composio; "
+            f"{len(result.failed)} still failing.",
+            messages.SUCCESS if not result.failed else messages.WARNING,
+        )
+        for session_id, error in result.failed.items():
+            self.message_user(request, f"{session_id}: {error}", messages.ERROR)
