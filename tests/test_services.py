@@ -24,7 +24,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import end_users, results, toolkit_catalog
+from sessions_app.tool_router import end_users, sessions, toolkit_catalog
 from sessions_app.tool_router.sessions import (
     tool_router_session_change_toolkits,
     tool_router_session_create,
@@ -376,7 +376,7 @@ def test_two_concurrent_refreshes_of_one_user_make_exactly_one_remote_create(
     emulator.reset()
     release = threading.Event()
     emulator.faults.hold("session.create", release)
-    results: list[results.SessionResult] = []
+    results: list[sessions.SessionResult] = []
 
     def refresh() -> None:
         try:

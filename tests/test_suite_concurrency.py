@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
-from sessions_app.tool_router import reconcile, results, sessions, toolkit_catalog
+from sessions_app.tool_router import reconcile, sessions, toolkit_catalog
 
 ALLOWED = ["github", "gmail", "slack", "notion"]
 
@@ -82,7 +82,7 @@ def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(
     catalog.faults.hold("session.create", release)
     done: list[str] = []
 
-    def refresh() -> results.SessionResult:
+    def refresh() -> sessions.SessionResult:
         result = sessions.tool_router_session_refresh(
             end_user=alice, toolkits=["gmail"], actor=session_admin
         )

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from sessions_app import access
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions, toolkit_catalog
 from sessions_app.tool_router.allowlist import toolkit_allowlist_set
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def synced(emulator: Emulator) -> Emulator:
-    services.toolkit_catalog_sync()
+    toolkit_catalog.toolkit_catalog_sync()
     emulator.reset()
     return emulator
 
@@ -77,7 +77,7 @@ def test_a_session_admin_disallows_a_toolkit_in_use_with_one_audit_event(
 ) -> None:
     toolkit_allowlist_set(toolkits=kits("github"), allowed=True, actor=session_admin)
     user = EndUser.objects.create(external_id="usr_1")
-    session = services.tool_router_session_create(
+    session = sessions.tool_router_session_create(
         end_user=user, toolkits=["github"], actor=session_admin
     )
     assert session.ok

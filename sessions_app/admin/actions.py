@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from sessions_app import access
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions
 
 # The end-user admin action of each session operation.
 _SESSION_ACTION_OPERATION = {
@@ -32,20 +32,20 @@ SESSION_ACTIONS = {
 }
 
 _OUTCOME_LEVEL = {
-    services.Outcome.SUCCEEDED: messages.SUCCESS,
-    services.Outcome.SKIPPED: messages.WARNING,
-    services.Outcome.IN_PROGRESS: messages.WARNING,
-    services.Outcome.FAILED: messages.ERROR,
-    services.Outcome.UNKNOWN: messages.ERROR,
-    services.Outcome.REFUSED: messages.ERROR,
+    sessions.Outcome.SUCCEEDED: messages.SUCCESS,
+    sessions.Outcome.SKIPPED: messages.WARNING,
+    sessions.Outcome.IN_PROGRESS: messages.WARNING,
+    sessions.Outcome.FAILED: messages.ERROR,
+    sessions.Outcome.UNKNOWN: messages.ERROR,
+    sessions.Outcome.REFUSED: messages.ERROR,
 }
 _OUTCOME_WORDS = {
-    services.Outcome.SUCCEEDED: "succeeded",
-    services.Outcome.SKIPPED: "skipped",
-    services.Outcome.IN_PROGRESS: "already in progress",
-    services.Outcome.FAILED: "failed",
-    services.Outcome.UNKNOWN: "outcome unknown",
-    services.Outcome.REFUSED: "refused",
+    sessions.Outcome.SUCCEEDED: "succeeded",
+    sessions.Outcome.SKIPPED: "skipped",
+    sessions.Outcome.IN_PROGRESS: "already in progress",
+    sessions.Outcome.FAILED: "failed",
+    sessions.Outcome.UNKNOWN: "outcome unknown",
+    sessions.Outcome.REFUSED: "refused",
 }
 
 
@@ -117,15 +117,15 @@ class SessionPermissionsMixin:
 
 
 def report_results(
-    model_admin: admin.ModelAdmin, request: HttpRequest, results: Sequence[services.SessionResult]
+    model_admin: admin.ModelAdmin, request: HttpRequest, answers: Sequence[sessions.SessionResult]
 ) -> None:
     """One summary line with counts per outcome, then each result that needs attention named."""
-    counts = Counter(r.outcome for r in results)
+    counts = Counter(r.outcome for r in answers)
     summary = ", ".join(f"{n} {_OUTCOME_WORDS[o]}" for o, n in counts.items())
-    level = messages.SUCCESS if counts.keys() == {services.Outcome.SUCCEEDED} else messages.WARNING
-    model_admin.message_user(request, f"{len(results)} end users: {summary}.", level)
-    for result in results:
-        if len(results) == 1 or not result.ok:
+    level = messages.SUCCESS if counts.keys() == {sessions.Outcome.SUCCEEDED} else messages.WARNING
+    model_admin.message_user(request, f"{len(answers)} end users: {summary}.", level)
+    for result in answers:
+        if len(answers) == 1 or not result.ok:
             model_admin.message_user(request, result.message, _OUTCOME_LEVEL[result.outcome])
 
 

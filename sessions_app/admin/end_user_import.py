@@ -11,7 +11,7 @@ from django.urls import path, reverse
 
 from sessions_app import access
 from sessions_app.admin.forms import EndUserImportForm
-from sessions_app.tool_router import rejections, services
+from sessions_app.tool_router import end_users
 
 
 class EndUserImportMixin(admin.ModelAdmin):
@@ -54,8 +54,8 @@ class EndUserImportMixin(admin.ModelAdmin):
 
     def _import_preview(self, request: HttpRequest, form: EndUserImportForm) -> dict[str, Any]:
         """The preview's context, or nothing with the file's error added to `form`."""
-        content = form.cleaned_data["csv_file"].read(services.IMPORT_MAX_BYTES + 1)
-        preview = rejections.end_user_import_checked(
+        content = form.cleaned_data["csv_file"].read(end_users.IMPORT_MAX_BYTES + 1)
+        preview = end_users.end_user_import_checked(
             content=content, actor=request.user, request=request
         )
         if preview.error:
@@ -69,7 +69,7 @@ class EndUserImportMixin(admin.ModelAdmin):
 
     def _import_confirmed(self, request: HttpRequest) -> HttpResponse:
         content = request.POST.get("csv_text", "").encode()
-        preview, created = services.end_user_import(
+        preview, created = end_users.end_user_import(
             content=content, actor=request.user, request=request
         )
         if preview.error:

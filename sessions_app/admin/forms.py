@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from sessions_app.models import EndUser, Toolkit
-from sessions_app.tool_router import services
+from sessions_app.tool_router import toolkit_catalog
 
 
 def toolkit_groups(
@@ -37,8 +37,8 @@ class SessionToolkitsForm(forms.Form):
     """The toolkits to give a session: the allowed toolkits of Composio's catalog.
 
     The field accepts any posted value; `clean` runs the one validator
-    (`services.toolkit_choices_clean`) so a crafted slug gets the same clear message as any other
-    bad choice, and `crafted` says whether something outside the offered choices was posted.
+    (`toolkit_catalog.toolkit_choices_clean`) so a crafted slug gets the same clear message as any
+    other bad choice, and `crafted` says whether something outside the offered choices was posted.
     """
 
     toolkits = forms.MultipleChoiceField(required=False)
@@ -68,7 +68,7 @@ class SessionToolkitsForm(forms.Form):
             cleaned["toolkits"] = None
             return cleaned
         try:
-            cleaned["toolkits"] = services.toolkit_choices_clean(
+            cleaned["toolkits"] = toolkit_catalog.toolkit_choices_clean(
                 self.data.getlist("toolkits") if hasattr(self.data, "getlist") else []
             )
         except ValidationError as error:

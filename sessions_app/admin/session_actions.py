@@ -23,49 +23,49 @@ from sessions_app.admin.actions import hidden_selection, report_results, sync_li
 from sessions_app.admin.forms import SessionToolkitsForm
 from sessions_app.bulk import jobs as bulk
 from sessions_app.models import BulkJob, EndUser, ToolRouterSession
-from sessions_app.tool_router import rejections, services
+from sessions_app.tool_router import rejections, sessions
 
 # What a toolkit action does to one end user with the toolkits chosen (None: keep the current).
-Run = Callable[[HttpRequest, EndUser, list[str] | None], services.SessionResult]
+Run = Callable[[HttpRequest, EndUser, list[str] | None], sessions.SessionResult]
 
 
 def active_session(user: EndUser) -> ToolRouterSession | None:
     """The end user's active session (from `active_sessions` when the admin prefetched it)."""
-    sessions = getattr(user, "active_sessions", None)
-    if sessions is None:
+    prefetched = getattr(user, "active_sessions", None)
+    if prefetched is None:
         return user.sessions.filter(status=ToolRouterSession.Status.ACTIVE).first()
-    return sessions[0] if sessions else None
+    return prefetched[0] if prefetched else None
 
 
-def _skipped(user: EndUser, message: str) -> services.SessionResult:
-    return services.SessionResult(end_user=user, outcome=services.Outcome.SKIPPED, message=message)
+def _skipped(user: EndUser, message: str) -> sessions.SessionResult:
+    return sessions.SessionResult(end_user=user, outcome=sessions.Outcome.SKIPPED, message=message)
 
 
 def _create(
     request: HttpRequest, user: EndUser, toolkits: list[str] | None
-) -> services.SessionResult:
-    return services.tool_router_session_create(
+) -> sessions.SessionResult:
+    return sessions.tool_router_session_create(
         end_user=user, toolkits=toolkits or [], actor=request.user, request=request
     )
 
 
 def _refresh(
     request: HttpRequest, user: EndUser, toolkits: list[str] | None
-) -> services.SessionResult:
-    return services.tool_router_session_refresh(
+) -> sessions.SessionResult:
+    return sessions.tool_router_session_refresh(
         end_user=user, toolkits=toolkits, actor=request.user, request=request
     )
 
 
 def _change_toolkits(
     request: HttpRequest, user: EndUser, toolkits: list[str] | None
-) -> services.SessionResult:
+) -> sessions.SessionResult:
     session = active_session(user)
     if session is None:
         return _skipped(
             user, f"Skipped {user.external_id}: they have no active session; use create."
         )
-    return services.tool_router_session_change_toolkits(
+    return sessions.tool_router_session_change_toolkits(
         session=session, toolkits=toolkits or [], actor=request.user, request=request
     )
 
@@ -129,7 +129,7 @@ def delete_sessions(
                 )
                 continue
             results.append(
-                services.tool_router_session_delete(
+                sessions.tool_router_session_delete(
                     session=session, actor=request.user, request=request
                 )
             )

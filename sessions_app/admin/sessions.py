@@ -15,7 +15,7 @@ from sessions_app import access
 from sessions_app.admin.actions import GuardedActionsMixin, SessionPermissionsMixin
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import Toolkit, ToolRouterSession
-from sessions_app.tool_router import services
+from sessions_app.tool_router import mcp_url, sessions
 
 
 class SessionColumns:
@@ -36,7 +36,7 @@ class SessionColumns:
 
     @admin.display(description="MCP URL")
     def mcp_url_masked(self, obj: ToolRouterSession) -> str:
-        return services.mcp_url_masked(obj.mcp_url)
+        return mcp_url.masked_text(obj.mcp_url)
 
 
 class SessionToolkitFilter(admin.SimpleListFilter):
@@ -123,7 +123,7 @@ class ToolRouterSessionAdmin(
         permissions=["delete_session"],
     )
     def retry_remote_deletes(self, request: HttpRequest, queryset: QuerySet) -> None:
-        result = services.tool_router_session_retry_remote_deletes(
+        result = sessions.tool_router_session_retry_remote_deletes(
             actor=request.user, request=request
         )
         self.message_user(

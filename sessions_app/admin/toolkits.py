@@ -19,7 +19,7 @@ from sessions_app import access
 from sessions_app.admin.actions import GuardedActionsMixin
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import Toolkit, ToolRouterSession
-from sessions_app.tool_router import errors, services
+from sessions_app.tool_router import errors, toolkit_catalog
 from sessions_app.tool_router.allowlist import (
     ALLOWLIST_PERMISSION,
     AllowlistResult,
@@ -186,7 +186,7 @@ class ToolkitAdmin(ReadOnlyAdminMixin, GuardedActionsMixin):
             request=request,
         )
         try:
-            result = services.toolkit_catalog_sync(actor=request.user, request=request)
+            result = toolkit_catalog.toolkit_catalog_sync(actor=request.user, request=request)
         except errors.ComposioError as exc:
             self.message_user(request, f"The catalog was not synced: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(changelist)

@@ -188,3 +188,18 @@ def end_user_import(
         )
         return ImportPreview(error=message), 0
     return preview, len(preview.valid)
+
+
+def end_user_import_checked(
+    *, content: bytes, actor: access.Actor, request: HttpRequest | None = None
+) -> ImportPreview:
+    """Preview a CSV of end users (`end_user_import_preview`); writes no end user.
+
+    A malformed file is audited as one rejected `enduser.import` event.
+    """
+    preview = end_user_import_preview(content=content)
+    if preview.error:
+        # Given a malformed file the import service writes nothing but that one event; letting
+        # it see the file keeps the event written in one place.
+        end_user_import(content=content, actor=actor, request=request)
+    return preview

@@ -1,7 +1,7 @@
-"""Audited rejections of input a form turned away before any service ran.
+"""Audited rejections of toolkit choices turned away before any service ran.
 
-The admin's forms check a toolkit choice or a CSV file on their own page; these record the
-rejection the way the services record theirs, so the admin itself writes no audit event.
+The admin's forms and the commands check a toolkit choice on their own; this records the
+rejection the way the services record theirs, so they write no audit event themselves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from django.http import HttpRequest
 from sessions_app import access
 from sessions_app.audit import log as audit
 from sessions_app.models import AuditEvent
-from sessions_app.tool_router import services
 
 
 def toolkit_choice_rejected(
@@ -44,18 +43,3 @@ def toolkit_choice_rejected(
             "end_users": list(end_users)[:50],
         },
     )
-
-
-def end_user_import_checked(
-    *, content: bytes, actor: access.Actor, request: HttpRequest | None = None
-) -> services.ImportPreview:
-    """Preview a CSV of end users (`services.end_user_import_preview`); writes no end user.
-
-    A malformed file is audited as one rejected `enduser.import` event.
-    """
-    preview = services.end_user_import_preview(content=content)
-    if preview.error:
-        # Given a malformed file the import service writes nothing but that one event; letting
-        # it see the file keeps the event written in one place.
-        services.end_user_import(content=content, actor=actor, request=request)
-    return preview

@@ -23,7 +23,17 @@ from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRoute
 from sessions_app.tool_router import intents, mcp_url, records
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
-__all__ = ["Cause", "Outcome", "SessionResult"]
+__all__ = [
+    "Cause",
+    "Outcome",
+    "RemoteDeleteRetryResult",
+    "SessionResult",
+    "tool_router_session_change_toolkits",
+    "tool_router_session_create",
+    "tool_router_session_delete",
+    "tool_router_session_refresh",
+    "tool_router_session_retry_remote_deletes",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from sessions_app.audit import log as audit
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, Toolkit
+from sessions_app.tool_router import rejections
 
 
 @dataclass
@@ -248,14 +249,14 @@ def toolkit_choices_checked(
         return toolkit_choices_clean(toolkits)
     except ValidationError as error:
         message = f"Nothing was changed for {subject}: {validation_message(error)}"
-        printable = [str(t)[:100] for t in list(toolkits)[:50]]
-        audit.record(
-            action="input.rejected",
-            outcome=AuditEvent.Outcome.REJECTED,
+        rejections.toolkit_choice_rejected(
+            operation=operation,
+            reason=message,
+            toolkits=[str(t) for t in list(toolkits)[:50]],
+            crafted=False,
+            end_users=[subject],
             actor=actor,
             request=request,
-            reason=message,
-            details={"operation": operation, "toolkits": printable},
         )
         raise ValidationError(message, code=getattr(error, "code", None)) from None
 

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import CommandError, CommandParser
 
 from sessions_app.models import EndUser
-from sessions_app.tool_router import results
+from sessions_app.tool_router import sessions
 from sessions_app.validators import external_id_problem
 
 # Exit codes: 0 done; 1 bad input, refused or failed (nothing changed); 2 usage (argparse);
@@ -18,11 +18,11 @@ EXIT_UNKNOWN = 3
 EXIT_SKIPPED = 4
 
 _EXIT = {
-    results.Outcome.FAILED: EXIT_FAILED,
-    results.Outcome.REFUSED: EXIT_FAILED,
-    results.Outcome.UNKNOWN: EXIT_UNKNOWN,
-    results.Outcome.SKIPPED: EXIT_SKIPPED,
-    results.Outcome.IN_PROGRESS: EXIT_SKIPPED,
+    sessions.Outcome.FAILED: EXIT_FAILED,
+    sessions.Outcome.REFUSED: EXIT_FAILED,
+    sessions.Outcome.UNKNOWN: EXIT_UNKNOWN,
+    sessions.Outcome.SKIPPED: EXIT_SKIPPED,
+    sessions.Outcome.IN_PROGRESS: EXIT_SKIPPED,
 }
 
 
@@ -68,7 +68,7 @@ def end_user_from(external_id: str) -> EndUser:
     return user
 
 
-def finish(result: results.SessionResult) -> str:
+def finish(result: sessions.SessionResult) -> str:
     """The success line, or a CommandError with the service's message and an exit code."""
     if result.ok:
         return result.message
