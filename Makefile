@@ -12,6 +12,7 @@ lint:
 	scripts/bootstrap.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-logo
 
 format:
 	.venv/bin/ruff check --fix .
