@@ -257,6 +257,53 @@ def test_503s_are_retried_up_to_the_limit_then_the_item_fails(
     assert catalog.count("session.create") == 3
 
 
+@pytest.mark.parametrize(
+    ("cause", "retry_after", "state"),
+    [
+        (services.Cause.RATE_LIMITED, 7, "pending"),
+        (services.Cause.TRANSIENT, None, "pending"),
+        (services.Cause.PERMANENT, None, "failed"),
+    ],
+)
+def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
+    catalog: Emulator,
+    session_admin: User,
+    queued: None,
+    monkeypatch: pytest.MonkeyPatch,
+    cause: str,
+    retry_after: int | None,
+    state: str,
+) -> None:
+    make_users(1)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+    item = runner._claim_next(job, "runner-a")
+
+    def answer(*, end_user: EndUser, **_: object) -> services.SessionResult:
+        # No intent and no audit event: only the result says why the call failed.
+        return services.SessionResult(
+            end_user=end_user,
+            outcome=services.Outcome.FAILED,
+            message="Could not create a session.",
+            cause=cause,
+            retry_after=retry_after,
+        )
+
+    monkeypatch.setattr(services, "tool_router_session_create", answer)
+    assert settle.process_item(job, item, token="runner-a", actor=session_admin) == state
+
+    item.refresh_from_db()
+    job.refresh_from_db()
+    assert item.state == state
+    if cause == services.Cause.RATE_LIMITED:
+        assert "paused for 7 s" in item.last_error
+        assert 5 < (job.paused_until - timezone.now()).total_seconds() <= 7
+    else:
+        assert job.paused_until is None
+    assert (item.not_before is not None) == (cause == services.Cause.TRANSIENT)
+
+
 def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_session(
     catalog: Emulator, session_admin: User
 ) -> None:
@@ -384,6 +431,37 @@ def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
     [stand_in] = DBTaskResult.objects.filter(status="READY")
     job_id, slot, token = stand_in.args_kwargs["args"]
     assert runner.bulk_job_run_slot(job_id=job_id, slot=slot, token=token) == "superseded"
+
+
+RUNNER_TASK_PATH = "sessions_app.bulk.runner.bulk_job_run"
+
+
+@pytest.mark.parametrize(
+    "old_path", ["sessions_app.tasks.bulk_job_run", "sessions_app.bulk.tasks.bulk_job_run"]
+)
+def test_runners_queued_under_an_old_task_path_still_find_the_task_and_run(
+    catalog: Emulator, session_admin: User, queued: None, old_path: str
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    make_users(4)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
+    )
+    queued_runners = DBTaskResult.objects.filter(status="READY")
+    assert set(queued_runners.values_list("task_path", flat=True)) == {RUNNER_TASK_PATH}
+    # As if queued before the upgrade: django-tasks resolves the stored path with import_string.
+    queued_runners.update(task_path=old_path)
+    for stored in DBTaskResult.objects.filter(status="READY"):
+        assert stored.task.func is runner.bulk_job_run.func
+        assert stored.task.module_path == RUNNER_TASK_PATH
+
+    run_queue_once()
+
+    job.refresh_from_db()
+    assert job.state == "finished" and states(job) == {"succeeded": 4}
+    ran = DBTaskResult.objects.filter(task_path=old_path).values_list("status", flat=True)
+    assert list(ran) == ["SUCCESSFUL", "SUCCESSFUL"]
 
 
 def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
