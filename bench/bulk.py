@@ -69,6 +69,7 @@ from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
 from sessions_app.bulk import jobs as bulk  # noqa: E402
+from sessions_app.bulk import progress  # noqa: E402
 from sessions_app.composio import seam as composio_seam  # noqa: E402
 from sessions_app.composio.emulator import Emulator, server  # noqa: E402
 from sessions_app.models import (  # noqa: E402
@@ -251,7 +252,7 @@ def main() -> None:
     )
     emulator.faults.latency(args.latency)
 
-    per_item = bulk.requests_per_item("refresh")
+    per_item = progress.requests_per_item("refresh")
     ceiling = min(args.rate / 60 / per_item, args.workers / (per_item * args.latency))
     print(
         f"PostgreSQL {connection.pg_version // 10000}, {os.cpu_count()} CPUs, "

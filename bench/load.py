@@ -125,6 +125,7 @@ from django.db import connection  # noqa: E402
 
 from sessions_app import roles  # noqa: E402
 from sessions_app.bulk import jobs as bulk  # noqa: E402
+from sessions_app.bulk import progress  # noqa: E402
 from sessions_app.models import BulkJob, BulkJobItem, EndUser, Toolkit  # noqa: E402
 from sessions_app.tool_router import rate_limit, toolkit_catalog  # noqa: E402
 
@@ -482,7 +483,7 @@ def main() -> None:
             )
             print(
                 f"bulk job: refresh {job.total} end users, budget {job.rate_per_minute} "
-                f"requests/min ({bulk.requests_per_item(job.kind)} per item), "
+                f"requests/min ({progress.requests_per_item(job.kind)} per item), "
                 f"{job.concurrency} slots"
             )
 
@@ -588,7 +589,7 @@ def report(
 
     if job is not None:
         job.refresh_from_db()
-        counts = bulk.item_counts(job)
+        counts = progress.item_counts(job)
         offset = time.time() - time.monotonic()
         times = [r["at"] + offset for r in emulator_log["requests"]]
         in_window = [t for t in times if steady <= t <= end]

@@ -316,7 +316,7 @@ class AuditEvent(models.Model):
 class BulkJob(models.Model):
     """Create or refresh the sessions of many end users in the background (one item per user).
 
-    Runs in `django-tasks` workers (`sessions_app.bulk.tasks`); `sessions_app.bulk` does the work.
+    Runs in `django-tasks` workers (`sessions_app.bulk.runner`); `sessions_app.bulk` does the work.
     """
 
     class Kind(models.TextChoices):

@@ -1,8 +1,8 @@
-"""The task's old import path. django-tasks stores a task's import path with each queued job, so
-jobs queued before the move to `sessions_app.bulk.tasks` still find it here."""
+"""The task's oldest import path. django-tasks stores a task's import path with each queued job,
+so jobs queued before the move to `sessions_app.bulk.runner` still find it here."""
 
 from __future__ import annotations
 
-from sessions_app.bulk.tasks import bulk_job_run
+from sessions_app.bulk.runner import bulk_job_run
 
 __all__ = ["bulk_job_run"]

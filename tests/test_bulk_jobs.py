@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import progress, runner, settle
 from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import (
     AuditEvent,
@@ -56,7 +57,7 @@ def make_users(n: int, prefix: str = "usr") -> None:
 
 
 def states(job: BulkJob) -> dict[str, int]:
-    return {k: v for k, v in bulk.item_counts(job).items() if v}
+    return {k: v for k, v in progress.item_counts(job).items() if v}
 
 
 def test_a_create_job_gives_every_selected_user_a_session(
@@ -138,7 +139,7 @@ def test_a_thousand_users_with_faults_all_end_in_a_terminal_state_and_nothing_is
         injector.stop.set()
         injector.join(5)
 
-    counts = bulk.item_counts(job)
+    counts = progress.item_counts(job)
     assert job.state == "finished"
     assert counts["pending"] == counts["running"] == 0
     assert sum(counts.values()) == 1000 == job.items.count()
@@ -203,14 +204,14 @@ def test_a_cancelled_job_ends_only_after_the_item_in_flight_has_settled(
     job = bulk.bulk_job_start(
         kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
     )
-    item = bulk._claim_next(job, "runner-a")
+    item = runner._claim_next(job, "runner-a")
     assert item is not None
 
     bulk.bulk_job_cancel(job=job, actor=session_admin)
     assert job.state == "cancelling" and states(job) == {"running": 1, "skipped": 2}
 
-    bulk.process_item(job, item, token="runner-a", actor=session_admin)
-    bulk._finish_if_done(job.pk)
+    settle.process_item(job, item, token="runner-a", actor=session_admin)
+    settle.finish_if_done(job.pk)
     job.refresh_from_db()
     assert job.state == "cancelled" and states(job) == {"succeeded": 1, "skipped": 2}
 
@@ -254,6 +255,53 @@ def test_503s_are_retried_up_to_the_limit_then_the_item_fails(
     assert (item.state, item.attempts) == ("failed", 3)
     assert item.last_error.startswith("Gave up after 3 attempts.")
     assert catalog.count("session.create") == 3
+
+
+@pytest.mark.parametrize(
+    ("cause", "retry_after", "state"),
+    [
+        (services.Cause.RATE_LIMITED, 7, "pending"),
+        (services.Cause.TRANSIENT, None, "pending"),
+        (services.Cause.PERMANENT, None, "failed"),
+    ],
+)
+def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
+    catalog: Emulator,
+    session_admin: User,
+    queued: None,
+    monkeypatch: pytest.MonkeyPatch,
+    cause: str,
+    retry_after: int | None,
+    state: str,
+) -> None:
+    make_users(1)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
+    )
+    item = runner._claim_next(job, "runner-a")
+
+    def answer(*, end_user: EndUser, **_: object) -> services.SessionResult:
+        # No intent and no audit event: only the result says why the call failed.
+        return services.SessionResult(
+            end_user=end_user,
+            outcome=services.Outcome.FAILED,
+            message="Could not create a session.",
+            cause=cause,
+            retry_after=retry_after,
+        )
+
+    monkeypatch.setattr(services, "tool_router_session_create", answer)
+    assert settle.process_item(job, item, token="runner-a", actor=session_admin) == state
+
+    item.refresh_from_db()
+    job.refresh_from_db()
+    assert item.state == state
+    if cause == services.Cause.RATE_LIMITED:
+        assert "paused for 7 s" in item.last_error
+        assert 5 < (job.paused_until - timezone.now()).total_seconds() <= 7
+    else:
+        assert job.paused_until is None
+    assert (item.not_before is not None) == (cause == services.Cause.TRANSIENT)
 
 
 def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_session(
@@ -309,7 +357,8 @@ def test_starting_needs_the_permission_of_the_operation(
         )
     assert not BulkJob.objects.exists()
     refused = AuditEvent.objects.get(action="access.refused")
-    assert refused.details["kind"] == "refresh"
+    assert refused.details["operation"] == "bulk.refresh"
+    assert refused.details["missing"] == ["sessions_app.refresh_session"]
 
 
 def test_starting_with_a_disallowed_toolkit_writes_nothing_and_says_why(
@@ -381,7 +430,38 @@ def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
     # What is left: the stand-in of the slot that ran, due later; it stands down when it runs.
     [stand_in] = DBTaskResult.objects.filter(status="READY")
     job_id, slot, token = stand_in.args_kwargs["args"]
-    assert bulk.bulk_job_run_slot(job_id=job_id, slot=slot, token=token) == "superseded"
+    assert runner.bulk_job_run_slot(job_id=job_id, slot=slot, token=token) == "superseded"
+
+
+RUNNER_TASK_PATH = "sessions_app.bulk.runner.bulk_job_run"
+
+
+@pytest.mark.parametrize(
+    "old_path", ["sessions_app.tasks.bulk_job_run", "sessions_app.bulk.tasks.bulk_job_run"]
+)
+def test_runners_queued_under_an_old_task_path_still_find_the_task_and_run(
+    catalog: Emulator, session_admin: User, queued: None, old_path: str
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    make_users(4)
+    job = bulk.bulk_job_start(
+        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
+    )
+    queued_runners = DBTaskResult.objects.filter(status="READY")
+    assert set(queued_runners.values_list("task_path", flat=True)) == {RUNNER_TASK_PATH}
+    # As if queued before the upgrade: django-tasks resolves the stored path with import_string.
+    queued_runners.update(task_path=old_path)
+    for stored in DBTaskResult.objects.filter(status="READY"):
+        assert stored.task.func is runner.bulk_job_run.func
+        assert stored.task.module_path == RUNNER_TASK_PATH
+
+    run_queue_once()
+
+    job.refresh_from_db()
+    assert job.state == "finished" and states(job) == {"succeeded": 4}
+    ran = DBTaskResult.objects.filter(task_path=old_path).values_list("status", flat=True)
+    assert list(ran) == ["SUCCESSFUL", "SUCCESSFUL"]
 
 
 def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
@@ -400,7 +480,7 @@ def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
 
     job.refresh_from_db()
     assert set(job.runners) == set(old) and not set(job.runners.values()) & set(old.values())
-    assert bulk.bulk_job_run_slot(job_id=job.pk, slot=0, token=old["0"]) == "superseded"
+    assert runner.bulk_job_run_slot(job_id=job.pk, slot=0, token=old["0"]) == "superseded"
     assert DBTaskResult.objects.filter(status="READY").count() == 4
     run_queue_once()
     job.refresh_from_db()
@@ -414,7 +494,7 @@ def test_an_item_whose_worker_died_is_settled_from_its_intent(
     job = bulk.bulk_job_start(
         kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
     )
-    never_sent, mid_call, done = (bulk._claim_next(job, "dead-runner") for _ in range(3))
+    never_sent, mid_call, done = (runner._claim_next(job, "dead-runner") for _ in range(3))
     # The dead runner got this far: one intent still pending, one call completed.
     SessionOperation.objects.create(kind="create", end_user=mid_call.end_user, actor=session_admin)
     sessions.tool_router_session_create(
@@ -422,7 +502,7 @@ def test_an_item_whose_worker_died_is_settled_from_its_intent(
     )
     job.items.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
 
-    assert bulk.recover_expired_items(job) == 3
+    assert settle.recover_expired_items(job) == 3
 
     never_sent.refresh_from_db()
     mid_call.refresh_from_db()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from http import HTTPStatus
 
 import pytest
@@ -12,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import views as bulk_views
 from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import AuditEvent, BulkJob, EndUser, Toolkit
 from sessions_app.tool_router import toolkit_catalog
@@ -196,9 +198,23 @@ def test_the_failures_csv_streams_failed_and_unknown_users(
     assert response.streaming
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == list(bulk.FAILURE_COLUMNS)
+    assert rows[0] == list(bulk_views.FAILURE_COLUMNS)
     assert sorted(r[1] for r in rows[1:]) == ["failed", "failed", "unknown"]
     assert all(r[0].startswith("usr_") and r[3] for r in rows[1:])
+    # finished_at as every CSV of the console writes times: UTC, to the second.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[4]) for r in rows[1:])
+
+
+def test_the_failures_csv_defuses_cells_a_spreadsheet_would_run(
+    client: Client, finished_job: BulkJob, session_admin: User
+) -> None:
+    item = finished_job.items.filter(state="failed").order_by("id").first()
+    EndUser.objects.filter(pk=item.end_user_id).update(external_id="=HYPERLINK(1)")
+    finished_job.items.filter(pk=item.pk).update(last_error="@SUM(1)")
+    login(client, session_admin)
+    response = client.get(job_urls(finished_job)["job_failures"])
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert ["'=HYPERLINK(1)", "'@SUM(1)"] in [[r[0], r[3]] for r in rows[1:]]
 
 
 def test_cancel_from_the_job_page_skips_what_has_not_started(

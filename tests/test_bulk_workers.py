@@ -19,6 +19,7 @@ from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
 from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import progress
 from sessions_app.composio.emulator import Emulator, server
 from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import sessions, toolkit_catalog
@@ -147,7 +148,7 @@ def test_a_job_survives_its_workers_being_killed_and_never_sends_a_create_twice(
     )
 
     job.refresh_from_db()
-    counts = bulk.item_counts(job)
+    counts = progress.item_counts(job)
     assert job.state == "finished"
     assert counts["pending"] == counts["running"] == 0
     assert sum(counts.values()) == 150
@@ -182,7 +183,7 @@ def test_several_workers_share_one_job_and_its_rate_budget(
     assert catalog.count("session.create") == 60
     # Both slots ran, in different worker processes.
     ran = DBTaskResult.objects.filter(
-        task_path="sessions_app.bulk.tasks.bulk_job_run", status="SUCCESSFUL"
+        task_path="sessions_app.bulk.runner.bulk_job_run", status="SUCCESSFUL"
     )
     assert len({w for r in ran for w in r.worker_ids}) >= 2
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from sessions_app import access
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import progress
 from sessions_app.bulk.job_page import job_context
 from sessions_app.models import BulkJob
 
@@ -33,7 +34,7 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="items")
     def summary(self, obj: BulkJob) -> str:
-        counts = obj.counts if obj.ended else bulk.item_counts(obj)
+        counts = obj.counts if obj.ended else progress.item_counts(obj)
         return ", ".join(f"{n} {state}" for state, n in counts.items() if n)
 
     def change_view(

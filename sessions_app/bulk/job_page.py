@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest
 
 from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import progress
 from sessions_app.models import BulkJob, BulkJobItem
 
 ITEMS_PER_PAGE = 100
@@ -23,13 +24,13 @@ def job_context(request: HttpRequest, job: BulkJob) -> dict[str, Any]:
     if state:
         items = items.filter(state=state)
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
-    progress = bulk.bulk_job_progress(job)
+    job_progress = progress.bulk_job_progress(job)
     return {
         "job": job,
-        "progress": progress,
+        "progress": job_progress,
         "state_filter": state,
         "states": BulkJobItem.State.choices,
         "page": page,
         "may_act": bulk.may_run(request.user, job.kind),
-        "requests_per_item": bulk.requests_per_item(job.kind),
+        "requests_per_item": progress.requests_per_item(job.kind),
     }

@@ -1,13 +1,11 @@
-"""Background tasks (django-tasks). Arguments are ids and tokens only: never a secret."""
+"""The task's import path from before it moved beside its runner (`sessions_app.bulk.runner`).
+
+django-tasks stores a task's import path with each queued job, so jobs queued under this path
+still find the task here. Nothing imports from here: import `runner.bulk_job_run`.
+"""
 
 from __future__ import annotations
 
-from django_tasks import task
+from sessions_app.bulk.runner import bulk_job_run
 
-
-@task()
-def bulk_job_run(job_id: int, slot: int, token: str) -> str:
-    """Run one slot of a bulk job for a while (see `sessions_app.bulk.jobs`)."""
-    from sessions_app.bulk import jobs as bulk
-
-    return bulk.bulk_job_run_slot(job_id=job_id, slot=slot, token=token)
+__all__ = ["bulk_job_run"]

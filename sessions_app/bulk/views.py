@@ -19,14 +19,17 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from sessions_app import access
+from sessions_app import access, csv_export
 from sessions_app.access import refusal_response, wants_fragment
-from sessions_app.bulk import job_page
+from sessions_app.bulk import job_page, progress
 from sessions_app.bulk import jobs as bulk
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import BulkJob
 
 View = Callable[..., HttpResponse]
+
+# The failures download: one row per failed or unknown item (see `progress.failed_items`).
+FAILURE_COLUMNS = ("external_id", "state", "attempts", "last_error", "finished_at")
 
 
 def bulk_access_required(view: View) -> View:
@@ -85,7 +88,7 @@ def bulk_job_progress(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse
     response = render(
         request,
         "sessions_app/bulk/_progress.html",
-        {"job": job, "progress": bulk.bulk_job_progress(job), "poll": True},
+        {"job": job, "progress": progress.bulk_job_progress(job), "poll": True},
     )
     patch_vary_headers(response, ("HX-Request",))
     add_never_cache_headers(response)
@@ -95,8 +98,10 @@ def bulk_job_progress(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse
 @require_GET
 @bulk_access_required
 def bulk_job_failures_csv(request: HtmxHttpRequest, public_id: UUID) -> StreamingHttpResponse:
+    """The job's failed and unknown items as a streamed, formula-safe CSV download."""
     job = _get_job(public_id)
-    response = StreamingHttpResponse(bulk.failure_rows(job), content_type="text/csv")
+    rows = csv_export.csv_lines(FAILURE_COLUMNS, progress.failed_items(job))
+    response = StreamingHttpResponse(rows, content_type="text/csv")
     response["Content-Disposition"] = (
         f'attachment; filename="bulk-{job.kind}-{str(job.public_id)[:8]}-failures.csv"'
     )
