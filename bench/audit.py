@@ -1,7 +1,7 @@
 """Speed of the access report and the filtered audit log at 100k sessions and 1M events.
 
     createdb -h 127.0.0.1 -U postgres trc_bench_audit   # once
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_audit .venv/bin/python bench/audit.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_audit .venv/bin/python bench/trail.py
 
 Seeds once (skipped when the data is there; --reseed drops and recreates the database), then
 times each page through Django's test Client and prints p50/p95 server time.
@@ -37,8 +37,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from sessions_app import roles  # noqa: E402
-from sessions_app.audit import log as audit  # noqa: E402
+from sessions_app import roles, trail  # noqa: E402
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession  # noqa: E402
 
 SESSIONS = 100_000
@@ -174,7 +173,7 @@ def seed() -> None:
         "prev_hash",
         "row_hash",
     ]
-    prev = audit.GENESIS_HASH
+    prev = trail.GENESIS_HASH
     step = dt.timedelta(seconds=300 * 24 * 3600 / EVENTS)
     batch = []
     for n in range(1, EVENTS + 1):
@@ -198,11 +197,11 @@ def seed() -> None:
             sequence=n,
             prev_hash=prev,
         )
-        event.row_hash = audit.chain_hash(prev, event)
+        event.row_hash = trail.chain_hash(prev, event)
         prev = event.row_hash
         batch.append(
             [
-                audit._utc_iso(event.created_at),
+                trail._utc_iso(event.created_at),
                 event.actor_id,
                 event.actor_username,
                 event.ip_address,
@@ -253,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("bench/audit.py needs PostgreSQL: set DATABASE_URL")
+        sys.exit("bench/trail.py needs PostgreSQL: set DATABASE_URL")
     if args.reseed:
         connection.close()
         for sql in (f"DROP DATABASE IF EXISTS {db['NAME']}", f"CREATE DATABASE {db['NAME']}"):

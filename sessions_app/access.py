@@ -21,8 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
-from sessions_app import roles
-from sessions_app.audit import log as audit_log
+from sessions_app import roles, trail
 from sessions_app.models import AuditEvent
 
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -98,7 +97,7 @@ def refuse(
     """
     if actor is None and request is not None:
         actor = getattr(request, "user", None)
-    audit_log.record(
+    trail.record(
         action="access.refused",
         outcome=AuditEvent.Outcome.REFUSED,
         actor=actor,

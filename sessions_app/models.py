@@ -234,7 +234,7 @@ class AuditEvent(models.Model):
 
     References are snapshots (usernames, external ids, session ids as text) plus unconstrained
     foreign keys, so deleting a user or a session never needs to touch the audit trail.
-    Write events only through `sessions_app.audit.log.record`.
+    Write events only through `sessions_app.trail.record`.
     """
 
     class Outcome(models.TextChoices):
@@ -281,7 +281,7 @@ class AuditEvent(models.Model):
     # Toolkit slugs the event is about, space-delimited (" github slack "), for the log's filter.
     toolkit_slugs = models.CharField(max_length=2000, blank=True, default="")
     # The hash chain: position (gapless), the previous event's hash and this event's hash
-    # (sha256 of prev_hash + the canonical event). Written by `audit.record` under a lock.
+    # (sha256 of prev_hash + the canonical event). Written by `trail.record` under a lock.
     sequence = models.PositiveBigIntegerField(unique=True)
     prev_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64)

@@ -9,12 +9,12 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent
 
 
 def on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    audit.record(
+    trail.record(
         action="auth.login", outcome=AuditEvent.Outcome.SUCCESS, actor=user, request=request
     )
 
@@ -24,7 +24,7 @@ def on_login_failed(
 ) -> None:
     # Django has already masked the password; only the username typed is kept, truncated.
     username = str(credentials.get("username", ""))[:150]
-    audit.record(
+    trail.record(
         action="auth.login_failed",
         outcome=AuditEvent.Outcome.FAILURE,
         # Nobody is authenticated by a failed login, whoever the session belonged to before.
@@ -36,7 +36,7 @@ def on_login_failed(
 
 
 def on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    audit.record(
+    trail.record(
         action="auth.logout", outcome=AuditEvent.Outcome.SUCCESS, actor=user, request=request
     )
 
@@ -44,12 +44,12 @@ def on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
 def on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
         connection.connection.create_function(
-            "trc_audit_erasable", 0, audit.sqlite_erasable, deterministic=False
+            "trc_audit_erasable", 0, trail.sqlite_erasable, deterministic=False
         )
 
 
 def connect() -> None:
-    user_logged_in.connect(on_login, dispatch_uid="sessions_app.audit.log.login")
-    user_login_failed.connect(on_login_failed, dispatch_uid="sessions_app.audit.log.login_failed")
-    user_logged_out.connect(on_logout, dispatch_uid="sessions_app.audit.log.logout")
-    connection_created.connect(on_connection_created, dispatch_uid="sessions_app.audit.log.sqlite")
+    user_logged_in.connect(on_login, dispatch_uid="sessions_app.trail.login")
+    user_login_failed.connect(on_login_failed, dispatch_uid="sessions_app.trail.login_failed")
+    user_logged_out.connect(on_logout, dispatch_uid="sessions_app.trail.logout")
+    connection_created.connect(on_connection_created, dispatch_uid="sessions_app.trail.sqlite")

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent, AuditLogIsAppendOnly
 
 TABLE = AuditEvent._meta.db_table
@@ -42,7 +42,7 @@ def triggers_disabled() -> Iterator[None]:
 
 def _events(count: int) -> list[AuditEvent]:
     return [
-        audit.record(action="catalog.sync", outcome="success", reason=f"event {n}")
+        trail.record(action="catalog.sync", outcome="success", reason=f"event {n}")
         for n in range(1, count + 1)
     ]
 
@@ -108,10 +108,10 @@ def test_raw_sql_truncate_is_refused_outside_a_test_database() -> None:
 def test_each_event_links_to_the_one_before_it() -> None:
     first, second, third = _events(3)
     assert [first.sequence, second.sequence, third.sequence] == [1, 2, 3]
-    assert first.prev_hash == audit.GENESIS_HASH
+    assert first.prev_hash == trail.GENESIS_HASH
     assert second.prev_hash == first.row_hash and third.prev_hash == second.row_hash
     stored = AuditEvent.objects.get(pk=second.pk)
-    assert audit.chain_hash(stored.prev_hash, stored) == stored.row_hash
+    assert trail.chain_hash(stored.prev_hash, stored) == stored.row_hash
 
 
 @pytest.mark.django_db
@@ -143,7 +143,7 @@ def test_verify_audit_catches_an_edit_whose_hash_was_recomputed() -> None:
     events = _events(4)
     forged = AuditEvent.objects.get(pk=events[1].pk)
     forged.reason = "forged"
-    forged_hash = audit.chain_hash(forged.prev_hash, forged)
+    forged_hash = trail.chain_hash(forged.prev_hash, forged)
     with triggers_disabled(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {TABLE} SET reason = 'forged', row_hash = %s WHERE id = %s",
@@ -198,22 +198,22 @@ def test_verify_audit_with_a_recorded_head_catches_a_cut_off_tail() -> None:
 
 @pytest.mark.django_db
 def test_the_hash_covers_the_details_and_the_time() -> None:
-    event = audit.record(action="toolkit.allow", outcome="success", details={"toolkit": "github"})
+    event = trail.record(action="toolkit.allow", outcome="success", details={"toolkit": "github"})
     twin = AuditEvent.objects.get(pk=event.pk)
     twin.details = {"toolkit": "gmail"}
-    assert audit.chain_hash(twin.prev_hash, twin) != event.row_hash
+    assert trail.chain_hash(twin.prev_hash, twin) != event.row_hash
     twin = AuditEvent.objects.get(pk=event.pk)
     twin.created_at = twin.created_at.replace(microsecond=(twin.created_at.microsecond + 1) % 10**6)
-    assert audit.chain_hash(twin.prev_hash, twin) != event.row_hash
+    assert trail.chain_hash(twin.prev_hash, twin) != event.row_hash
 
 
 @pytest.mark.django_db
 def test_an_event_rolled_back_with_its_transaction_leaves_no_gap() -> None:
     _events(2)
     with pytest.raises(RuntimeError), transaction.atomic():
-        audit.record(action="catalog.sync", outcome="success")
+        trail.record(action="catalog.sync", outcome="success")
         raise RuntimeError("the caller's work failed")
-    audit.record(action="catalog.sync", outcome="success")
+    trail.record(action="catalog.sync", outcome="success")
     assert list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True)) == [
         1,
         2,
@@ -236,7 +236,7 @@ def test_the_chain_stays_valid_with_20_threads_writing_at_once() -> None:
         try:
             start.wait()
             for i in range(10):
-                audit.record(action="catalog.sync", outcome="success", reason=f"t{n} e{i}")
+                trail.record(action="catalog.sync", outcome="success", reason=f"t{n} e{i}")
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
         finally:
@@ -260,7 +260,7 @@ def test_only_a_test_database_flush_may_empty_the_audit_table() -> None:
 
     assert _is_test_database("default")  # the test runner's database
     _events(2)
-    with audit.erasable_for_test_flush(), connection.cursor() as cursor:
+    with trail.erasable_for_test_flush(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {TABLE}" if connection.vendor == "sqlite" else "SELECT 1")
     if connection.vendor == "sqlite":
         assert AuditEvent.objects.count() == 0

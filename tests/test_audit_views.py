@@ -12,8 +12,9 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent, EndUser, SessionToolkit, Toolkit, ToolRouterSession
+from sessions_app.tool_router import mcp_url
 
 SECRET_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
 API_KEY = "sk-SENTINEL-API-KEY-123456"
@@ -123,7 +124,7 @@ def test_auditors_cannot_reveal_mcp_urls(auditor) -> None:
 
 @pytest.mark.django_db
 def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) -> None:
-    event = audit.record(action="catalog.sync", outcome="success", reason="synced")
+    event = trail.record(action="catalog.sync", outcome="success", reason="synced")
     client = _client(auditor)
     changelist = client.get(reverse("admin:sessions_app_auditevent_changelist"))
     assert changelist.status_code == HTTPStatus.OK
@@ -160,16 +161,16 @@ def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) ->
 @pytest.fixture
 def some_events(db) -> None:
     alice = EndUser.objects.create(external_id="alice")
-    audit.record(action="catalog.sync", outcome="success", reason="sync one")
-    audit.record(action="toolkit.allow", outcome="success", details={"toolkit": "github"})
-    audit.record(
+    trail.record(action="catalog.sync", outcome="success", reason="sync one")
+    trail.record(action="toolkit.allow", outcome="success", details={"toolkit": "github"})
+    trail.record(
         action="session.create",
         outcome="failure",
         end_user=alice,
         reason="rate limited",
         details={"toolkits": ["github", "slack"]},
     )
-    audit.record(
+    trail.record(
         action="session.create", outcome="success", end_user=alice, details={"toolkits": ["slack"]}
     )
 
@@ -205,8 +206,8 @@ def test_the_log_filters_by_each_field(auditor, some_events, query, sequences) -
 
 @pytest.mark.django_db
 def test_the_log_filters_by_staff_user_and_date_range(auditor, support_user) -> None:
-    audit.record(action="auth.login", outcome="success", actor=support_user)
-    audit.record(action="auth.login", outcome="success", actor=auditor)
+    trail.record(action="auth.login", outcome="success", actor=support_user)
+    trail.record(action="auth.login", outcome="success", actor=auditor)
     client = _client(auditor)
     response = client.get(reverse("audit:events"), {"actor": support_user.username})
     assert [e.actor_username for e in response.context["events"]] == [support_user.username]
@@ -238,7 +239,7 @@ def test_a_bad_filter_gets_a_clear_message_and_no_rows(auditor, some_events) -> 
 @pytest.mark.django_db
 def test_the_log_pages_by_sequence_without_counting(auditor, django_assert_max_num_queries) -> None:
     for n in range(60):
-        audit.record(action="catalog.sync", outcome="success", reason=f"e{n}")
+        trail.record(action="catalog.sync", outcome="success", reason=f"e{n}")
     client = _client(auditor)
     with django_assert_max_num_queries(8):
         first = client.get(reverse("audit:events"), {"action": "catalog.sync"})
@@ -254,15 +255,15 @@ def test_the_log_export_streams_the_filtered_events_without_secrets(auditor, set
     settings.COMPOSIO_API_KEY = API_KEY
     alice = EndUser.objects.create(external_id="alice")
     session = _grant("alice", ["github"])
-    audit.record(
+    trail.record(
         action="mcp_url.reveal",
         outcome="success",
         end_user=alice,
         session=session,
-        details={"fingerprint": audit.mcp_fingerprint(SECRET_URL)},
+        details={"fingerprint": mcp_url.fingerprint(SECRET_URL)},
         reason=f"revealed; key {API_KEY} must not show",
     )
-    audit.record(action="catalog.sync", outcome="success", reason='=HYPERLINK("x")')
+    trail.record(action="catalog.sync", outcome="success", reason='=HYPERLINK("x")')
     response = _client(auditor).get(
         reverse("audit:events"), {"action": "mcp_url.reveal", "export": "csv"}
     )
@@ -273,7 +274,7 @@ def test_the_log_export_streams_the_filtered_events_without_secrets(auditor, set
     assert [r[2] for r in rows[1:]] == ["mcp_url.reveal"]
     body = str(rows)
     assert "SENTINEL" not in body and "mcp.example.test" not in body
-    assert audit.mcp_fingerprint(SECRET_URL) in body
+    assert mcp_url.fingerprint(SECRET_URL) in body
     everything = _csv(_client(auditor).get(reverse("audit:events"), {"export": "csv"}))
     assert '\'=HYPERLINK("x")' in [r[10] for r in everything[1:]]
 

@@ -260,9 +260,9 @@ def test_503s_are_retried_up_to_the_limit_then_the_item_fails(
 @pytest.mark.parametrize(
     ("cause", "retry_after", "state"),
     [
-        (services.Cause.RATE_LIMITED, 7, "pending"),
-        (services.Cause.TRANSIENT, None, "pending"),
-        (services.Cause.PERMANENT, None, "failed"),
+        (sessions.Cause.RATE_LIMITED, 7, "pending"),
+        (sessions.Cause.TRANSIENT, None, "pending"),
+        (sessions.Cause.PERMANENT, None, "failed"),
     ],
 )
 def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
@@ -280,28 +280,28 @@ def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
     )
     item = runner._claim_next(job, "runner-a")
 
-    def answer(*, end_user: EndUser, **_: object) -> services.SessionResult:
+    def answer(*, end_user: EndUser, **_: object) -> sessions.SessionResult:
         # No intent and no audit event: only the result says why the call failed.
-        return services.SessionResult(
+        return sessions.SessionResult(
             end_user=end_user,
-            outcome=services.Outcome.FAILED,
+            outcome=sessions.Outcome.FAILED,
             message="Could not create a session.",
             cause=cause,
             retry_after=retry_after,
         )
 
-    monkeypatch.setattr(services, "tool_router_session_create", answer)
+    monkeypatch.setattr(sessions, "tool_router_session_create", answer)
     assert settle.process_item(job, item, token="runner-a", actor=session_admin) == state
 
     item.refresh_from_db()
     job.refresh_from_db()
     assert item.state == state
-    if cause == services.Cause.RATE_LIMITED:
+    if cause == sessions.Cause.RATE_LIMITED:
         assert "paused for 7 s" in item.last_error
         assert 5 < (job.paused_until - timezone.now()).total_seconds() <= 7
     else:
         assert job.paused_until is None
-    assert (item.not_before is not None) == (cause == services.Cause.TRANSIENT)
+    assert (item.not_before is not None) == (cause == sessions.Cause.TRANSIENT)
 
 
 def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_session(
@@ -436,9 +436,7 @@ def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
 RUNNER_TASK_PATH = "sessions_app.bulk.runner.bulk_job_run"
 
 
-@pytest.mark.parametrize(
-    "old_path", ["sessions_app.tasks.bulk_job_run", "sessions_app.bulk.tasks.bulk_job_run"]
-)
+@pytest.mark.parametrize("old_path", ["sessions_app.tasks.bulk_job_run"])
 def test_runners_queued_under_an_old_task_path_still_find_the_task_and_run(
     catalog: Emulator, session_admin: User, queued: None, old_path: str
 ) -> None:

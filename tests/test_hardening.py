@@ -168,8 +168,8 @@ def test_a_deactivated_staff_user_is_logged_out_at_the_next_request(
 
 @pytest.mark.django_db
 def test_audit_events_record_the_proxy_aware_client_ip(rf, settings) -> None:
-    from sessions_app.audit import log as audit
+    from sessions_app import trail
 
     settings.TRUSTED_PROXY_COUNT = 1
     request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.10")
-    assert audit.record(action="x", outcome="success", request=request).ip_address == "192.0.2.10"
+    assert trail.record(action="x", outcome="success", request=request).ip_address == "192.0.2.10"

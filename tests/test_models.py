@@ -8,8 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
-from sessions_app import roles
-from sessions_app.audit import log as audit
+from sessions_app import roles, trail
 from sessions_app.models import AuditEvent, AuditLogIsAppendOnly, EndUser, ToolRouterSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +52,7 @@ def test_session_str_never_shows_the_mcp_url() -> None:
 
 @pytest.mark.django_db
 def test_audit_events_cannot_be_changed_or_deleted_through_the_orm() -> None:
-    event = audit.record(action="test.action", outcome="success", reason="first")
+    event = trail.record(action="test.action", outcome="success", reason="first")
     event.reason = "edited"
     with pytest.raises(AuditLogIsAppendOnly):
         event.save()
@@ -70,8 +69,8 @@ def test_audit_events_cannot_be_changed_or_deleted_through_the_orm() -> None:
 def test_audit_details_refuse_secrets_and_redact_the_api_key(settings) -> None:
     settings.COMPOSIO_API_KEY = "sk-sentinel-audit-1234"
     with pytest.raises(ValueError):
-        audit.record(action="x", outcome="success", details={"mcp_url": "http://x"})
-    event = audit.record(
+        trail.record(action="x", outcome="success", details={"mcp_url": "http://x"})
+    event = trail.record(
         action="x",
         outcome="failure",
         reason="key sk-sentinel-audit-1234 leaked",

@@ -14,7 +14,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.audit import reports
 from sessions_app.audit.point_in_time import access_on
 from sessions_app.models import EndUser, SessionToolkit, Toolkit, ToolRouterSession
@@ -177,7 +177,7 @@ def test_a_toolkit_changed_in_place_counts_only_while_it_was_granted(session_adm
     ToolRouterSession.objects.filter(pk=session.pk).update(created_at=T0)
     SessionToolkit.objects.create(session=session, toolkit=Toolkit.objects.get(slug="slack"))
     # github was granted at creation and removed in place 2 days later (an audited change).
-    event = audit.record(
+    event = trail.record(
         action="session.change_toolkits",
         outcome="success",
         actor=session_admin,
@@ -264,4 +264,4 @@ def _seed_more(size: int) -> None:
         SessionToolkit.objects.bulk_create(
             [SessionToolkit(session=session, toolkit=t) for t in toolkits[: 1 + n % 5]]
         )
-        audit.record(action="session.create", outcome="success", end_user=user, session=session)
+        trail.record(action="session.create", outcome="success", end_user=user, session=session)

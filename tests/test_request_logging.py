@@ -5,7 +5,7 @@ from http import HTTPStatus
 
 import pytest
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 
 
 @pytest.mark.django_db
@@ -31,5 +31,5 @@ def test_an_unsafe_incoming_request_id_is_replaced(client) -> None:
 def test_audit_events_carry_the_request_id(rf) -> None:
     request = rf.get("/")
     request.request_id = "req-1234567890"
-    event = audit.record(action="test.action", outcome="success", request=request)
+    event = trail.record(action="test.action", outcome="success", request=request)
     assert event.request_id == "req-1234567890"

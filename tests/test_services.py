@@ -25,12 +25,12 @@ from sessions_app.models import (
     ToolRouterSession,
 )
 from sessions_app.tool_router import end_users, sessions, toolkit_catalog
+from sessions_app.tool_router.remote_deletes import tool_router_session_retry_remote_deletes
 from sessions_app.tool_router.sessions import (
     tool_router_session_change_toolkits,
     tool_router_session_create,
     tool_router_session_delete,
     tool_router_session_refresh,
-    tool_router_session_retry_remote_deletes,
 )
 from sessions_app.tool_router.toolkit_catalog import toolkit_choices_clean
 

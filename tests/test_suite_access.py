@@ -314,7 +314,7 @@ def world(
     task = DBTaskResult.objects.create(
         enqueued_at=now,
         args_kwargs={"args": [], "kwargs": {}},
-        task_path="sessions_app.bulk.tasks.nothing",
+        task_path="sessions_app.bulk.runner.nothing",
         backend_name="default",
         run_after=now,
         exception_class_path="",

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 from sessions_app.tool_router import selectors
 
@@ -204,7 +204,7 @@ def test_the_card_query_count_does_not_grow_with_the_history(
         if status == "deleted":
             session.deleted_at = timezone.now()
             session.save(update_fields=["deleted_at"])
-            audit.record(
+            trail.record(
                 action="session.delete",
                 outcome=AuditEvent.Outcome.SUCCESS,
                 actor=session_admin,

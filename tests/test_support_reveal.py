@@ -15,8 +15,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.tool_router import mcp_url
 
 HX = {"HX-Request": "true"}
 MCP_URL = "https://mcp.example.test/tool_router/trs_reveal00001/mcp?k=PRIVATEPART"
@@ -62,7 +63,7 @@ def test_support_sees_the_full_url_once_the_reveal_is_audited(
     assert event.actor == support_user
     assert event.session_ref == "trs_reveal00001"
     assert event.end_user_external_id == "usr_reveal"
-    assert event.details == {"fingerprint": audit.mcp_fingerprint(MCP_URL)}
+    assert event.details == {"fingerprint": mcp_url.fingerprint(MCP_URL)}
     assert "PRIVATEPART" not in str(event.details) + event.reason
     assert "PRIVATEPART" not in caplog.text
 
@@ -74,7 +75,7 @@ def test_the_masked_url_comes_back_inside_the_revealed_fragment(
     template = re.search(r"<template data-masked>(.*?)</template>", html, re.S)
     assert template is not None
     assert "PRIVATEPART" not in template.group(1)
-    assert audit.mcp_fingerprint(MCP_URL) in template.group(1)
+    assert mcp_url.fingerprint(MCP_URL) in template.group(1)
     assert "Reveal" in template.group(1)
 
 
@@ -82,7 +83,7 @@ def test_it_answers_nothing_if_the_audit_write_fails(
     session: ToolRouterSession, support_user: User
 ) -> None:
     client = _client(support_user)
-    with mock.patch("sessions_app.audit.log.record", autospec=True, side_effect=DatabaseError):
+    with mock.patch("sessions_app.trail.record", autospec=True, side_effect=DatabaseError):
         response = client.post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert b"PRIVATEPART" not in response.content
@@ -143,8 +144,8 @@ def test_reveals_older_than_an_hour_do_not_count(
 ) -> None:
     settings.SUPPORT_REVEALS_PER_HOUR = 1
     earlier = timezone.now() - timedelta(hours=1, minutes=1)
-    with mock.patch("sessions_app.audit.log.timezone.now", return_value=earlier):
-        audit.record(
+    with mock.patch("sessions_app.trail.timezone.now", return_value=earlier):
+        trail.record(
             action="mcp_url.reveal",
             outcome=AuditEvent.Outcome.SUCCESS,
             actor=support_user,

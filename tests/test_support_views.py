@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 
 HX = {"HX-Request": "true"}
@@ -210,7 +210,7 @@ def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
         deleted_at=timezone.now(),
         created_by=support_user,
     )
-    audit.record(
+    trail.record(
         action="session.delete",
         outcome=AuditEvent.Outcome.SUCCESS,
         actor=session_admin,

@@ -22,6 +22,7 @@ from django.urls import reverse
 from sessions_app.admin.actions import hidden_selection, report_results, sync_limit, too_many
 from sessions_app.admin.forms import SessionToolkitsForm
 from sessions_app.bulk import jobs as bulk
+from sessions_app.bulk import progress
 from sessions_app.models import BulkJob, EndUser, ToolRouterSession
 from sessions_app.tool_router import rejections, sessions
 
@@ -243,14 +244,14 @@ def _bulk_confirm_page(
     # "Select all N" re-posts select_across (one pk keeps Django treating it as an action);
     # a hand-picked page of users re-posts every pk.
     pks = list(queryset.order_by("pk").values_list("pk", flat=True)[: 1 if across else None])
-    seconds = bulk.expected_seconds(kind=operation, count=count)
+    estimate = progress.estimate(kind=operation, count=count)
     context.update(
         selected_pks=pks,
         background=True,
-        expected=bulk.duration_words(seconds),
-        rate_per_minute=int(bulk.rate_limit.rate_per_minute()),
-        requests_per_item=bulk.requests_per_item(operation),
-        concurrency=bulk.concurrency(),
+        expected=estimate.expected,
+        rate_per_minute=estimate.rate_per_minute,
+        requests_per_item=estimate.requests_per_item,
+        concurrency=estimate.concurrency,
         sync_limit=sync_limit(),
     )
     return TemplateResponse(request, "sessions_app/bulk/admin_confirm.html", context)

@@ -15,7 +15,7 @@ from sessions_app import access
 from sessions_app.admin.actions import GuardedActionsMixin, SessionPermissionsMixin
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import Toolkit, ToolRouterSession
-from sessions_app.tool_router import mcp_url, sessions
+from sessions_app.tool_router import mcp_url, remote_deletes
 
 
 class SessionColumns:
@@ -123,7 +123,7 @@ class ToolRouterSessionAdmin(
         permissions=["delete_session"],
     )
     def retry_remote_deletes(self, request: HttpRequest, queryset: QuerySet) -> None:
-        result = sessions.tool_router_session_retry_remote_deletes(
+        result = remote_deletes.tool_router_session_retry_remote_deletes(
             actor=request.user, request=request
         )
         self.message_user(

@@ -29,7 +29,7 @@ def filtered_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
         events = events.filter(end_user_external_id=filters["end_user"].strip())
     if filters.get("toolkit"):
         events = events.filter(toolkit_slugs__contains=f" {filters['toolkit'].lower()} ")
-    # `audit.record` keeps created_at in chain order, so a date range is a sequence range:
+    # `trail.record` keeps created_at in chain order, so a date range is a sequence range:
     # two index lookups, then every filter walks its (field, -sequence) index.
     if filters.get("date_from"):
         start = day_bounds(filters["date_from"])[0]

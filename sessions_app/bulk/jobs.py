@@ -10,47 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from sessions_app import access
-from sessions_app.audit import log as audit
+from sessions_app import access, trail
 from sessions_app.bulk import runner
-from sessions_app.bulk.progress import duration_words, expected_seconds, requests_per_item
+from sessions_app.bulk.progress import concurrency, duration_words, expected_seconds
 from sessions_app.bulk.settle import finish_if_done, skip_pending
 from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser
-from sessions_app.tool_router import rate_limit, services
-
-# The admin's "start a job" confirmation reads these from here (`bulk.requests_per_item`,
-# `bulk.rate_limit`, ...) beside `bulk_job_start`.
-__all__ = [
-    "SEE_JOBS_PERMISSIONS",
-    "bulk_job_cancel",
-    "bulk_job_retry_failed",
-    "bulk_job_start",
-    "bulk_jobs_resume",
-    "concurrency",
-    "duration_words",
-    "expected_seconds",
-    "may_run",
-    "may_see_jobs",
-    "rate_limit",
-    "requests_per_item",
-]
+from sessions_app.tool_router import rate_limit, toolkit_catalog
 
 Item = BulkJobItem.State
 
 # Items written per query when a job starts (a job may hold tens of thousands of users).
 _ITEM_BATCH = 2000
-
-
-def concurrency() -> int:
-    """Runner slots per job: at most this many items of one job are in flight at once."""
-    return max(1, int(settings.BULK_CONCURRENCY))
 
 
 # --- Who may do what -------------------------------------------------------------------------
@@ -154,14 +130,14 @@ def _clean_toolkits(
     if toolkits is None:
         return None
     try:
-        return services.toolkit_choices_clean(toolkits)
+        return toolkit_catalog.toolkit_choices_clean(toolkits)
     except ValidationError as error:
-        audit.record(
+        trail.record(
             action="input.rejected",
             outcome=AuditEvent.Outcome.REJECTED,
             actor=actor,
             request=request,
-            reason=f"No bulk job was started: {services.validation_message(error)}",
+            reason=f"No bulk job was started: {toolkit_catalog.validation_message(error)}",
             details={"operation": f"bulk.{kind}", "toolkits": [str(t)[:100] for t in toolkits]},
         )
         raise
@@ -186,7 +162,7 @@ def _audit_start(
     job: BulkJob, *, actor: AbstractBaseUser | AnonymousUser, request: HttpRequest | None
 ) -> None:
     estimate = expected_seconds(kind=job.kind, count=job.total)
-    audit.record(
+    trail.record(
         action="bulk.start",
         outcome=AuditEvent.Outcome.SUCCESS,
         actor=actor,
@@ -255,7 +231,7 @@ def bulk_job_retry_failed(
         locked.paused_until = None
         locked.cancelled_by_username = ""
         locked.save(update_fields=["state", "finished_at", "paused_until", "cancelled_by_username"])
-        audit.record(
+        trail.record(
             action="bulk.start",
             outcome=AuditEvent.Outcome.SUCCESS,
             actor=actor,

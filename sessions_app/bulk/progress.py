@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
@@ -111,3 +112,27 @@ def failed_items(job: BulkJob) -> Iterator[FailedItem]:
         .values_list("end_user__external_id", "state", "attempts", "last_error", "finished_at")
     )
     return items.iterator(chunk_size=2000)
+
+
+def concurrency() -> int:
+    """Runner slots per job: at most this many items of one job are in flight at once."""
+    return max(1, int(settings.BULK_CONCURRENCY))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What starting a job of `count` users will take, for the confirmation page."""
+
+    expected: str
+    rate_per_minute: int
+    requests_per_item: int
+    concurrency: int
+
+
+def estimate(*, kind: str, count: int) -> Estimate:
+    return Estimate(
+        expected=duration_words(expected_seconds(kind=kind, count=count)),
+        rate_per_minute=int(rate_limit.rate_per_minute()),
+        requests_per_item=requests_per_item(kind),
+        concurrency=concurrency(),
+    )

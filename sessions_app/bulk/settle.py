@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.bulk.progress import ACTIVE_ITEM_STATES, TERMINAL_ITEM_STATES, item_counts
 from sessions_app.models import (
     AuditEvent,
@@ -36,7 +36,7 @@ from sessions_app.models import (
     SessionOperation,
     ToolRouterSession,
 )
-from sessions_app.tool_router import services
+from sessions_app.tool_router import sessions
 
 logger = logging.getLogger(__name__)
 
@@ -85,27 +85,27 @@ def process_item(
     return _settle_result(job, item, token, result)
 
 
-def _call_service(job: BulkJob, user: EndUser, actor: AbstractBaseUser) -> services.SessionResult:
+def _call_service(job: BulkJob, user: EndUser, actor: AbstractBaseUser) -> sessions.SessionResult:
     if job.kind == BulkJob.Kind.CREATE:
-        return services.tool_router_session_create(
+        return sessions.tool_router_session_create(
             end_user=user, toolkits=list(job.toolkits or []), actor=actor
         )
-    return services.tool_router_session_refresh(end_user=user, toolkits=job.toolkits, actor=actor)
+    return sessions.tool_router_session_refresh(end_user=user, toolkits=job.toolkits, actor=actor)
 
 
 def _settle_result(
-    job: BulkJob, item: BulkJobItem, token: str, result: services.SessionResult
+    job: BulkJob, item: BulkJobItem, token: str, result: sessions.SessionResult
 ) -> str:
     """Settle the item from what the service answered: its outcome, and for a failure its
     cause (whether sending again is safe) and Retry-After."""
     outcome = result.outcome
-    if outcome == services.Outcome.SUCCEEDED:
+    if outcome == sessions.Outcome.SUCCEEDED:
         return _settle(item, token, state=Item.SUCCEEDED, session=result.session)
-    if outcome in (services.Outcome.SKIPPED, services.Outcome.IN_PROGRESS):
+    if outcome in (sessions.Outcome.SKIPPED, sessions.Outcome.IN_PROGRESS):
         return _settle(item, token, state=Item.SKIPPED, error=result.message)
-    if outcome == services.Outcome.UNKNOWN:
+    if outcome == sessions.Outcome.UNKNOWN:
         return _settle(item, token, state=Item.UNKNOWN, error=result.message)
-    if result.cause == services.Cause.RATE_LIMITED:
+    if result.cause == sessions.Cause.RATE_LIMITED:
         seconds = result.retry_after
         if seconds is None:
             seconds = settings.BULK_DEFAULT_RETRY_AFTER
@@ -116,7 +116,7 @@ def _settle_result(
             state=Item.PENDING,
             error=f"Composio answered 429 (rate limited); the job paused for {seconds:g} s.",
         )
-    if result.cause != services.Cause.TRANSIENT:
+    if result.cause != sessions.Cause.TRANSIENT:
         return _settle(item, token, state=Item.FAILED, error=result.message)
     if item.attempts < max_attempts():
         return _settle(
@@ -270,7 +270,7 @@ def finish_if_done(job_id: int) -> bool:
 def _audit_end(job: BulkJob, counts: dict[str, int], *, cancelled: bool) -> None:
     trouble = counts[Item.FAILED] + counts[Item.UNKNOWN]
     summary = ", ".join(f"{counts[s]} {s}" for s in TERMINAL_ITEM_STATES)
-    audit.record(
+    trail.record(
         action="bulk.end",
         outcome=AuditEvent.Outcome.FAILURE if trouble else AuditEvent.Outcome.SUCCESS,
         actor=job.started_by,

@@ -19,113 +19,28 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
+
+from sessions_app.composio.errors import (
+    ComposioConflict,
+    ComposioError,
+    ComposioNotConfigured,
+    ComposioNotFound,  # noqa: F401  (the services catch it as seam.ComposioNotFound)
+    ComposioRateLimited,  # noqa: F401  (likewise)
+    ComposioRejected,  # noqa: F401  (likewise)
+    ComposioUnavailable,
+    from_status,
+    may_have_acted,
+)
+from sessions_app.composio.records import CatalogToolkit, RemoteSession, ToolkitConnection
 
 if TYPE_CHECKING:
     from composio import Composio
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-# --- What callers get back ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RemoteSession:
-    session_id: str
-    user_id: str
-    mcp_url: str
-    mcp_type: str
-    toolkits: tuple[str, ...]
-    config_version: int | None
-
-    def __repr__(self) -> str:
-        # Keep the MCP URL out of reprs, tracebacks and log lines.
-        return (
-            f"RemoteSession(session_id={self.session_id!r}, user_id={self.user_id!r}, "
-            f"toolkits={self.toolkits!r}, config_version={self.config_version!r})"
-        )
-
-
-@dataclass(frozen=True)
-class ToolkitConnection:
-    slug: str
-    name: str
-    no_auth: bool
-    # Composio's connected-account status (ACTIVE, INITIATED, FAILED, EXPIRED) or None if no
-    # account is connected yet.
-    status: str | None
-    connected_account_id: str | None
-
-    @property
-    def state(self) -> str:
-        """One word for a badge: active, initiated, failed, expired, no_auth or not_connected."""
-        if self.no_auth:
-            return "no_auth"
-        return (self.status or "not_connected").lower()
-
-
-@dataclass(frozen=True)
-class CatalogToolkit:
-    slug: str
-    name: str
-    auth_schemes: tuple[str, ...]
-    no_auth: bool
-    categories: tuple[str, ...]
-    description: str
-
-
-# --- What can go wrong -------------------------------------------------------------------------
-
-
-class ComposioError(Exception):
-    """Base of the seam's errors. `str()` is a sentence fit for a person."""
-
-    outcome_unknown = False
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class ComposioUnavailable(ComposioError):
-    """Composio could not be reached or failed. If `outcome_unknown`, it may have acted."""
-
-    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
-        super().__init__(message)
-        self.outcome_unknown = outcome_unknown
-
-
-class ComposioRateLimited(ComposioError):
-    def __init__(self, message: str, *, retry_after: int | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class ComposioRejected(ComposioError):
-    """Composio refused the request; it changed nothing. Carries its status, slug and message."""
-
-    def __init__(self, message: str, *, status: int, slug: str = "", detail: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
-
-
-class ComposioNotFound(ComposioRejected):
-    pass
-
-
-class ComposioConflict(ComposioRejected):
-    """The session's configuration changed since it was read (stale `expected_config_version`)."""
-
-
-class ComposioNotConfigured(ComposioError):
-    pass
 
 
 # --- The client --------------------------------------------------------------------------------
@@ -221,15 +136,6 @@ def _error_fields(exc: Any) -> tuple[str, str, str | None]:
     return _redact(slug[:100]), _redact(message[:400]), retry_after
 
 
-def _retry_after_seconds(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return max(0, int(float(raw)))
-    except ValueError:
-        return None
-
-
 def _nothing_was_sent(exc: BaseException) -> bool:
     import httpx
 
@@ -253,77 +159,34 @@ def _translate(exc: Exception, *, what: str, mutating: bool) -> ComposioError:
         if _nothing_was_sent(exc):
             return ComposioUnavailable(f"Composio did not answer the connection while {what}.")
         return ComposioUnavailable(
-            f"Composio did not answer in time while {what}"
-            + ("; it may have acted, the outcome is unknown." if mutating else "."),
+            f"Composio did not answer in time while {what}" + may_have_acted(mutating),
             outcome_unknown=mutating,
         )
     if isinstance(exc, cc.APIConnectionError):
         if _nothing_was_sent(exc):
             return ComposioUnavailable(f"Composio is unreachable (connection failed) while {what}.")
         return ComposioUnavailable(
-            f"The connection to Composio broke while {what}"
-            + ("; it may have acted, the outcome is unknown." if mutating else "."),
+            f"The connection to Composio broke while {what}" + may_have_acted(mutating),
             outcome_unknown=mutating,
         )
     if isinstance(exc, cc.APIResponseValidationError):
         return ComposioUnavailable(
-            f"Composio sent a malformed answer while {what}"
-            + ("; it may have acted, the outcome is unknown." if mutating else "."),
+            f"Composio sent a malformed answer while {what}" + may_have_acted(mutating),
             outcome_unknown=mutating,
         )
     if isinstance(exc, cc.APIStatusError):
-        status = exc.status_code
         slug, message, retry_after = _error_fields(exc)
-        said = f": {message}" if message else ""
-        if status == 429:
-            seconds = _retry_after_seconds(retry_after)
-            wait = f"retry in {seconds} s" if seconds is not None else "retry later"
-            return ComposioRateLimited(
-                f"Composio is rate limiting requests while {what}; {wait}.", retry_after=seconds
-            )
-        if status == 404:
-            return ComposioNotFound(
-                f"Composio does not know it ({what}){said}.", status=404, slug=slug, detail=message
-            )
-        if status == 409:
-            return ComposioConflict(
-                f"Someone else changed this session at Composio; reload it and try again{said}.",
-                status=409,
-                slug=slug,
-                detail=message,
-            )
-        if status == 401:
-            return ComposioRejected(
-                "Composio refused the API key (401): check COMPOSIO_API_KEY.",
-                status=401,
-                slug=slug,
-                detail=message,
-            )
-        if status == 403:
-            return ComposioRejected(
-                f"The Composio API key lacks permission for this (403){said}.",
-                status=403,
-                slug=slug,
-                detail=message,
-            )
-        if status >= 500:
-            # 503 means Composio refused the work; any other 5xx on a change may hide a success.
-            unknown = mutating and status != 503
-            return ComposioUnavailable(
-                f"Composio failed with HTTP {status} while {what}"
-                + ("; it may have acted, the outcome is unknown." if unknown else "."),
-                outcome_unknown=unknown,
-            )
-        return ComposioRejected(
-            f"Composio rejected the request (HTTP {status}) while {what}{said}.",
-            status=status,
+        return from_status(
+            exc.status_code,
             slug=slug,
-            detail=message,
+            message=message,
+            retry_after=retry_after,
+            what=what,
+            mutating=mutating,
         )
     # Anything else the SDK raises while reading a 2xx (a body it cannot make sense of).
     return ComposioUnavailable(
-        f"Composio's answer could not be read while {what}"
-        + ("; it may have acted, the outcome is unknown." if mutating else "."),
+        f"Composio's answer could not be read while {what}" + may_have_acted(mutating),
         outcome_unknown=mutating,
     )
 

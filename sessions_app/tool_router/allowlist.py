@@ -13,8 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest
 
-from sessions_app import access
-from sessions_app.audit import log as audit
+from sessions_app import access, trail
 from sessions_app.models import AuditEvent, Toolkit, ToolRouterSession
 
 ALLOWLIST_PERMISSION = "sessions_app.manage_toolkit_allowlist"
@@ -74,7 +73,7 @@ def toolkit_allowlist_set(
             toolkit.is_allowed = allowed
             toolkit.save(update_fields=["is_allowed"])
             count = in_use.get(pk, 0)
-            audit.record(
+            trail.record(
                 action=f"toolkit.{verb}",
                 outcome=AuditEvent.Outcome.SUCCESS,
                 actor=actor,

@@ -12,8 +12,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from sessions_app import access
-from sessions_app.audit import log as audit
+from sessions_app import access, trail
 from sessions_app.models import AuditEvent, EndUser
 from sessions_app.validators import external_id_problem
 
@@ -147,13 +146,7 @@ def end_user_import(
         return ImportPreview(error="You may not add end users: permission denied."), 0
     preview = end_user_import_preview(content=content)
     if preview.error:
-        audit.record(
-            action="enduser.import",
-            outcome=AuditEvent.Outcome.REJECTED,
-            actor=actor,
-            request=request,
-            reason=preview.error,
-        )
+        _audit_import(AuditEvent.Outcome.REJECTED, preview.error, actor=actor, request=request)
         return preview, 0
     try:
         with transaction.atomic():
@@ -163,13 +156,11 @@ def end_user_import(
                     for r in preview.valid
                 ]
             )
-            audit.record(
-                action="enduser.import",
-                outcome=AuditEvent.Outcome.SUCCESS,
+            _audit_import(
+                AuditEvent.Outcome.SUCCESS,
+                f"Imported {len(preview.valid)} end users; {len(preview.rejected)} rows rejected.",
                 actor=actor,
                 request=request,
-                reason=f"Imported {len(preview.valid)} end users; "
-                f"{len(preview.rejected)} rows rejected.",
                 details={
                     "created": len(preview.valid),
                     "rejected": [
@@ -179,15 +170,27 @@ def end_user_import(
             )
     except IntegrityError:
         message = "Someone added some of these end users meanwhile; nothing was imported. Retry."
-        audit.record(
-            action="enduser.import",
-            outcome=AuditEvent.Outcome.FAILURE,
-            actor=actor,
-            request=request,
-            reason=message,
-        )
+        _audit_import(AuditEvent.Outcome.FAILURE, message, actor=actor, request=request)
         return ImportPreview(error=message), 0
     return preview, len(preview.valid)
+
+
+def _audit_import(
+    outcome: str,
+    reason: str,
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    request: HttpRequest | None,
+    details: dict[str, object] | None = None,
+) -> None:
+    trail.record(
+        action="enduser.import",
+        outcome=outcome,
+        actor=actor,
+        request=request,
+        reason=reason,
+        details=details,
+    )
 
 
 def end_user_import_checked(

@@ -6,7 +6,7 @@ never from the seam (only services call the seam).
 
 from __future__ import annotations
 
-from sessions_app.composio.seam import (
+from sessions_app.composio.errors import (
     ComposioConflict,
     ComposioError,
     ComposioNotConfigured,

@@ -21,11 +21,10 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions_app import access
-from sessions_app.audit import log as audit
+from sessions_app import access, trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
-from sessions_app.tool_router import records, toolkit_catalog
+from sessions_app.tool_router import toolkit_catalog
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 T = TypeVar("T")
@@ -84,7 +83,7 @@ class Attempt:
         action: str | None = None,
         details: dict[str, object] | None = None,
     ) -> None:
-        audit.record(
+        trail.record(
             action=action or AUDIT_ACTION[self.kind],
             outcome=outcome,
             actor=self.actor,
@@ -324,51 +323,6 @@ def claim_guarded(
         return refusal.result
 
 
-def remote_delete(
-    session: ToolRouterSession,
-    *,
-    actor: AbstractBaseUser | AnonymousUser | None,
-    request: HttpRequest | None,
-    audit_ok: bool,
-) -> bool:
-    """Delete a superseded session at Composio, best effort; a failure is stored and audited.
-
-    Returns whether it is gone. A session Composio no longer knows counts as gone.
-    """
-    try:
-        composio_seam.delete_session(session.session_id)
-    except composio_seam.ComposioNotFound:
-        pass
-    except composio_seam.ComposioError as exc:
-        session.remote_delete_error = exc.message[:500]
-        session.save(update_fields=["remote_delete_error"])
-        audit.record(
-            action="session.remote_delete",
-            outcome=AuditEvent.Outcome.UNKNOWN
-            if exc.outcome_unknown
-            else AuditEvent.Outcome.FAILURE,
-            actor=actor,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            reason=f"Deleting superseded session {session.session_id} at Composio failed: "
-            f"{exc.message} It will be retried.",
-        )
-        return False
-    records.mark_remote_deleted(session)
-    if audit_ok:
-        audit.record(
-            action="session.remote_delete",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            actor=actor,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            reason=f"Deleted superseded session {session.session_id} at Composio.",
-        )
-    return True
-
-
 def guard(
     attempt: Attempt, toolkits: object | None, *, validate: bool
 ) -> tuple[list[str] | None, SessionResult | None]:
@@ -380,3 +334,24 @@ def guard(
         return toolkit_catalog.toolkit_choices_clean(toolkits), None  # type: ignore[arg-type]
     except ValidationError as error:
         return None, attempt.rejected(error, toolkits)
+
+
+def claim_new_session(
+    attempt: Attempt, *, toolkits: Sequence[str], old_expected: bool
+) -> SessionOperation | SessionResult:
+    """Claim the intent for a create (`old_expected` False: skip a user who has a session) or a
+    refresh (True: skip a user who has none); the claimed intent, or the result to return."""
+
+    def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
+        if not old_expected and active is not None:
+            message = (
+                f"Skipped {attempt.name}: they already have an active session "
+                f"({active.short_id}); use refresh to replace it."
+            )
+            raise attempt.skip(message, active)
+        if old_expected and active is None:
+            message = f"Skipped {attempt.name}: they have no active session; use create."
+            raise attempt.skip(message)
+        return active
+
+    return claim_guarded(attempt, toolkits=toolkits, check=check)

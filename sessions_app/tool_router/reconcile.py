@@ -42,7 +42,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import reconcile_intents as settle_steps
@@ -197,7 +197,7 @@ def _retry_remote_delete(
 def _audit_session(
     session: ToolRouterSession, end_user: EndUser, result: str, message: str
 ) -> None:
-    audit.record(
+    trail.record(
         action=ACTION,
         outcome=AuditEvent.Outcome.SUCCESS
         if result == Result.DELETED

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import mcp_url, records
@@ -107,7 +107,7 @@ def _record(
         Result.RETRY: AuditEvent.Outcome.FAILURE,
         Result.HUMAN: AuditEvent.Outcome.FAILURE,
     }.get(result, AuditEvent.Outcome.SUCCESS)
-    audit.record(
+    trail.record(
         action=ACTION,
         outcome=outcome,
         end_user=lease.operation.end_user,

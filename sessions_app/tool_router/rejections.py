@@ -10,8 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from django.http import HttpRequest
 
-from sessions_app import access
-from sessions_app.audit import log as audit
+from sessions_app import access, trail
 from sessions_app.models import AuditEvent
 
 
@@ -30,7 +29,7 @@ def toolkit_choice_rejected(
     `toolkits` are the values posted (at most 50 kept, each cut to 100 characters), `crafted`
     whether any was outside the choices offered, `end_users` the external ids selected (50 kept).
     """
-    audit.record(
+    trail.record(
         action="input.rejected",
         outcome=AuditEvent.Outcome.REJECTED,
         actor=actor,

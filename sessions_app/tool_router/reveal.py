@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.models import AuditEvent, ToolRouterSession
 from sessions_app.tool_router import mcp_url
 
@@ -59,7 +59,7 @@ def mcp_url_reveal(
     limit = settings.SUPPORT_REVEALS_PER_HOUR
     fingerprint = mcp_url.fingerprint(session.mcp_url)
     if mcp_url_reveals_in_last_hour(actor=actor) >= limit:
-        audit.record(
+        trail.record(
             action="mcp_url.reveal",
             outcome=AuditEvent.Outcome.REFUSED,
             actor=actor,
@@ -75,7 +75,7 @@ def mcp_url_reveal(
             "try again later or ask a session admin.",
         )
     try:
-        audit.record(
+        trail.record(
             action="mcp_url.reveal",
             outcome=AuditEvent.Outcome.SUCCESS,
             actor=actor,

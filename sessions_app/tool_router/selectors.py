@@ -61,17 +61,8 @@ def _ids(queryset: QuerySet[EndUser], order: Collate | str | Lower, limit: int) 
     return list(queryset.order_by(order).values_list("pk", flat=True)[: limit + 1])
 
 
-def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
-    """End users matching what support typed, exact matches first, then by external id.
-
-    Matches: an exact session id (current or past), an external id prefix, an email prefix
-    (case-insensitive) and, for queries that are not identifiers, words of the display name
-    (every typed word starts a word of the name). Each kind is one indexed query capped at
-    `limit + 1` rows, so the number of queries and rows read stays the same however many
-    users match.
-    """
-    query = " ".join(query.split())
-    limit = limit or settings.SUPPORT_SEARCH_LIMIT
+def _refused_query(query: str) -> LookupResult | None:
+    """The answer to a query that cannot be asked (empty, a NUL byte, too long); else None."""
     if not query:
         return LookupResult(query="")
     if "\x00" in query:
@@ -85,17 +76,12 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
             query=query[:QUERY_MAX_LENGTH],
             error=f"That search is longer than {QUERY_MAX_LENGTH} characters; shorten it.",
         )
+    return None
 
-    by_session = {
-        end_user_id: (session_id, status)
-        for end_user_id, session_id, status in ToolRouterSession.objects.filter(
-            session_id=query
-        ).values_list("end_user_id", "session_id", "status")[:1]
-    }
-    exact = set(by_session)
-    found: set[int] = set(exact)
-    more = False
 
+def _matching_ids(query: str, limit: int) -> list[list[int]]:
+    """One indexed query per kind of match (external id, email, name words), each capped at
+    `limit + 1` ids."""
     by_external_id = _in_index_order("external_id")
     batches = [
         _ids(EndUser.objects.filter(_prefix_q("external_id", query)), by_external_id, limit),
@@ -113,7 +99,33 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
         for word in words:
             name_q &= Q(display_name__istartswith=word) | Q(display_name__icontains=f" {word}")
         batches.append(_ids(EndUser.objects.filter(name_q), by_external_id, limit))
-    for batch in batches:
+    return batches
+
+
+def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
+    """End users matching what support typed, exact matches first, then by external id.
+
+    Matches: an exact session id (current or past), an external id prefix, an email prefix
+    (case-insensitive) and, for queries that are not identifiers, words of the display name
+    (every typed word starts a word of the name). Each kind is one indexed query capped at
+    `limit + 1` rows, so the number of queries and rows read stays the same however many
+    users match.
+    """
+    query = " ".join(query.split())
+    limit = limit or settings.SUPPORT_SEARCH_LIMIT
+    refused = _refused_query(query)
+    if refused is not None:
+        return refused
+    by_session = {
+        end_user_id: (session_id, status)
+        for end_user_id, session_id, status in ToolRouterSession.objects.filter(
+            session_id=query
+        ).values_list("end_user_id", "session_id", "status")[:1]
+    }
+    exact = set(by_session)
+    found: set[int] = set(exact)
+    more = False
+    for batch in _matching_ids(query, limit):
         more = more or len(batch) > limit
         found.update(batch)
 

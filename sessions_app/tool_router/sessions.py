@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import DatabaseError, IntegrityError, transaction
@@ -20,19 +19,17 @@ from django.utils import timezone
 from sessions_app import access
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
-from sessions_app.tool_router import intents, mcp_url, records
+from sessions_app.tool_router import intents, mcp_url, records, remote_deletes
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 __all__ = [
     "Cause",
     "Outcome",
-    "RemoteDeleteRetryResult",
     "SessionResult",
     "tool_router_session_change_toolkits",
     "tool_router_session_create",
     "tool_router_session_delete",
     "tool_router_session_refresh",
-    "tool_router_session_retry_remote_deletes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,7 +42,7 @@ def _new_session(
     replacing: bool,
 ) -> SessionResult:
     """Create (or replace) the end user's session, in the write order of reliability.md."""
-    operation = _claim_or_result(attempt, toolkits=toolkits, old_expected=replacing)
+    operation = intents.claim_new_session(attempt, toolkits=toolkits, old_expected=replacing)
     if isinstance(operation, SessionResult):
         return operation
     old = operation.session
@@ -167,7 +164,7 @@ def _replaced(
 ) -> SessionResult:
     """Delete the superseded session at Composio (best effort) and say what happened."""
     old.refresh_from_db()
-    deleted = intents.remote_delete(
+    deleted = remote_deletes.remote_delete(
         old, actor=attempt.actor, request=attempt.request, audit_ok=False
     )
     tail = (
@@ -182,24 +179,6 @@ def _replaced(
         f"{', '.join(granted)}; {tail}",
         session,
     )
-
-
-def _claim_or_result(
-    attempt: intents.Attempt, *, toolkits: Sequence[str], old_expected: bool
-) -> SessionOperation | SessionResult:
-    def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
-        if not old_expected and active is not None:
-            message = (
-                f"Skipped {attempt.name}: they already have an active session "
-                f"({active.short_id}); use refresh to replace it."
-            )
-            raise attempt.skip(message, active)
-        if old_expected and active is None:
-            message = f"Skipped {attempt.name}: they have no active session; use create."
-            raise attempt.skip(message)
-        return active
-
-    return intents.claim_guarded(attempt, toolkits=toolkits, check=check)
 
 
 def tool_router_session_create(
@@ -404,36 +383,3 @@ def tool_router_session_delete(
         f"Deleted session {target.short_id} of {attempt.name}{note}; the record is kept.",
         target,
     )
-
-
-@dataclass
-class RemoteDeleteRetryResult:
-    deleted: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-def tool_router_session_retry_remote_deletes(
-    *,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
-    request: HttpRequest | None = None,
-    limit: int = 100,
-) -> RemoteDeleteRetryResult:
-    """Retry deleting, at Composio, superseded sessions whose remote delete failed earlier.
-
-    Each retry writes one `session.remote_delete` audit event (success or failure).
-    """
-    result = RemoteDeleteRetryResult()
-    pending = (
-        ToolRouterSession.objects.filter(
-            status=ToolRouterSession.Status.SUPERSEDED, remote_deleted_at__isnull=True
-        )
-        .exclude(remote_delete_error="")
-        .select_related("end_user")
-        .order_by("superseded_at")[:limit]
-    )
-    for session in pending:
-        if intents.remote_delete(session, actor=actor, request=request, audit_ok=True):
-            result.deleted.append(session.session_id)
-        else:
-            result.failed[session.session_id] = session.remote_delete_error
-    return result

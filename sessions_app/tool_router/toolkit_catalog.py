@@ -14,7 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, Toolkit
 from sessions_app.tool_router import rejections
@@ -64,7 +64,7 @@ def toolkit_catalog_sync(
             if progress is not None:
                 progress(len(remote), max(total, len(remote)))
     except composio_seam.ComposioError as exc:
-        audit.record(
+        trail.record(
             action="catalog.sync",
             outcome=AuditEvent.Outcome.FAILURE,
             actor=actor,
@@ -91,7 +91,7 @@ def _store_catalog(
         Toolkit.objects.bulk_update(
             to_update, [*_CATALOG_FIELDS, "in_catalog", "last_synced_at"], batch_size=500
         )
-        audit.record(
+        trail.record(
             action="catalog.sync",
             outcome=AuditEvent.Outcome.SUCCESS,
             actor=actor,

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.commands import flush
 from django.db import connections
 
-from sessions_app.audit import log as audit
+from sessions_app import trail
 
 
 def _is_test_database(alias: str) -> bool:
@@ -27,6 +27,6 @@ def _is_test_database(alias: str) -> bool:
 class Command(flush.Command):
     def handle(self, **options: Any) -> None:
         if _is_test_database(options["database"]):
-            with audit.erasable_for_test_flush():
+            with trail.erasable_for_test_flush():
                 return super().handle(**options)
         return super().handle(**options)

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app.audit.log import GENESIS_HASH, chain_hash
 from sessions_app.models import AuditEvent
+from sessions_app.trail import GENESIS_HASH, chain_hash
 
 
 def _describe(event: AuditEvent) -> str:

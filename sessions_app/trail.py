@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,12 +26,6 @@ from sessions_app.request_context import NO_REQUEST_ID, client_ip, current_reque
 
 # Keys that would carry a secret or a full MCP URL; writing one is a programming error.
 _FORBIDDEN_KEYS = frozenset({"mcp_url", "url", "headers", "api_key", "x-api-key", "mcp_headers"})
-
-
-def mcp_fingerprint(url: str) -> str:
-    """A short keyed fingerprint of an MCP URL: safe to log, useless to an attacker."""
-    key = settings.MCP_FINGERPRINT_KEY.encode()
-    return hmac.new(key, url.encode(), hashlib.sha256).hexdigest()[:12]
 
 
 def _scrub(value: Any) -> Any:
