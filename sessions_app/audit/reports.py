@@ -136,7 +136,13 @@ def toolkit_access(
         toolkits = toolkits.filter(is_allowed=allowed)
     if not_in_catalog:
         toolkits = toolkits.filter(in_catalog=False)
-    rows = [
+    rows = _access_rows(toolkits, counts)
+    rows.sort(key=lambda row: (-row.users, row.slug))
+    return rows
+
+
+def _access_rows(toolkits: QuerySet[Toolkit], counts: dict[int, int]) -> list[ToolkitAccess]:
+    return [
         ToolkitAccess(
             slug=t.slug,
             name=t.name,
@@ -146,8 +152,6 @@ def toolkit_access(
         )
         for t in toolkits.only("slug", "name", "is_allowed", "in_catalog")
     ]
-    rows.sort(key=lambda row: (-row.users, row.slug))
-    return rows
 
 
 def flagged_toolkits(counts: dict[int, int] | None = None) -> list[ToolkitAccess]:
@@ -157,16 +161,7 @@ def flagged_toolkits(counts: dict[int, int] | None = None) -> list[ToolkitAccess
     suspects = Toolkit.objects.filter(pk__in=list(counts)).filter(
         Q(is_allowed=False) | Q(in_catalog=False)
     )
-    rows = [
-        ToolkitAccess(
-            slug=t.slug,
-            name=t.name,
-            is_allowed=t.is_allowed,
-            in_catalog=t.in_catalog,
-            users=counts[t.pk],
-        )
-        for t in suspects.only("slug", "name", "is_allowed", "in_catalog")
-    ]
+    rows = _access_rows(suspects, counts)
     rows.sort(key=lambda row: (-row.users, row.slug))
     return rows
 

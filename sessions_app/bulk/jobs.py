@@ -129,18 +129,13 @@ def _clean_toolkits(
         raise ValidationError("Choose the toolkits the new sessions get.", code="required")
     if toolkits is None:
         return None
-    try:
-        return toolkit_catalog.toolkit_choices_clean(toolkits)
-    except ValidationError as error:
-        trail.record(
-            action="input.rejected",
-            outcome=AuditEvent.Outcome.REJECTED,
-            actor=actor,
-            request=request,
-            reason=f"No bulk job was started: {toolkit_catalog.validation_message(error)}",
-            details={"operation": f"bulk.{kind}", "toolkits": [str(t)[:100] for t in toolkits]},
-        )
-        raise
+    return toolkit_catalog.toolkit_choices_checked(
+        toolkits,
+        refused="No bulk job was started",
+        operation=f"bulk.{kind}",
+        actor=actor,
+        request=request,
+    )
 
 
 def _write_items(job: BulkJob, end_users: QuerySet[EndUser]) -> int:

@@ -109,41 +109,47 @@ def bulk_job_failures_csv(request: HtmxHttpRequest, public_id: UUID) -> Streamin
     return response
 
 
-@require_POST
-@bulk_access_required
-def bulk_job_cancel(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+def _act(
+    request: HtmxHttpRequest, public_id: UUID, act: Callable[[BulkJob], str | None]
+) -> HttpResponse:
+    """Run a job action; its refusal is the console's 403, a bad state a message, and the
+    answer goes back to the page that asked."""
     job = _get_job(public_id)
     try:
-        skipped = bulk.bulk_job_cancel(job=job, actor=request.user, request=request)
+        done = act(job)
     except PermissionDenied as exc:
         return refusal_response(request, exc)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(
-            request,
-            f"Cancelled: {skipped} users not started yet are skipped; "
-            "calls already under way finish.",
-        )
+        if done:
+            messages.success(request, done)
+        else:
+            messages.warning(request, "No failed users to retry (unknown ones are never re-sent).")
     return redirect(_back(request, job))
+
+
+@require_POST
+@bulk_access_required
+def bulk_job_cancel(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    def cancel(job: BulkJob) -> str:
+        skipped = bulk.bulk_job_cancel(job=job, actor=request.user, request=request)
+        return (
+            f"Cancelled: {skipped} users not started yet are skipped; "
+            "calls already under way finish."
+        )
+
+    return _act(request, public_id, cancel)
 
 
 @require_POST
 @bulk_access_required
 def bulk_job_retry(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
-    job = _get_job(public_id)
-    try:
+    def retry(job: BulkJob) -> str | None:
         count = bulk.bulk_job_retry_failed(job=job, actor=request.user, request=request)
-    except PermissionDenied as exc:
-        return refusal_response(request, exc)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        if count:
-            messages.success(request, f"Retrying {count} failed users.")
-        else:
-            messages.warning(request, "No failed users to retry (unknown ones are never re-sent).")
-    return redirect(_back(request, job))
+        return f"Retrying {count} failed users." if count else None
+
+    return _act(request, public_id, retry)
 
 
 def _back(request: HtmxHttpRequest, job: BulkJob) -> str:

@@ -76,33 +76,22 @@ def from_status(
         return ComposioNotFound(
             f"Composio does not know it ({what}){said}.", status=404, slug=slug, detail=message
         )
-    if status == 409:
-        return ComposioConflict(
+    rejected = {
+        409: (
+            ComposioConflict,
             f"Someone else changed this session at Composio; reload it and try again{said}.",
-            status=409,
-            slug=slug,
-            detail=message,
-        )
-    if status == 401:
-        return ComposioRejected(
-            "Composio refused the API key (401): check COMPOSIO_API_KEY.",
-            status=401,
-            slug=slug,
-            detail=message,
-        )
-    if status == 403:
-        return ComposioRejected(
-            f"The Composio API key lacks permission for this (403){said}.",
-            status=403,
-            slug=slug,
-            detail=message,
-        )
+        ),
+        401: (ComposioRejected, "Composio refused the API key (401): check COMPOSIO_API_KEY."),
+        403: (ComposioRejected, f"The Composio API key lacks permission for this (403){said}."),
+    }
+    if status in rejected:
+        error_class, sentence = rejected[status]
+        return error_class(sentence, status=status, slug=slug, detail=message)
     if status >= 500:
         # 503 means Composio refused the work; any other 5xx on a change may hide a success.
         unknown = mutating and status != 503
         return ComposioUnavailable(
-            f"Composio failed with HTTP {status} while {what}"
-            + ("; it may have acted, the outcome is unknown." if unknown else "."),
+            f"Composio failed with HTTP {status} while {what}" + may_have_acted(unknown),
             outcome_unknown=unknown,
         )
     return ComposioRejected(

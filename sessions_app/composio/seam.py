@@ -155,19 +155,16 @@ def _translate(exc: Exception, *, what: str, mutating: bool) -> ComposioError:
             status=409,
             slug="SessionConfigConflict",
         )
-    if isinstance(exc, cc.APITimeoutError):
+    if isinstance(exc, cc.APIConnectionError):  # timeouts included (a subclass)
+        timeout = isinstance(exc, cc.APITimeoutError)
         if _nothing_was_sent(exc):
-            return ComposioUnavailable(f"Composio did not answer the connection while {what}.")
+            how = (
+                "did not answer the connection" if timeout else "is unreachable (connection failed)"
+            )
+            return ComposioUnavailable(f"Composio {how} while {what}.")
+        how = "Composio did not answer in time" if timeout else "The connection to Composio broke"
         return ComposioUnavailable(
-            f"Composio did not answer in time while {what}" + may_have_acted(mutating),
-            outcome_unknown=mutating,
-        )
-    if isinstance(exc, cc.APIConnectionError):
-        if _nothing_was_sent(exc):
-            return ComposioUnavailable(f"Composio is unreachable (connection failed) while {what}.")
-        return ComposioUnavailable(
-            f"The connection to Composio broke while {what}" + may_have_acted(mutating),
-            outcome_unknown=mutating,
+            f"{how} while {what}" + may_have_acted(mutating), outcome_unknown=mutating
         )
     if isinstance(exc, cc.APIResponseValidationError):
         return ComposioUnavailable(

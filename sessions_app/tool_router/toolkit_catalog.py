@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -237,28 +237,29 @@ def _in_catalog_and_allowed(slugs: list[str]) -> list[str]:
 def toolkit_choices_checked(
     toolkits: Sequence[object],
     *,
-    subject: str,
+    refused: str,
     operation: str,
-    actor: AbstractBaseUser | None,
+    actor: AbstractBaseUser | AnonymousUser | None,
     request: HttpRequest | None = None,
+    end_users: Sequence[str] = (),
 ) -> list[str]:
     """`toolkit_choices_clean`, for a caller that checks before anything else happens (a
-    command creating the end user first): a bad choice is audited as `input.rejected` and the
-    ValidationError carries the sentence to show."""
+    command creating the end user first, a bulk job): a bad choice is audited once as
+    `input.rejected`, its reason starting with `refused` ("No bulk job was started"), and the
+    ValidationError is raised again."""
     try:
         return toolkit_choices_clean(toolkits)
     except ValidationError as error:
-        message = f"Nothing was changed for {subject}: {validation_message(error)}"
         rejections.toolkit_choice_rejected(
             operation=operation,
-            reason=message,
+            reason=f"{refused}: {validation_message(error)}",
             toolkits=[str(t) for t in list(toolkits)[:50]],
             crafted=False,
-            end_users=[subject],
+            end_users=end_users,
             actor=actor,
             request=request,
         )
-        raise ValidationError(message, code=getattr(error, "code", None)) from None
+        raise
 
 
 def validation_message(error: ValidationError) -> str:

@@ -42,12 +42,14 @@ class Command(BaseCommand):
         external_id = checked_external_id(str(options["external_id"]))
         toolkits = parse_toolkits(str(options["toolkits"]))
         # Checked before the end user is created, so bad input changes nothing.
+        refused = f"Nothing was changed for {external_id}"
         try:
             toolkits = toolkit_catalog.toolkit_choices_checked(
-                toolkits, subject=external_id, operation="create", actor=actor
+                toolkits, refused=refused, operation="create", actor=actor, end_users=[external_id]
             )
         except ValidationError as error:
-            raise CommandError(error.messages[0], returncode=EXIT_FAILED) from None
+            message = f"{refused}: {toolkit_catalog.validation_message(error)}"
+            raise CommandError(message, returncode=EXIT_FAILED) from None
         if options["create_user"]:
             end_user, created = end_users.end_user_get_or_create(external_id=external_id)
             if created:
