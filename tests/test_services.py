@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from http import HTTPStatus
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -334,50 +331,6 @@ def test_a_stale_pending_intent_no_longer_locks_the_user(
     assert result.ok
     stale.refresh_from_db()
     assert stale.state == "unknown" and "Abandoned" in stale.error
-
-
-@pytest.mark.skipif(
-    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-    reason="Row locks (SELECT ... FOR UPDATE) across threads need PostgreSQL; SQLite serialises "
-    "whole transactions instead.",
-)
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_two_concurrent_refreshes_of_one_user_make_exactly_one_remote_create(
-    emulator: Emulator, session_admin: User
-) -> None:
-    services.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    alice = EndUser.objects.create(external_id="usr_alice")
-    give_session(alice, ["github"], session_admin)
-    emulator.reset()
-    release = threading.Event()
-    emulator.faults.hold("session.create", release)
-    results: list[services.SessionResult] = []
-
-    def refresh() -> None:
-        try:
-            results.append(
-                tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
-            )
-        finally:
-            connection.close()
-
-    first = threading.Thread(target=refresh)
-    first.start()
-    for _ in range(100):
-        if emulator.count("session.create"):
-            break
-        threading.Event().wait(0.05)
-    second = threading.Thread(target=refresh)
-    second.start()
-    second.join(10)
-    release.set()
-    first.join(10)
-
-    assert sorted(r.outcome for r in results) == ["in_progress", "succeeded"]
-    assert emulator.count("session.create") == 1
-    assert ToolRouterSession.objects.filter(end_user=alice, status="active").count() == 1
 
 
 # --- change toolkits and delete ----------------------------------------------------------------
