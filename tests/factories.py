@@ -29,8 +29,9 @@ EMULATOR_KEY = "emu-test-key-0123456789"
 SHIPPED_CATALOG = load_catalog()
 # The toolkits on the allow-list in the `catalog` fixture; every other catalog entry is not.
 ALLOWED = ["github", "gmail", "slack", "notion"]
-# The header HTMX sends with each of its requests: the support pages answer with a fragment.
+# The header HTMX sends with each of its requests: the console's pages answer with a fragment.
 HX = {"HX-Request": "true"}
+# The end-user admin's list, where the session actions are posted.
 ENDUSER_CHANGELIST = "admin:sessions_app_enduser_changelist"
 
 
@@ -47,7 +48,8 @@ def make_end_user(external_id: str, display_name: str = "", email: str = "") -> 
 
 
 def make_end_users(count: int, prefix: str = "usr", digits: int = 5) -> list[EndUser]:
-    """`count` end users "<prefix>_00000", "<prefix>_00001", ... in one insert, in id order."""
+    """`count` end users "<prefix>_00000", "<prefix>_00001", ... (`digits` wide) in one insert,
+    returned in external-id order."""
     EndUser.objects.bulk_create(
         EndUser(external_id=f"{prefix}_{n:0{digits}d}") for n in range(count)
     )

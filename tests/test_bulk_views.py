@@ -16,6 +16,7 @@ from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, BulkJob, EndUser
 from tests.factories import (
     ENDUSER_CHANGELIST,
+    HX,
     admin_action,
     admin_action_confirmed,
     make_end_users,
@@ -73,7 +74,7 @@ def test_other_roles_are_refused_and_the_refusal_is_audited(
     client: Client, running_job: BulkJob, name: str, actor: str, request
 ) -> None:
     client.force_login(request.getfixturevalue(actor))
-    response = client.get(job_urls(running_job)[name], headers={"HX-Request": "true"})
+    response = client.get(job_urls(running_job)[name], headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(action="access.refused").count() == 1
 
@@ -83,7 +84,7 @@ def test_session_admins_see_every_job_page(
     client: Client, running_job: BulkJob, session_admin: User, name: str
 ) -> None:
     client.force_login(session_admin)
-    response = client.get(job_urls(running_job)[name], headers={"HX-Request": "true"})
+    response = client.get(job_urls(running_job)[name], headers=HX)
     assert response.status_code == HTTPStatus.OK
 
 
@@ -115,7 +116,7 @@ def test_the_progress_fragment_polls_while_the_job_runs(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
     client.force_login(session_admin)
-    response = client.get(job_urls(running_job)["job_progress"], headers={"HX-Request": "true"})
+    response = client.get(job_urls(running_job)["job_progress"], headers=HX)
     html = response.content.decode()
     assert b"<html" not in response.content
     assert 'hx-trigger="every 2s"' in html
@@ -128,7 +129,7 @@ def test_the_progress_fragment_stops_polling_once_the_job_has_ended(
     client: Client, finished_job: BulkJob, session_admin: User
 ) -> None:
     client.force_login(session_admin)
-    response = client.get(job_urls(finished_job)["job_progress"], headers={"HX-Request": "true"})
+    response = client.get(job_urls(finished_job)["job_progress"], headers=HX)
     html = response.content.decode()
     assert "hx-trigger" not in html
     assert "12 of 12" in html and 'value="12"' in html
