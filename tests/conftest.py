@@ -1,54 +1,98 @@
-"""Shared fixtures: named actors (one per role) and the Composio emulator on a free port."""
+"""Shared fixtures: named actors (one per role), their logged-in clients, the Composio emulator on
+a free port, the synced catalog, task backends, and the world the access suites walk.
+
+The objects are made by the factories in tests/factories.py.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.utils import timezone
 
 from sessions_app import roles
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
+from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser, SessionOperation, Toolkit
+from tests.factories import (
+    ALLOWED,
+    EMULATOR_KEY,
+    SHIPPED_CATALOG,
+    client_for,
+    give_session,
+    make_end_user,
+    make_staff,
+    sync_catalog,
+)
 
-EMULATOR_KEY = "emu-test-key-0123456789"
-_SHIPPED_CATALOG: list[dict] = []
-
-
-def _staff(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
+# --- Actors -------------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def support_user(db: None) -> User:
     """Looks users up and reveals MCP URLs; cannot change sessions or read the audit log."""
-    return _staff("sam_support", roles.SUPPORT)
+    return make_staff("sam_support", roles.SUPPORT)
 
 
 @pytest.fixture
 def session_admin(db: None) -> User:
     """Creates, refreshes, re-scopes and deletes sessions; manages the toolkit allow-list."""
-    return _staff("ada_admin", roles.SESSION_ADMIN)
+    return make_staff("ada_admin", roles.SESSION_ADMIN)
 
 
 @pytest.fixture
 def auditor(db: None) -> User:
     """Reads the audit trail and access reports; never reveals MCP URLs."""
-    return _staff("aud_auditor", roles.AUDITOR)
+    return make_staff("aud_auditor", roles.AUDITOR)
 
 
 @pytest.fixture
 def outsider(db: None) -> User:
     """Staff with no role: logged in, allowed nothing."""
-    return _staff("olly_outsider")
+    return make_staff("olly_outsider")
+
+
+# Logging in is audited (auth.login): a test that counts every event logs in where it counts.
+
+
+@pytest.fixture
+def session_admin_client(session_admin: User) -> Client:
+    """A client logged in as the session admin (pytest-django's `admin_client` is a superuser)."""
+    return client_for(session_admin)
+
+
+@pytest.fixture
+def support_client(support_user: User) -> Client:
+    """A client logged in as the support user."""
+    return client_for(support_user)
+
+
+@pytest.fixture
+def auditor_client(auditor: User) -> Client:
+    """A client logged in as the auditor."""
+    return client_for(auditor)
+
+
+# --- End users ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alice(db: None) -> EndUser:
+    """An end user with no session yet."""
+    return make_end_user("usr_alice", "Alice", "a@x.io")
+
+
+# --- Composio: the emulator ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[Emulator]:
     emu = Emulator(api_key=EMULATOR_KEY, host="127.0.0.1", port=0).start()
-    _SHIPPED_CATALOG[:] = emu.catalog
     yield emu
     emu.stop()
 
@@ -57,7 +101,7 @@ def emulator_server() -> Iterator[Emulator]:
 def emulator(emulator_server: Emulator, settings) -> Iterator[Emulator]:
     """The emulator, empty and fault-free, with the seam pointed at it (emulated mode)."""
     emulator_server.reset()
-    emulator_server.set_catalog(_SHIPPED_CATALOG)
+    emulator_server.set_catalog(SHIPPED_CATALOG)
     settings.COMPOSIO_API_KEY = ""
     settings.COMPOSIO_EMULATOR_URL = emulator_server.base_url
     settings.COMPOSIO_EMULATOR_API_KEY = EMULATOR_KEY
@@ -67,3 +111,136 @@ def emulator(emulator_server: Emulator, settings) -> Iterator[Emulator]:
     yield emulator_server
     emulator_server.faults.clear()
     composio_seam.reset_client()
+
+
+@pytest.fixture
+def catalog(emulator: Emulator, db: None) -> Emulator:
+    """The emulator with its catalog synced into the database and ALLOWED on the allow-list.
+
+    The request log is cleared after the sync: a test sees only the requests it caused.
+    """
+    sync_catalog(ALLOWED)
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def unreachable_composio(settings) -> Iterator[None]:
+    """The seam pointed at a loopback port nobody listens on, with no retries."""
+    settings.COMPOSIO_API_KEY = ""
+    settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
+    settings.COMPOSIO_SAFE_RETRIES = 0
+    composio_seam.reset_client()
+    yield
+    composio_seam.reset_client()
+
+
+# --- Task backends for bulk jobs ----------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_bulk(settings) -> None:
+    """Bulk jobs without waiting: no rate limit to speak of, short backoff, two runners."""
+    settings.BULK_RATE_PER_MINUTE = 600_000
+    settings.BULK_RETRY_BACKOFF_SECONDS = 0.01
+    settings.BULK_CONCURRENCY = 2
+
+
+@pytest.fixture
+def immediate(settings) -> None:
+    """The immediate task backend: a started job runs to its end before the call returns."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture
+def queued(settings) -> None:
+    """The database task backend with no worker running: jobs wait in the queue."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+# --- The world the access suites walk -----------------------------------------------------------
+
+
+@pytest.fixture
+def fast_passwords(settings) -> None:
+    """The named actors get passwords; hashing them at full strength is most of the set-up."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def access_world(
+    emulator: Emulator,
+    support_user: User,
+    session_admin: User,
+    auditor: User,
+    outsider: User,
+) -> dict[str, Any]:
+    """One user per role and a real object behind every URL parameter of the access matrix."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django_tasks_db.models import DBTaskResult
+
+    root = User.objects.create_superuser("root_super", email="root@example.com", password=None)
+    sync_catalog(ALLOWED, actor=root)
+    end_user = make_end_user("usr_access", "Access Tester")
+    session = give_session(end_user, ["github"], root)
+    now = timezone.now()
+    # An ended job with one succeeded item: cancel and retry answer without starting work.
+    job = BulkJob.objects.create(
+        kind=BulkJob.Kind.REFRESH,
+        state=BulkJob.State.FINISHED,
+        started_by=root,
+        started_by_username=root.username,
+        total=1,
+        counts={"succeeded": 1},
+        finished_at=now,
+    )
+    BulkJobItem.objects.create(
+        job=job, end_user=end_user, state=BulkJobItem.State.SUCCEEDED, session=session
+    )
+    axes = {
+        "user_agent": "pytest",
+        "ip_address": "127.0.0.1",
+        "username": "someone",
+        "http_accept": "*/*",
+        "path_info": "/accounts/login/",
+    }
+    task = DBTaskResult.objects.create(
+        enqueued_at=now,
+        args_kwargs={"args": [], "kwargs": {}},
+        task_path="sessions_app.bulk.runner.nothing",
+        backend_name="default",
+        run_after=now,
+        exception_class_path="",
+        traceback="",
+    )
+    ids = {
+        "group": Group.objects.get(name=roles.SUPPORT).pk,
+        "user": outsider.pk,
+        "accessattempt": AccessAttempt.objects.create(
+            **axes, attempt_time=now, get_data="", post_data="", failures_since_start=1
+        ).pk,
+        "accesslog": AccessLog.objects.create(**axes, attempt_time=now).pk,
+        "accessfailurelog": AccessFailureLog.objects.create(**axes, attempt_time=now).pk,
+        "dbtaskresult": task.pk,
+        "enduser": end_user.pk,
+        "end_user_uuid": end_user.public_id,
+        "enduser_ct": ContentType.objects.get_for_model(EndUser).pk,
+        "toolkit": Toolkit.objects.get(slug="github").pk,
+        "toolkit_slug": "github",
+        "sessionoperation": SessionOperation.objects.filter(end_user=end_user).latest("id").pk,
+        "auditevent": AuditEvent.objects.latest("sequence").pk,
+        "bulkjob": job.pk,
+        "job_uuid": job.public_id,
+    }
+    return {
+        "users": {
+            "anonymous": None,
+            "support": support_user,
+            "session admin": session_admin,
+            "auditor": auditor,
+            "no role": outsider,
+            "superuser": root,
+        },
+        "end_user": end_user,
+        "ids": ids,
+    }

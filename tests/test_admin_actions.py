@@ -12,73 +12,38 @@ from django.urls import reverse
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
-from sessions_app.tool_router import sessions, toolkit_catalog
-
-ALLOWED = ["github", "gmail", "slack", "notion"]
-CHANGELIST = "admin:sessions_app_enduser_changelist"
+from tests.factories import (
+    ALLOWED,
+    ENDUSER_CHANGELIST,
+    admin_action,
+    admin_action_confirmed,
+    give_session,
+    make_end_user,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def catalog(emulator: Emulator) -> Emulator:
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
 def users(db: None) -> list[EndUser]:
-    return [
-        EndUser.objects.create(external_id=f"usr_{n}", display_name=f"User {n}") for n in (1, 2, 3)
-    ]
-
-
-@pytest.fixture
-def admin_client(client: Client, session_admin: User) -> Client:
-    client.force_login(session_admin)
-    return client
+    return [make_end_user(f"usr_{n}", f"User {n}") for n in (1, 2, 3)]
 
 
 def url() -> str:
-    return reverse(CHANGELIST)
-
-
-def step_one(client: Client, action: str, users: list[EndUser], **extra: object):
-    data = {"action": action, "_selected_action": [u.pk for u in users], "index": "0", **extra}
-    return client.post(url(), data)
-
-
-def step_two(client: Client, action: str, users: list[EndUser], toolkits: list[str], **extra):
-    data = {
-        "action": action,
-        "_selected_action": [u.pk for u in users],
-        "post": "yes",
-        "toolkits": toolkits,
-        **extra,
-    }
-    return client.post(url(), data, follow=True)
+    return reverse(ENDUSER_CHANGELIST)
 
 
 def shown(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
 
-def give_session(user: EndUser, toolkits: list[str], actor: User) -> ToolRouterSession:
-    result = sessions.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
-    assert result.ok, result.message
-    assert result.session is not None
-    return result.session
-
-
 # --- create ------------------------------------------------------------------------------------
 
 
 def test_create_action_shows_the_intermediate_page_with_the_users_and_allowed_toolkits(
-    admin_client: Client, catalog: Emulator, users: list[EndUser]
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser]
 ) -> None:
-    response = step_one(admin_client, "create_sessions", users[:2])
+    response = admin_action(session_admin_client, "create_sessions", users[:2])
 
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
@@ -93,9 +58,11 @@ def test_create_action_shows_the_intermediate_page_with_the_users_and_allowed_to
 
 
 def test_create_action_creates_one_session_per_user_with_the_chosen_toolkits(
-    admin_client: Client, catalog: Emulator, users: list[EndUser]
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser]
 ) -> None:
-    response = step_two(admin_client, "create_sessions", users, ["github", "slack"])
+    response = admin_action_confirmed(
+        session_admin_client, "create_sessions", users, ["github", "slack"]
+    )
 
     assert response.status_code == HTTPStatus.OK
     assert "3 end users: 3 succeeded." in shown(response)
@@ -107,25 +74,27 @@ def test_create_action_creates_one_session_per_user_with_the_chosen_toolkits(
 
 
 def test_create_action_across_all_pages_uses_the_whole_queryset(
-    admin_client: Client, catalog: Emulator, users: list[EndUser]
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser]
 ) -> None:
-    response = step_one(admin_client, "create_sessions", users[:1], select_across="1")
+    response = admin_action(session_admin_client, "create_sessions", users[:1], select_across="1")
     assert "3 end users selected" in response.content.decode()
     assert 'name="select_across" value="1"' in response.content.decode()
 
-    response = step_two(admin_client, "create_sessions", users[:1], ["gmail"], select_across="1")
+    response = admin_action_confirmed(
+        session_admin_client, "create_sessions", users[:1], ["gmail"], select_across="1"
+    )
 
     assert "3 end users: 3 succeeded." in shown(response)
     assert catalog.count("session.create") == 3
 
 
 def test_create_action_skips_users_with_a_session_and_says_to_refresh(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     give_session(users[0], ["github"], session_admin)
     catalog.reset()
 
-    response = step_two(admin_client, "create_sessions", users[:2], ["gmail"])
+    response = admin_action_confirmed(session_admin_client, "create_sessions", users[:2], ["gmail"])
 
     messages = shown(response)
     assert "2 end users: 1 skipped, 1 succeeded." in messages
@@ -144,15 +113,11 @@ def test_create_action_skips_users_with_a_session_and_says_to_refresh(
     ],
 )
 def test_a_bad_toolkit_choice_gets_a_form_error_an_audit_event_and_no_call(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], toolkits, fragment: str
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], toolkits, fragment: str
 ) -> None:
-    data = {
-        "action": "create_sessions",
-        "_selected_action": [users[0].pk],
-        "post": "yes",
-        "toolkits": toolkits,
-    }
-    response = admin_client.post(url(), data)
+    response = admin_action_confirmed(
+        session_admin_client, "create_sessions", users[:1], toolkits, follow=False
+    )
 
     assert response.status_code == HTTPStatus.OK
     assert fragment in response.content.decode()
@@ -163,9 +128,11 @@ def test_a_bad_toolkit_choice_gets_a_form_error_an_audit_event_and_no_call(
 
 
 def test_a_crafted_unknown_slug_is_flagged_as_crafted(
-    admin_client: Client, catalog: Emulator, users: list[EndUser]
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser]
 ) -> None:
-    step_two(admin_client, "create_sessions", users[:1], ["github", "evil_kit"])
+    admin_action_confirmed(
+        session_admin_client, "create_sessions", users[:1], ["github", "evil_kit"]
+    )
 
     event = AuditEvent.objects.get(action="input.rejected")
     assert event.details["crafted"] is True and "evil_kit" in event.details["toolkits"]
@@ -173,33 +140,31 @@ def test_a_crafted_unknown_slug_is_flagged_as_crafted(
 
 
 def test_too_many_toolkits_are_refused(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], settings
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], settings
 ) -> None:
     settings.TOOL_ROUTER_MAX_TOOLKITS = 2
-    response = admin_client.post(
-        url(),
-        {
-            "action": "create_sessions",
-            "_selected_action": [users[0].pk],
-            "post": "yes",
-            "toolkits": ["github", "gmail", "slack"],
-        },
+    response = admin_action_confirmed(
+        session_admin_client,
+        "create_sessions",
+        users[:1],
+        ["github", "gmail", "slack"],
+        follow=False,
     )
     assert "at most 2" in response.content.decode()
     assert catalog.requests == []
 
 
 def test_a_selection_over_the_limit_is_refused_with_a_message(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], settings
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], settings
 ) -> None:
     # Create and refresh hand big selections to a background job (tests/test_bulk_views.py);
     # changing toolkits in place has no job and stays limited.
     settings.TOOL_ROUTER_SYNC_LIMIT = 2
 
-    response = step_one(admin_client, "change_session_toolkits", users)
+    response = admin_action(session_admin_client, "change_session_toolkits", users)
 
     assert response.status_code == HTTPStatus.FOUND
-    response = admin_client.get(response.url)
+    response = session_admin_client.get(response.url)
     assert any("at most 2 at a time" in m for m in shown(response))
     assert catalog.requests == []
 
@@ -233,7 +198,7 @@ FAULTS = [
 
 @pytest.mark.parametrize(("name", "fault", "state", "fragment"), FAULTS, ids=[f[0] for f in FAULTS])
 def test_a_composio_fault_on_refresh_names_the_user_and_keeps_the_old_session(
-    admin_client: Client,
+    session_admin_client: Client,
     catalog: Emulator,
     users: list[EndUser],
     session_admin: User,
@@ -249,7 +214,9 @@ def test_a_composio_fault_on_refresh_names_the_user_and_keeps_the_old_session(
     composio_seam.reset_client()
     fault(catalog)
 
-    response = step_two(admin_client, "refresh_sessions", users[:1], ["gmail"])
+    response = admin_action_confirmed(
+        session_admin_client, "refresh_sessions", users[:1], ["gmail"]
+    )
 
     messages = shown(response)
     assert any("usr_1" in m and fragment in m for m in messages), messages
@@ -262,18 +229,16 @@ def test_a_composio_fault_on_refresh_names_the_user_and_keeps_the_old_session(
     assert event.outcome == ("unknown" if state == "unknown" else "failure")
 
 
+@pytest.mark.usefixtures("unreachable_composio")
 def test_a_refused_connection_says_composio_is_unreachable(
-    admin_client: Client, users: list[EndUser], session_admin: User, settings
+    session_admin_client: Client, users: list[EndUser], session_admin: User
 ) -> None:
     Toolkit.objects.create(slug="github", name="GitHub", is_allowed=True)
-    settings.COMPOSIO_API_KEY = ""
-    settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
-    settings.COMPOSIO_SAFE_RETRIES = 0
-    composio_seam.reset_client()
 
-    response = step_two(admin_client, "create_sessions", users[:1], ["github"])
+    response = admin_action_confirmed(
+        session_admin_client, "create_sessions", users[:1], ["github"]
+    )
 
-    composio_seam.reset_client()
     assert any("usr_1" in m and "unreachable" in m for m in shown(response))
     assert not ToolRouterSession.objects.exists()
     assert AuditEvent.objects.get(action="session.create").outcome == "failure"
@@ -283,23 +248,25 @@ def test_a_refused_connection_says_composio_is_unreachable(
 
 
 def test_refresh_action_preselects_the_current_toolkits(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     give_session(users[0], ["github", "notion"], session_admin)
 
-    html = step_one(admin_client, "refresh_sessions", users[:1]).content.decode()
+    html = admin_action(session_admin_client, "refresh_sessions", users[:1]).content.decode()
 
     assert 'value="github" checked' in html and 'value="notion" checked' in html
     assert 'value="gmail" checked' not in html
 
 
 def test_refresh_action_replaces_the_session_and_deletes_the_old_one(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     old = give_session(users[0], ["github"], session_admin)
     catalog.reset()
 
-    response = step_two(admin_client, "refresh_sessions", users[:1], ["github", "gmail"])
+    response = admin_action_confirmed(
+        session_admin_client, "refresh_sessions", users[:1], ["github", "gmail"]
+    )
 
     assert any("Refreshed the session of usr_1" in m for m in shown(response))
     assert [r.endpoint for r in catalog.requests] == ["session.create", "session.delete"]
@@ -312,13 +279,15 @@ def test_refresh_action_replaces_the_session_and_deletes_the_old_one(
 
 
 def test_refresh_action_can_keep_each_users_current_toolkits(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     give_session(users[0], ["github"], session_admin)
     give_session(users[1], ["slack", "notion"], session_admin)
     catalog.reset()
 
-    response = step_two(admin_client, "refresh_sessions", users[:2], [], keep_current="on")
+    response = admin_action_confirmed(
+        session_admin_client, "refresh_sessions", users[:2], [], keep_current="on"
+    )
 
     assert "2 end users: 2 succeeded." in shown(response)
     sent = {r.json["user_id"]: r.json["toolkits"] for r in catalog.requests if r.json}
@@ -326,11 +295,13 @@ def test_refresh_action_can_keep_each_users_current_toolkits(
 
 
 def test_change_toolkits_action_keeps_the_session_id(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     session = give_session(users[0], ["github"], session_admin)
 
-    response = step_two(admin_client, "change_session_toolkits", users[:2], ["gmail"])
+    response = admin_action_confirmed(
+        session_admin_client, "change_session_toolkits", users[:2], ["gmail"]
+    )
 
     messages = shown(response)
     assert "2 end users: 1 succeeded, 1 skipped." in messages
@@ -341,33 +312,31 @@ def test_change_toolkits_action_keeps_the_session_id(
 
 
 def test_change_toolkits_conflict_tells_the_admin_to_reload(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     give_session(users[0], ["github"], session_admin)
     catalog.faults.enqueue(409, endpoint="session.update")
 
-    response = step_two(admin_client, "change_session_toolkits", users[:1], ["gmail"])
+    response = admin_action_confirmed(
+        session_admin_client, "change_session_toolkits", users[:1], ["gmail"]
+    )
 
     assert any("usr_1" in m and "Someone else changed" in m for m in shown(response))
     assert ToolRouterSession.objects.get().toolkits == ["github"]
 
 
 def test_delete_action_confirms_then_deletes_at_composio_and_keeps_the_row(
-    admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
+    session_admin_client: Client, catalog: Emulator, users: list[EndUser], session_admin: User
 ) -> None:
     session = give_session(users[0], ["github"], session_admin)
 
-    confirm = step_one(admin_client, "delete_sessions", users[:2])
+    confirm = admin_action(session_admin_client, "delete_sessions", users[:2])
     assert confirm.status_code == HTTPStatus.OK
     html = confirm.content.decode()
     assert "Are you sure?" in html and session.short_id in html and "no active session" in html
     assert catalog.count("session.delete") == 0
 
-    response = admin_client.post(
-        url(),
-        {"action": "delete_sessions", "_selected_action": [users[0].pk], "post": "yes"},
-        follow=True,
-    )
+    response = admin_action_confirmed(session_admin_client, "delete_sessions", users[:1])
 
     assert any("Deleted session" in m and "usr_1" in m for m in shown(response))
     assert catalog.count("session.delete") == 1
@@ -396,7 +365,7 @@ def test_actions_are_hidden_from_support_and_refused_if_posted(
     assert page.status_code == HTTPStatus.OK
     assert f'value="{action}"' not in page.content.decode()
 
-    response = step_two(client, action, users[:1], ["github"])
+    response = admin_action_confirmed(client, action, users[:1], ["github"])
 
     assert "You do not have permission to run that action." in shown(response)
     assert catalog.requests == []
@@ -407,8 +376,8 @@ def test_actions_are_hidden_from_support_and_refused_if_posted(
     assert event.details["missing"] == [NEEDS[action]]
 
 
-def test_session_admin_sees_every_session_action(admin_client: Client, users) -> None:
-    html = admin_client.get(url()).content.decode()
+def test_session_admin_sees_every_session_action(session_admin_client: Client, users) -> None:
+    html = session_admin_client.get(url()).content.decode()
     for action in ["create_sessions", "refresh_sessions", "change_session_toolkits"]:
         assert f'value="{action}"' in html
     assert 'value="delete_selected"' not in html

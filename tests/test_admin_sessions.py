@@ -10,44 +10,35 @@ from django.test import Client
 from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import mcp_url, sessions, toolkit_catalog
+from sessions_app.models import EndUser, ToolRouterSession
+from sessions_app.tool_router import mcp_url, sessions
+from tests.factories import give_session, make_end_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def history(emulator: Emulator, session_admin: User) -> tuple[ToolRouterSession, ToolRouterSession]:
+def history(catalog: Emulator, session_admin: User) -> tuple[ToolRouterSession, ToolRouterSession]:
     """usr_1's session refreshed once: (old, new)."""
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
-    alice = EndUser.objects.create(external_id="usr_1", email="alice@example.com")
-    EndUser.objects.create(external_id="usr_2")
-    old = sessions.tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
+    alice = make_end_user("usr_1", email="alice@example.com")
+    make_end_user("usr_2")
+    old = give_session(alice, ["github"], session_admin)
     new = sessions.tool_router_session_refresh(
         end_user=alice, toolkits=["gmail"], actor=session_admin
     ).session
-    assert old is not None and new is not None
+    assert new is not None
     old.refresh_from_db()
     return old, new
-
-
-@pytest.fixture
-def admin_client(client: Client, session_admin: User) -> Client:
-    client.force_login(session_admin)
-    return client
 
 
 def session_list() -> str:
     return reverse("admin:sessions_app_toolroutersession_changelist")
 
 
-def test_the_session_list_masks_the_mcp_url(admin_client: Client, history) -> None:
+def test_the_session_list_masks_the_mcp_url(session_admin_client: Client, history) -> None:
     old, new = history
 
-    html = admin_client.get(session_list()).content.decode()
+    html = session_admin_client.get(session_list()).content.decode()
 
     assert new.short_id in html and old.short_id in html
     assert new.mcp_url not in html and old.mcp_url not in html
@@ -56,11 +47,11 @@ def test_the_session_list_masks_the_mcp_url(admin_client: Client, history) -> No
 
 
 def test_the_session_page_is_read_only_masked_and_shows_what_replaced_it(
-    admin_client: Client, history
+    session_admin_client: Client, history
 ) -> None:
     old, new = history
 
-    response = admin_client.get(
+    response = session_admin_client.get(
         reverse("admin:sessions_app_toolroutersession_change", args=[old.pk])
     )
 
@@ -70,39 +61,45 @@ def test_the_session_page_is_read_only_masked_and_shows_what_replaced_it(
     assert 'name="mcp_url"' not in html and 'type="submit" value="Save"' not in html
 
 
-def test_searching_sessions_by_the_mcp_url_finds_nothing(admin_client: Client, history) -> None:
+def test_searching_sessions_by_the_mcp_url_finds_nothing(
+    session_admin_client: Client, history
+) -> None:
     _, new = history
 
-    by_url = admin_client.get(session_list(), {"q": new.mcp_url.rsplit("/", 2)[-2]})
-    by_id = admin_client.get(session_list(), {"q": new.session_id})
+    by_url = session_admin_client.get(session_list(), {"q": new.mcp_url.rsplit("/", 2)[-2]})
+    by_id = session_admin_client.get(session_list(), {"q": new.session_id})
 
     # The session id is part of the URL, so searching the id works; the URL itself is not searched.
     assert by_id.context["cl"].result_count == 1
-    assert admin_client.get(session_list(), {"q": new.mcp_url}).context["cl"].result_count == 0
+    assert (
+        session_admin_client.get(session_list(), {"q": new.mcp_url}).context["cl"].result_count == 0
+    )
     assert by_url.status_code == HTTPStatus.OK
 
 
-def test_sessions_filter_by_status_and_toolkit(admin_client: Client, history) -> None:
+def test_sessions_filter_by_status_and_toolkit(session_admin_client: Client, history) -> None:
     old, new = history
 
-    active = admin_client.get(session_list(), {"status__exact": "active"}).context["cl"]
-    github = admin_client.get(session_list(), {"toolkit": "github"}).context["cl"]
+    active = session_admin_client.get(session_list(), {"status__exact": "active"}).context["cl"]
+    github = session_admin_client.get(session_list(), {"toolkit": "github"}).context["cl"]
 
     assert [s.pk for s in active.result_list] == [new.pk]
     assert [s.pk for s in github.result_list] == [old.pk]
 
 
 def test_the_end_user_list_shows_the_active_session_and_filters(
-    admin_client: Client, history
+    session_admin_client: Client, history
 ) -> None:
     _, new = history
     url = reverse("admin:sessions_app_enduser_changelist")
 
-    html = admin_client.get(url).content.decode()
+    html = session_admin_client.get(url).content.decode()
     assert new.short_id in html and "gmail" in html and new.mcp_url not in html
 
     def listed(**params: str) -> list[str]:
-        return [u.external_id for u in admin_client.get(url, params).context["cl"].result_list]
+        return [
+            u.external_id for u in session_admin_client.get(url, params).context["cl"].result_list
+        ]
 
     assert listed(has_session="yes") == ["usr_1"]
     assert listed(has_session="no") == ["usr_2"]
@@ -112,10 +109,12 @@ def test_the_end_user_list_shows_the_active_session_and_filters(
     assert listed(q="alice@example") == ["usr_1"]
 
 
-def test_the_end_user_page_shows_the_session_history_masked(admin_client: Client, history) -> None:
+def test_the_end_user_page_shows_the_session_history_masked(
+    session_admin_client: Client, history
+) -> None:
     old, new = history
 
-    response = admin_client.get(
+    response = session_admin_client.get(
         reverse("admin:sessions_app_enduser_change", args=[new.end_user.pk])
     )
 
@@ -127,16 +126,20 @@ def test_the_end_user_page_shows_the_session_history_masked(admin_client: Client
     assert 'name="external_id"' not in html
 
 
-def test_adding_an_end_user_uses_the_shared_validator(admin_client: Client, db: None) -> None:
+def test_adding_an_end_user_uses_the_shared_validator(
+    session_admin_client: Client, db: None
+) -> None:
     url = reverse("admin:sessions_app_enduser_add")
 
-    response = admin_client.post(url, {"external_id": "DEFAULT", "display_name": "", "email": ""})
+    response = session_admin_client.post(
+        url, {"external_id": "DEFAULT", "display_name": "", "email": ""}
+    )
 
     assert response.status_code == HTTPStatus.OK
     assert "shared user id" in response.content.decode()
     assert not EndUser.objects.exists()
 
-    admin_client.post(url, {"external_id": "usr_9", "display_name": "Nine", "email": ""})
+    session_admin_client.post(url, {"external_id": "usr_9", "display_name": "Nine", "email": ""})
     assert EndUser.objects.filter(external_id="usr_9").exists()
 
 
@@ -159,7 +162,7 @@ def test_admin_lists_need_a_login_and_a_role(
 
 
 def test_retry_action_deletes_superseded_sessions_whose_delete_failed(
-    admin_client: Client, history, emulator: Emulator
+    session_admin_client: Client, history, emulator: Emulator
 ) -> None:
     old, _ = history
     emulator.reset()  # forget sessions so the next delete answers 404, counted as gone
@@ -167,7 +170,7 @@ def test_retry_action_deletes_superseded_sessions_whose_delete_failed(
         remote_deleted_at=None, remote_delete_error="Composio failed with HTTP 500"
     )
 
-    response = admin_client.post(
+    response = session_admin_client.post(
         session_list(),
         {"action": "retry_remote_deletes", "_selected_action": [old.pk], "index": "0"},
         follow=True,

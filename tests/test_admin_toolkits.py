@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,16 +10,11 @@ from django.test import Client
 from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import AuditEvent, EndUser, Toolkit
-from sessions_app.tool_router import sessions, toolkit_catalog
+from sessions_app.models import AuditEvent, Toolkit
+from sessions_app.tool_router import toolkit_catalog
+from tests.factories import SHIPPED_CATALOG, allow_toolkits, give_session, make_end_user
 
 pytestmark = pytest.mark.django_db
-
-CATALOG = json.loads(
-    (
-        Path(__file__).resolve().parent.parent / "sessions_app/composio/emulator/catalog.json"
-    ).read_text()
-)["toolkits"]
 
 
 def changelist() -> str:
@@ -39,12 +32,6 @@ def synced(emulator: Emulator) -> Emulator:
     return emulator
 
 
-@pytest.fixture
-def admin_client(client: Client, session_admin: User) -> Client:
-    client.force_login(session_admin)
-    return client
-
-
 def act(client: Client, action: str, slugs: list[str]):
     pks = list(Toolkit.objects.filter(slug__in=slugs).values_list("pk", flat=True))
     return client.post(
@@ -52,8 +39,8 @@ def act(client: Client, action: str, slugs: list[str]):
     )
 
 
-def test_allowing_toolkits_is_audited_per_toolkit(admin_client: Client, synced) -> None:
-    response = act(admin_client, "allow_toolkits", ["github", "gmail"])
+def test_allowing_toolkits_is_audited_per_toolkit(session_admin_client: Client, synced) -> None:
+    response = act(session_admin_client, "allow_toolkits", ["github", "gmail"])
 
     assert "Allowed 2 toolkits: github, gmail." in [str(m) for m in response.context["messages"]]
     assert set(Toolkit.objects.filter(is_allowed=True).values_list("slug", flat=True)) == {
@@ -65,15 +52,12 @@ def test_allowing_toolkits_is_audited_per_toolkit(admin_client: Client, synced) 
 
 
 def test_disallowing_a_toolkit_in_use_warns_that_sessions_still_grant_it(
-    admin_client: Client, synced, session_admin: User
+    session_admin_client: Client, synced, session_admin: User
 ) -> None:
-    Toolkit.objects.filter(slug="github").update(is_allowed=True)
-    user = EndUser.objects.create(external_id="usr_1")
-    assert sessions.tool_router_session_create(
-        end_user=user, toolkits=["github"], actor=session_admin
-    ).ok
+    allow_toolkits(["github"])
+    give_session(make_end_user("usr_1"), ["github"], session_admin)
 
-    response = act(admin_client, "disallow_toolkits", ["github"])
+    response = act(session_admin_client, "disallow_toolkits", ["github"])
 
     messages = [str(m) for m in response.context["messages"]]
     assert "Disallowed 1 toolkits: github." in messages
@@ -82,50 +66,48 @@ def test_disallowing_a_toolkit_in_use_warns_that_sessions_still_grant_it(
 
 
 def test_the_list_counts_active_sessions_per_toolkit_and_links_to_them(
-    admin_client: Client, synced, session_admin: User
+    session_admin_client: Client, synced, session_admin: User
 ) -> None:
-    Toolkit.objects.filter(slug__in=["github", "slack"]).update(is_allowed=True)
+    allow_toolkits(["github", "slack"])
     for n in (1, 2):
-        user = EndUser.objects.create(external_id=f"usr_{n}")
-        sessions.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
+        give_session(make_end_user(f"usr_{n}"), ["github"], session_admin)
 
-    response = admin_client.get(changelist(), {"used": "yes"})
+    response = session_admin_client.get(changelist(), {"used": "yes"})
 
     assert [t.slug for t in response.context["cl"].result_list] == ["github"]
     assert "?status__exact=active&amp;toolkit=github" in response.content.decode()
 
 
 def test_a_vanished_toolkit_is_flagged_and_its_sessions_are_easy_to_find(
-    admin_client: Client, synced, session_admin: User
+    session_admin_client: Client, synced, session_admin: User
 ) -> None:
-    Toolkit.objects.filter(slug="github").update(is_allowed=True)
-    user = EndUser.objects.create(external_id="usr_1")
-    sessions.tool_router_session_create(end_user=user, toolkits=["github"], actor=session_admin)
-    synced.set_catalog([t for t in CATALOG if t["slug"] != "github"])
+    allow_toolkits(["github"])
+    give_session(make_end_user("usr_1"), ["github"], session_admin)
+    synced.set_catalog([t for t in SHIPPED_CATALOG if t["slug"] != "github"])
 
-    response = admin_client.post(sync_url(), follow=True)
+    response = session_admin_client.post(sync_url(), follow=True)
 
     messages = [str(m) for m in response.context["messages"]]
     assert any("No longer in Composio's catalog: github" in m for m in messages)
-    page = admin_client.get(changelist(), {"used": "stale"})
+    page = session_admin_client.get(changelist(), {"used": "stale"})
     assert [t.slug for t in page.context["cl"].result_list] == ["github"]
     html = page.content.decode()
     assert "NO LONGER LISTED" in html and "no longer listed in Composio" in html
 
 
-def test_allowing_a_vanished_toolkit_is_refused(admin_client: Client, synced) -> None:
+def test_allowing_a_vanished_toolkit_is_refused(session_admin_client: Client, synced) -> None:
     Toolkit.objects.filter(slug="github").update(in_catalog=False)
 
-    response = act(admin_client, "allow_toolkits", ["github"])
+    response = act(session_admin_client, "allow_toolkits", ["github"])
 
     assert any("no longer lists them: github" in str(m) for m in response.context["messages"])
     assert not Toolkit.objects.get(slug="github").is_allowed
 
 
 def test_sync_is_post_only_and_needs_its_permission(
-    client: Client, support_user: User, admin_client: Client, synced
+    client: Client, support_user: User, session_admin_client: Client, synced
 ) -> None:
-    assert admin_client.get(sync_url()).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert session_admin_client.get(sync_url()).status_code == HTTPStatus.METHOD_NOT_ALLOWED
 
     client.force_login(support_user)
     assert client.post(sync_url()).status_code == HTTPStatus.FORBIDDEN
@@ -133,10 +115,10 @@ def test_sync_is_post_only_and_needs_its_permission(
     assert AuditEvent.objects.filter(action="access.refused").exists()
 
 
-def test_sync_failure_is_shown(admin_client: Client, synced) -> None:
+def test_sync_failure_is_shown(session_admin_client: Client, synced) -> None:
     synced.faults.enqueue(401, endpoint="toolkits.list")
 
-    response = admin_client.post(sync_url(), follow=True)
+    response = session_admin_client.post(sync_url(), follow=True)
 
     assert any("not synced" in str(m) and "401" in str(m) for m in response.context["messages"])
 

@@ -154,20 +154,19 @@ def test_verify_audit_catches_an_edit_whose_hash_was_recomputed() -> None:
 
 
 @pytest.mark.django_db
-def test_verify_audit_names_a_deleted_event() -> None:
-    events = _events(5)
+@pytest.mark.parametrize(
+    ("count", "deleted", "message"),
+    [
+        (5, 1, r"REMOVED: #2 missing between event #1 .* event #3"),
+        (3, 0, r"REMOVED: #1 missing between the start of the log"),
+    ],
+    ids=["a middle event", "the first event"],
+)
+def test_verify_audit_names_a_deleted_event(count: int, deleted: int, message: str) -> None:
+    events = _events(count)
     with triggers_disabled(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[1].pk])
-    with pytest.raises(CommandError, match=r"REMOVED: #2 missing between event #1 .* event #3"):
-        _verify()
-
-
-@pytest.mark.django_db
-def test_verify_audit_names_a_deleted_first_event() -> None:
-    events = _events(3)
-    with triggers_disabled(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[0].pk])
-    with pytest.raises(CommandError, match=r"REMOVED: #1 missing between the start of the log"):
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[deleted].pk])
+    with pytest.raises(CommandError, match=message):
         _verify()
 
 

@@ -7,38 +7,26 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
-from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 from sessions_app.tool_router import sessions, toolkit_catalog
+from tests.factories import client_for, give_session, make_end_user
 
 API_KEY = "sk-SENTINEL-KEY-FOR-AUDIT"
+IP = "10.1.2.3"
 
 
 @pytest.fixture
-def world(emulator, settings, session_admin, support_user):
+def world(catalog, session_admin, support_user):
     """A synced, partly allowed catalog and one end user with an active session."""
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
-    alice = EndUser.objects.create(external_id="alice")
-    result = sessions.tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    )
-    assert result.ok, result.message
+    alice = make_end_user("alice")
     return {
         "alice": alice,
-        "session": result.session,
+        "session": give_session(alice, ["github"], session_admin),
         "admin": session_admin,
         "support": support_user,
     }
-
-
-def _client(user=None) -> Client:
-    client = Client(REMOTE_ADDR="10.1.2.3")
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def _catalog_sync(world) -> tuple[str, str]:
@@ -47,7 +35,7 @@ def _catalog_sync(world) -> tuple[str, str]:
 
 
 def _login(world) -> tuple[str, str]:
-    response = _client().post(
+    response = client_for(None, REMOTE_ADDR=IP).post(
         reverse("login"), {"username": "sam_support", "password": "pw-sam_support"}
     )
     assert response.status_code == HTTPStatus.FOUND
@@ -55,13 +43,15 @@ def _login(world) -> tuple[str, str]:
 
 
 def _login_failed(world) -> tuple[str, str]:
-    response = _client().post(reverse("login"), {"username": "sam_support", "password": "wrong"})
+    response = client_for(None, REMOTE_ADDR=IP).post(
+        reverse("login"), {"username": "sam_support", "password": "wrong"}
+    )
     assert response.status_code == HTTPStatus.OK
     return "auth.login_failed", "failure"
 
 
 def _logout(world) -> tuple[str, str]:
-    client = _client(world["support"])
+    client = client_for(world["support"], REMOTE_ADDR=IP)
     assert client.post(reverse("logout")).status_code == HTTPStatus.FOUND
     return "auth.logout", "success"
 
@@ -116,13 +106,14 @@ def _rejected_input(world) -> tuple[str, str]:
 
 def _reveal(world) -> tuple[str, str]:
     url = reverse("sessions_app:support_mcp_reveal", args=[world["session"].public_id])
-    assert _client(world["support"]).post(url).status_code == HTTPStatus.OK
+    assert client_for(world["support"], REMOTE_ADDR=IP).post(url).status_code == HTTPStatus.OK
     return "mcp_url.reveal", "success"
 
 
 def _refused_view(world) -> tuple[str, str]:
     assert (
-        _client(world["support"]).get(reverse("audit:access")).status_code == HTTPStatus.FORBIDDEN
+        client_for(world["support"], REMOTE_ADDR=IP).get(reverse("audit:access")).status_code
+        == HTTPStatus.FORBIDDEN
     )
     return "access.refused", "refused"
 
@@ -188,7 +179,7 @@ def test_each_auditable_action_writes_exactly_one_complete_event(
         )
         and act is not _refused_service
     ):
-        assert event.ip_address == "10.1.2.3" and event.request_id
+        assert event.ip_address == IP and event.request_id
     if outcome != "success":
         assert event.reason
     stored = json.dumps(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from sessions_app import trail
 from sessions_app.models import AuditEvent, EndUser, SessionToolkit, Toolkit, ToolRouterSession
 from sessions_app.tool_router import mcp_url
+from tests.factories import client_for
 
 SECRET_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
 API_KEY = "sk-SENTINEL-API-KEY-123456"
@@ -27,12 +28,6 @@ PAGE_ACCESS = {
     reverse("audit:access_users"): ("access_users", "sessions_app.view_access_report"),
 }
 PAGES = list(PAGE_ACCESS)
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _grant(
@@ -75,7 +70,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(url: str) -> None:
 @pytest.mark.parametrize("actor", ["support_user", "outsider", "session_admin"])
 def test_other_roles_are_refused_and_the_refusal_is_audited(url: str, actor: str, request) -> None:
     user = request.getfixturevalue(actor)
-    response = _client(user).get(url)
+    response = client_for(user).get(url)
     assert response.status_code == HTTPStatus.FORBIDDEN
     # The console's refusal page names the role that holds the missing permission.
     assert b"This needs the Auditor role" in response.content
@@ -94,7 +89,7 @@ def test_other_roles_are_refused_and_the_refusal_is_audited(url: str, actor: str
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", PAGES)
 def test_auditors_may_read_every_page(url: str, auditor) -> None:
-    response = _client(auditor).get(url)
+    response = client_for(auditor).get(url)
     assert response.status_code == HTTPStatus.OK
     assert not AuditEvent.objects.filter(action="access.refused").exists()
 
@@ -104,8 +99,8 @@ def test_the_toolkit_drill_down_follows_the_same_rules(auditor, support_user) ->
     _grant("u_1", ["github"])
     url = reverse("audit:access_toolkit", args=["github"])
     assert Client().get(url).status_code == HTTPStatus.FOUND
-    assert _client(support_user).get(url).status_code == HTTPStatus.FORBIDDEN
-    assert _client(auditor).get(url).status_code == HTTPStatus.OK
+    assert client_for(support_user).get(url).status_code == HTTPStatus.FORBIDDEN
+    assert client_for(auditor).get(url).status_code == HTTPStatus.OK
 
 
 @pytest.mark.django_db
@@ -116,7 +111,7 @@ def test_auditors_cannot_reveal_mcp_urls(auditor) -> None:
         url = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
     except NoReverseMatch:
         pytest.skip("the support console has no reveal URL under that name")
-    response = _client(auditor).post(url)
+    response = client_for(auditor).post(url)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"SENTINEL-MCP-TOKEN" not in response.content
     assert not AuditEvent.objects.filter(action="mcp_url.reveal", outcome="success").exists()
@@ -125,7 +120,7 @@ def test_auditors_cannot_reveal_mcp_urls(auditor) -> None:
 @pytest.mark.django_db
 def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) -> None:
     event = trail.record(action="catalog.sync", outcome="success", reason="synced")
-    client = _client(auditor)
+    client = client_for(auditor)
     changelist = client.get(reverse("admin:sessions_app_auditevent_changelist"))
     assert changelist.status_code == HTTPStatus.OK
     assert b"synced" in changelist.content
@@ -140,7 +135,7 @@ def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) ->
     assert delete.status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     changelist_url = reverse("admin:sessions_app_auditevent_changelist")
-    refused = _client(support_user).get(changelist_url)
+    refused = client_for(support_user).get(changelist_url)
     assert refused.status_code == HTTPStatus.FORBIDDEN
     assert b"This needs the Auditor role" in refused.content
     (event,) = AuditEvent.objects.filter(
@@ -181,7 +176,7 @@ def _event_rows(response) -> list[str]:
 
 @pytest.mark.django_db
 def test_the_log_shows_newest_first(auditor, some_events) -> None:
-    response = _client(auditor).get(reverse("audit:events"))
+    response = client_for(auditor).get(reverse("audit:events"))
     # 5 is the auditor's own login, audited like every login.
     assert [e.sequence for e in response.context["events"]] == [5, 4, 3, 2, 1]
     assert response.context["events"][0].action == "auth.login"
@@ -200,7 +195,7 @@ def test_the_log_shows_newest_first(auditor, some_events) -> None:
     ],
 )
 def test_the_log_filters_by_each_field(auditor, some_events, query, sequences) -> None:
-    response = _client(auditor).get(reverse("audit:events"), query)
+    response = client_for(auditor).get(reverse("audit:events"), query)
     assert [e.sequence for e in response.context["events"]] == sequences
 
 
@@ -208,7 +203,7 @@ def test_the_log_filters_by_each_field(auditor, some_events, query, sequences) -
 def test_the_log_filters_by_staff_user_and_date_range(auditor, support_user) -> None:
     trail.record(action="auth.login", outcome="success", actor=support_user)
     trail.record(action="auth.login", outcome="success", actor=auditor)
-    client = _client(auditor)
+    client = client_for(auditor)
     response = client.get(reverse("audit:events"), {"actor": support_user.username})
     assert [e.actor_username for e in response.context["events"]] == [support_user.username]
     today = timezone.now().date()
@@ -226,13 +221,13 @@ def test_the_log_filters_by_staff_user_and_date_range(auditor, support_user) -> 
 
 @pytest.mark.django_db
 def test_a_bad_filter_gets_a_clear_message_and_no_rows(auditor, some_events) -> None:
-    response = _client(auditor).get(
+    response = client_for(auditor).get(
         reverse("audit:events"), {"date_from": "2025-02-01", "date_to": "2025-01-01"}
     )
     assert response.status_code == HTTPStatus.OK
     assert b"The start date is after the end date." in response.content
     assert response.context["events"] == []
-    response = _client(auditor).get(reverse("audit:events"), {"outcome": "hacked"})
+    response = client_for(auditor).get(reverse("audit:events"), {"outcome": "hacked"})
     assert b"Select a valid choice" in response.content
 
 
@@ -240,7 +235,7 @@ def test_a_bad_filter_gets_a_clear_message_and_no_rows(auditor, some_events) -> 
 def test_the_log_pages_by_sequence_without_counting(auditor, django_assert_max_num_queries) -> None:
     for n in range(60):
         trail.record(action="catalog.sync", outcome="success", reason=f"e{n}")
-    client = _client(auditor)
+    client = client_for(auditor)
     with django_assert_max_num_queries(8):
         first = client.get(reverse("audit:events"), {"action": "catalog.sync"})
     assert len(first.context["events"]) == 50 and first.context["older"] == 11
@@ -264,7 +259,7 @@ def test_the_log_export_streams_the_filtered_events_without_secrets(auditor, set
         reason=f"revealed; key {API_KEY} must not show",
     )
     trail.record(action="catalog.sync", outcome="success", reason='=HYPERLINK("x")')
-    response = _client(auditor).get(
+    response = client_for(auditor).get(
         reverse("audit:events"), {"action": "mcp_url.reveal", "export": "csv"}
     )
     assert response.status_code == HTTPStatus.OK
@@ -275,7 +270,7 @@ def test_the_log_export_streams_the_filtered_events_without_secrets(auditor, set
     body = str(rows)
     assert "SENTINEL" not in body and "mcp.example.test" not in body
     assert mcp_url.fingerprint(SECRET_URL) in body
-    everything = _csv(_client(auditor).get(reverse("audit:events"), {"export": "csv"}))
+    everything = _csv(client_for(auditor).get(reverse("audit:events"), {"export": "csv"}))
     assert '\'=HYPERLINK("x")' in [r[10] for r in everything[1:]]
 
 
@@ -289,7 +284,7 @@ def test_the_report_flags_toolkits_no_longer_allowed_or_listed_at_the_top(audito
     Toolkit.objects.filter(slug="github").update(is_allowed=True)
     Toolkit.objects.filter(slug="legacy").update(is_allowed=True, in_catalog=False)
     _grant("u_3", ["risky"])  # never allowed
-    response = _client(auditor).get(reverse("audit:access"))
+    response = client_for(auditor).get(reverse("audit:access"))
     html = response.content.decode()
     assert [row.slug for row in response.context["flagged"]] == ["legacy", "risky"]
     flagged_section = html.split('id="flagged"')[1].split("</section>")[0]
@@ -308,7 +303,7 @@ def test_the_report_flags_toolkits_no_longer_allowed_or_listed_at_the_top(audito
 @pytest.mark.django_db
 def test_the_report_draws_its_charts_as_inline_svg_without_script(auditor) -> None:
     _grant("u_1", ["github"])
-    html = _client(auditor).get(reverse("audit:access")).content.decode()
+    html = client_for(auditor).get(reverse("audit:access")).content.decode()
     assert html.count("<svg") == 2
     assert "End users per toolkit" in html and "grants (up) and revocations (down)" in html
     charts = html[html.index("<svg") : html.rindex("</svg>")]
@@ -322,7 +317,7 @@ def test_the_report_filters_allowed_and_no_longer_listed_toolkits(auditor) -> No
     _grant("u_1", ["github", "legacy", "risky"])
     Toolkit.objects.filter(slug__in=["github", "legacy"]).update(is_allowed=True)
     Toolkit.objects.filter(slug="legacy").update(in_catalog=False)
-    client = _client(auditor)
+    client = client_for(auditor)
     allowed = client.get(reverse("audit:access"), {"allowed": "yes"}).context["rows"]
     assert [r.slug for r in allowed] == ["github", "legacy"]
     disallowed = client.get(reverse("audit:access"), {"allowed": "no"}).context["rows"]
@@ -338,7 +333,7 @@ def test_the_report_filters_grants_by_date_range(auditor) -> None:
     _grant("u_new", ["github", "slack"])
     today = timezone.now().date()
     rows = (
-        _client(auditor)
+        client_for(auditor)
         .get(
             reverse("audit:access"),
             {"granted_from": today - dt.timedelta(days=1), "granted_to": today},
@@ -362,11 +357,13 @@ def test_the_drill_down_names_users_since_when_and_granted_by_whom(auditor, sess
     new = _grant("alice", ["github", "slack"], by=auditor)
     ToolRouterSession.objects.filter(pk=new.pk).update(replaces=old)
     _grant("bob", ["slack"], by=auditor)
-    response = _client(auditor).get(reverse("audit:access_toolkit", args=["github"]))
+    response = client_for(auditor).get(reverse("audit:access_toolkit", args=["github"]))
     (holder,) = response.context["holders"]
     assert holder.external_id == "alice" and holder.session_id == new.session_id
     assert holder.since == first and holder.granted_by == session_admin.username
-    slack = _client(auditor).get(reverse("audit:access_toolkit", args=["slack"])).context["holders"]
+    slack = (
+        client_for(auditor).get(reverse("audit:access_toolkit", args=["slack"])).context["holders"]
+    )
     assert [(h.external_id, h.granted_by) for h in slack] == [
         ("alice", "aud_auditor"),
         ("bob", "aud_auditor"),
@@ -384,7 +381,7 @@ def test_the_point_in_time_question_is_answered_on_the_report_page(auditor) -> N
         superseded_at=now - dt.timedelta(days=10),
     )
     _grant("bob", ["github"], created_at=now - dt.timedelta(days=5))
-    client = _client(auditor)
+    client = client_for(auditor)
     on = (now - dt.timedelta(days=15)).date()
     response = client.get(reverse("audit:access"), {"toolkit": "github", "on": on})
     assert [r.external_id for r in response.context["past"]] == ["alice"]
@@ -418,7 +415,7 @@ def test_every_csv_export_matches_the_rows_on_screen_and_holds_no_secret(
         k: (timezone.now().date().isoformat() if v == "TODAY" else v) for k, v in query.items()
     }
     args = ["github"] if url == "audit:access_toolkit" else []
-    client = _client(auditor)
+    client = client_for(auditor)
     page = client.get(reverse(url, args=args), query)
     html = page.content.decode()
     section = html[html.index(f'id="{table}"') :]

@@ -14,14 +14,15 @@ from django.contrib.auth.models import User
 from django.db import connections
 from playwright.sync_api import expect
 
-from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.models import AuditEvent, EndUser
+from tests.factories import PROJECT_ROOT, give_session, make_end_user, store_session
 
 # Playwright's sync API runs an event loop in this thread; the test still talks to the database
 # synchronously from it (fixtures, assertions), which Django refuses unless told it is fine.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "support-browser"
+SHOTS = PROJECT_ROOT / "test-results" / "support-browser"
 MCP_URL = "https://mcp.example.test/tool_router/trs_browser0001/mcp?k=BROWSERSECRET"
 
 pytestmark = [
@@ -75,20 +76,24 @@ def page(chromium, live_server) -> Iterator[object]:
 
 @pytest.fixture
 def people(db: None) -> EndUser:
-    first = EndUser.objects.create(
-        external_id="usr_browser01", display_name="Bea Browser", email="bea@example.com"
-    )
-    ToolRouterSession.objects.create(
-        end_user=first, session_id="trs_browser0001", mcp_url=MCP_URL, toolkits=["github"]
-    )
-    EndUser.objects.create(external_id="usr_browser02", display_name="Bo Browser")
-    EndUser.objects.create(external_id="usr_other", display_name="Otto Other")
+    first = make_end_user("usr_browser01", "Bea Browser", "bea@example.com")
+    store_session(first, "trs_browser0001", mcp_url=MCP_URL)
+    make_end_user("usr_browser02", "Bo Browser")
+    make_end_user("usr_other", "Otto Other")
     return first
 
 
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _login(page, user: User) -> None:
+    page.goto("/accounts/login/?next=/support/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "pw-" + user.username)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/support/")
 
 
 def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_again(
@@ -159,11 +164,7 @@ def test_without_javascript_the_search_is_a_plain_form(
     context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     try:
-        page.goto("/accounts/login/?next=/support/")
-        page.fill("#id_username", support_user.username)
-        page.fill("#id_password", "pw-" + support_user.username)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/support/")
+        _login(page, support_user)
         page.fill("#q", "usr_other")
         page.click("#search-form button[type=submit]")
         page.wait_for_url("**/support/?q=usr_other")
@@ -174,27 +175,11 @@ def test_without_javascript_the_search_is_a_plain_form(
 
 
 @pytest.fixture
-def composio_user(emulator, session_admin: User) -> EndUser:
+def composio_user(catalog, session_admin: User) -> EndUser:
     """An end user whose session exists at the emulator (made by the session service)."""
-    from sessions_app.models import Toolkit
-    from sessions_app.tool_router import sessions, toolkit_catalog
-
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
-    end_user = EndUser.objects.create(external_id="usr_live01", display_name="Liv Live")
-    result = sessions.tool_router_session_create(
-        end_user=end_user, toolkits=["github", "gmail"], actor=session_admin
-    )
-    assert result.ok, result.message
+    end_user = make_end_user("usr_live01", "Liv Live")
+    give_session(end_user, ["github", "gmail"], session_admin)
     return end_user
-
-
-def _login(page, user: User) -> None:
-    page.goto("/accounts/login/?next=/support/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "pw-" + user.username)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/support/")
 
 
 def test_a_slow_composio_holds_up_only_the_connection_badges(

@@ -15,45 +15,20 @@ from django.utils import timezone
 
 from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import progress, runner, settle
-from sessions_app.composio.emulator import Emulator, server
+from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
     AuditEvent,
     BulkJob,
     BulkJobItem,
     EndUser,
     SessionOperation,
-    Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import sessions, toolkit_catalog
+from sessions_app.tool_router import rate_limit, sessions
+from tests.factories import give_session, make_end_users, start_bulk_job
 
-ALLOWED = ["github", "gmail", "slack"]
-
-
-@pytest.fixture
-def immediate(settings) -> None:
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    settings.BULK_RATE_PER_MINUTE = 600_000
-    settings.BULK_RETRY_BACKOFF_SECONDS = 0.01
-    settings.BULK_CONCURRENCY = 2
-
-
-@pytest.fixture(autouse=True)
-def no_delayed_ack_stall(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The emulator writes headers and body in two sends; with Nagle on, each answer waits ~40 ms
-    # for the client's delayed ACK. TCP_NODELAY on its sockets (as real servers set) avoids it.
-    monkeypatch.setattr(server._Handler, "disable_nagle_algorithm", True)
-
-
-@pytest.fixture
-def catalog(emulator: Emulator, immediate: None, db: None) -> Emulator:
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    return emulator
-
-
-def make_users(n: int, prefix: str = "usr") -> None:
-    EndUser.objects.bulk_create(EndUser(external_id=f"{prefix}_{i:05d}") for i in range(n))
+# Jobs run at once unless a test asks for the `queued` backend (which then wins).
+pytestmark = pytest.mark.usefixtures("fast_bulk", "immediate")
 
 
 def states(job: BulkJob) -> dict[str, int]:
@@ -63,11 +38,9 @@ def states(job: BulkJob) -> dict[str, int]:
 def test_a_create_job_gives_every_selected_user_a_session(
     catalog: Emulator, session_admin: User
 ) -> None:
-    make_users(30)
+    make_end_users(30)
 
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
 
     assert job.state == "finished"
     assert states(job) == {"succeeded": 30}
@@ -117,7 +90,7 @@ def test_a_thousand_users_with_faults_all_end_in_a_terminal_state_and_nothing_is
 ) -> None:
     settings.COMPOSIO_READ_TIMEOUT = 0.3
     settings.BULK_MAX_ATTEMPTS = 6
-    make_users(1000)
+    make_end_users(1000)
     rng = random.Random(6)
     points = rng.sample(range(20, 1000), 50 + 10 + 4 + 4)
     plan = dict.fromkeys(points[:50], "503")
@@ -129,12 +102,7 @@ def test_a_thousand_users_with_faults_all_end_in_a_terminal_state_and_nothing_is
     injector = FaultInjector(catalog, plan, read_timeout=0.3)
     injector.start()
     try:
-        job = bulk.bulk_job_start(
-            kind="create",
-            end_users=EndUser.objects.all(),
-            toolkits=["github", "slack"],
-            actor=session_admin,
-        )
+        job = start_bulk_job("create", ["github", "slack"], session_admin)
     finally:
         injector.stop.set()
         injector.join(5)
@@ -170,19 +138,11 @@ def test_a_thousand_users_with_faults_all_end_in_a_terminal_state_and_nothing_is
     assert end.outcome == "failure" and end.details["counts"] == counts
 
 
-@pytest.fixture
-def queued(settings) -> None:
-    """The database task backend with no worker running: jobs wait in the queue."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-
-
 def test_cancelling_a_queued_job_skips_every_item_and_sends_nothing(
     catalog: Emulator, session_admin: User, queued: None
 ) -> None:
-    make_users(25)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    make_end_users(25)
+    job = start_bulk_job("create", ["github"], session_admin)
     assert job.state == "running" and states(job) == {"pending": 25}
 
     skipped = bulk.bulk_job_cancel(job=job, actor=session_admin)
@@ -200,10 +160,8 @@ def test_cancelling_a_queued_job_skips_every_item_and_sends_nothing(
 def test_a_cancelled_job_ends_only_after_the_item_in_flight_has_settled(
     catalog: Emulator, session_admin: User, queued: None
 ) -> None:
-    make_users(3)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    make_end_users(3)
+    job = start_bulk_job("create", ["github"], session_admin)
     item = runner._claim_next(job, "runner-a")
     assert item is not None
 
@@ -219,12 +177,10 @@ def test_a_cancelled_job_ends_only_after_the_item_in_flight_has_settled(
 def test_retry_failed_resends_failed_items_but_never_unknown_ones(
     catalog: Emulator, session_admin: User
 ) -> None:
-    make_users(6)
+    make_end_users(6)
     catalog.faults.enqueue(400, endpoint="session.create", times=2)
     catalog.faults.truncated(endpoint="session.create")
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
     assert states(job) == {"failed": 2, "unknown": 1, "succeeded": 3}
 
     retried = bulk.bulk_job_retry_failed(job=job, actor=session_admin)
@@ -244,12 +200,10 @@ def test_503s_are_retried_up_to_the_limit_then_the_item_fails(
     catalog: Emulator, session_admin: User, settings
 ) -> None:
     settings.BULK_MAX_ATTEMPTS = 3
-    make_users(1)
+    make_end_users(1)
     catalog.faults.enqueue(503, endpoint="session.create", times=3)
 
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
 
     item = job.items.get()
     assert (item.state, item.attempts) == ("failed", 3)
@@ -274,7 +228,7 @@ def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
     retry_after: int | None,
     state: str,
 ) -> None:
-    make_users(1)
+    make_end_users(1)
     job = bulk.bulk_job_start(
         kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
     )
@@ -307,14 +261,11 @@ def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
 def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_session(
     catalog: Emulator, session_admin: User
 ) -> None:
-    make_users(4)
-    users = list(EndUser.objects.order_by("external_id"))
-    sessions.tool_router_session_create(end_user=users[0], toolkits=["github"], actor=session_admin)
-    sessions.tool_router_session_create(end_user=users[1], toolkits=["slack"], actor=session_admin)
+    users = make_end_users(4)
+    give_session(users[0], ["github"], session_admin)
+    give_session(users[1], ["slack"], session_admin)
 
-    job = bulk.bulk_job_start(
-        kind="refresh", end_users=EndUser.objects.all(), toolkits=None, actor=session_admin
-    )
+    job = start_bulk_job("refresh", None, session_admin)
 
     assert states(job) == {"succeeded": 2, "skipped": 2}
     active = dict(
@@ -331,14 +282,12 @@ def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_sessi
 def test_a_user_locked_by_a_manual_change_is_skipped_with_the_reason(
     catalog: Emulator, session_admin: User
 ) -> None:
-    make_users(3)
+    make_end_users(3)
     busy = EndUser.objects.order_by("external_id").first()
     # A manual refresh of this user is in flight (its intent is committed, the call not done).
     SessionOperation.objects.create(kind="refresh", end_user=busy, actor=session_admin)
 
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
 
     item = job.items.get(end_user=busy)
     assert item.state == "skipped"
@@ -350,11 +299,9 @@ def test_a_user_locked_by_a_manual_change_is_skipped_with_the_reason(
 def test_starting_needs_the_permission_of_the_operation(
     catalog: Emulator, support_user: User
 ) -> None:
-    make_users(2)
+    make_end_users(2)
     with pytest.raises(PermissionDenied):
-        bulk.bulk_job_start(
-            kind="refresh", end_users=EndUser.objects.all(), toolkits=None, actor=support_user
-        )
+        start_bulk_job("refresh", None, support_user)
     assert not BulkJob.objects.exists()
     refused = AuditEvent.objects.get(action="access.refused")
     assert refused.details["operation"] == "bulk.refresh"
@@ -364,21 +311,15 @@ def test_starting_needs_the_permission_of_the_operation(
 def test_starting_with_a_disallowed_toolkit_writes_nothing_and_says_why(
     catalog: Emulator, session_admin: User
 ) -> None:
-    make_users(2)
-    with pytest.raises(ValidationError, match="Not on the allow-list: notion"):
-        bulk.bulk_job_start(
-            kind="create",
-            end_users=EndUser.objects.all(),
-            toolkits=["github", "notion"],
-            actor=session_admin,
-        )
+    make_end_users(2)
+    with pytest.raises(ValidationError, match="Not on the allow-list: jira"):
+        start_bulk_job("create", ["github", "jira"], session_admin)
     assert not BulkJob.objects.exists() and not BulkJobItem.objects.exists()
     assert AuditEvent.objects.get(action="input.rejected").outcome == "rejected"
     assert catalog.count("session.create") == 0
 
 
 def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, settings) -> None:
-    from sessions_app.tool_router import rate_limit
 
     settings.BULK_RATE_PER_MINUTE = 600  # 10 per second
     settings.BULK_RATE_BURST = 2
@@ -416,10 +357,8 @@ def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
 ) -> None:
     from django_tasks_db.models import DBTaskResult
 
-    make_users(20)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
-    )
+    make_end_users(20)
+    job = start_bulk_job("create", ["gmail"], session_admin)
     assert DBTaskResult.objects.filter(status="READY").count() == job.concurrency == 2
 
     run_queue_once()
@@ -442,7 +381,7 @@ def test_runners_queued_under_an_old_task_path_still_find_the_task_and_run(
 ) -> None:
     from django_tasks_db.models import DBTaskResult
 
-    make_users(4)
+    make_end_users(4)
     job = bulk.bulk_job_start(
         kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
     )
@@ -468,10 +407,8 @@ def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
     from django.core.management import call_command
     from django_tasks_db.models import DBTaskResult
 
-    make_users(5)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
-    )
+    make_end_users(5)
+    job = start_bulk_job("create", ["gmail"], session_admin)
     old = dict(job.runners)
 
     call_command("bulk_resume", stdout=io.StringIO())
@@ -488,16 +425,12 @@ def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
 def test_an_item_whose_worker_died_is_settled_from_its_intent(
     catalog: Emulator, session_admin: User, queued: None
 ) -> None:
-    make_users(3)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
-    )
+    make_end_users(3)
+    job = start_bulk_job("create", ["gmail"], session_admin)
     never_sent, mid_call, done = (runner._claim_next(job, "dead-runner") for _ in range(3))
     # The dead runner got this far: one intent still pending, one call completed.
     SessionOperation.objects.create(kind="create", end_user=mid_call.end_user, actor=session_admin)
-    sessions.tool_router_session_create(
-        end_user=done.end_user, toolkits=["gmail"], actor=session_admin
-    )
+    give_session(done.end_user, ["gmail"], session_admin)
     job.items.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
 
     assert settle.recover_expired_items(job) == 3
@@ -517,12 +450,10 @@ def test_when_the_budget_binds_runners_still_send_at_the_budgets_pace(
     # take about 1.5 s, and they do happen.
     settings.BULK_RATE_PER_MINUTE = 600
     settings.BULK_RATE_BURST = 1
-    make_users(15)
+    make_end_users(15)
     started = time.monotonic()
 
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
 
     elapsed = time.monotonic() - started
     assert states(job) == {"succeeded": 15}

@@ -12,71 +12,42 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app.bulk import jobs as bulk
-from sessions_app.bulk import views as bulk_views
-from sessions_app.composio.emulator import Emulator, server
-from sessions_app.models import AuditEvent, BulkJob, EndUser, Toolkit
-from sessions_app.tool_router import toolkit_catalog
+from sessions_app.bulk import views
+from sessions_app.composio.emulator import Emulator
+from sessions_app.models import AuditEvent, BulkJob, EndUser
+from tests.factories import (
+    ENDUSER_CHANGELIST,
+    HX,
+    admin_action,
+    admin_action_confirmed,
+    make_end_users,
+    start_bulk_job,
+)
 
-ALLOWED = ["github", "gmail", "slack"]
-CHANGELIST = "admin:sessions_app_enduser_changelist"
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_bulk")]
 
 
 @pytest.fixture(autouse=True)
-def fast(settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings.BULK_RATE_PER_MINUTE = 600_000
-    settings.BULK_CONCURRENCY = 2
+def sync_limit(settings) -> None:
+    # The admin hands a selection of more than three users to a background job.
     settings.TOOL_ROUTER_SYNC_LIMIT = 3
-    # TCP_NODELAY on the emulator's sockets: no 40 ms delayed-ACK stall per answer.
-    monkeypatch.setattr(server._Handler, "disable_nagle_algorithm", True)
-
-
-@pytest.fixture
-def immediate(settings) -> None:
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-
-
-@pytest.fixture
-def queued(settings) -> None:
-    """The database backend and no worker: a started job stays running."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-
-
-@pytest.fixture
-def catalog(emulator: Emulator) -> Emulator:
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    emulator.reset()
-    return emulator
 
 
 @pytest.fixture
 def users(db: None) -> list[EndUser]:
-    EndUser.objects.bulk_create(EndUser(external_id=f"usr_{n:03d}") for n in range(12))
-    return list(EndUser.objects.order_by("external_id"))
+    return make_end_users(12, digits=3)
 
 
 @pytest.fixture
 def running_job(catalog: Emulator, users: list[EndUser], session_admin: User, queued: None):
-    return bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    return start_bulk_job("create", ["github"], session_admin)
 
 
 @pytest.fixture
 def finished_job(catalog: Emulator, users: list[EndUser], session_admin: User, immediate: None):
     catalog.faults.enqueue(400, endpoint="session.create", times=2)
     catalog.faults.drop(endpoint="session.create")
-    return bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
-
-
-def login(client: Client, user: User) -> Client:
-    client.force_login(user)
-    return client
+    return start_bulk_job("create", ["github"], session_admin)
 
 
 def job_urls(job: BulkJob) -> dict[str, str]:
@@ -103,8 +74,8 @@ def test_anonymous_visitors_are_sent_to_log_in(
 def test_other_roles_are_refused_and_the_refusal_is_audited(
     client: Client, running_job: BulkJob, name: str, actor: str, request
 ) -> None:
-    login(client, request.getfixturevalue(actor))
-    response = client.get(job_urls(running_job)[name], headers={"HX-Request": "true"})
+    client.force_login(request.getfixturevalue(actor))
+    response = client.get(job_urls(running_job)[name], headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(action="access.refused").count() == 1
 
@@ -113,8 +84,8 @@ def test_other_roles_are_refused_and_the_refusal_is_audited(
 def test_session_admins_see_every_job_page(
     client: Client, running_job: BulkJob, session_admin: User, name: str
 ) -> None:
-    login(client, session_admin)
-    response = client.get(job_urls(running_job)[name], headers={"HX-Request": "true"})
+    client.force_login(session_admin)
+    response = client.get(job_urls(running_job)[name], headers=HX)
     assert response.status_code == HTTPStatus.OK
 
 
@@ -125,14 +96,14 @@ def test_cancel_and_retry_are_posts_for_session_admins_only(
     url = reverse(f"bulk:{action}", kwargs={"public_id": running_job.public_id})
     response = client.post(url)
     assert response.status_code == HTTPStatus.FOUND and "login" in response.url
-    login(client, support_user)
+    client.force_login(support_user)
     assert client.post(url).status_code == HTTPStatus.FORBIDDEN
     running_job.refresh_from_db()
     assert running_job.state == "running"
 
 
 def test_cancel_is_never_a_get(client: Client, running_job: BulkJob, session_admin: User) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
     assert client.get(url).status_code == HTTPStatus.METHOD_NOT_ALLOWED
     running_job.refresh_from_db()
@@ -145,8 +116,8 @@ def test_cancel_is_never_a_get(client: Client, running_job: BulkJob, session_adm
 def test_the_progress_fragment_polls_while_the_job_runs(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
-    response = client.get(job_urls(running_job)["job_progress"], headers={"HX-Request": "true"})
+    client.force_login(session_admin)
+    response = client.get(job_urls(running_job)["job_progress"], headers=HX)
     html = response.content.decode()
     assert b"<html" not in response.content
     assert 'hx-trigger="every 2s"' in html
@@ -158,8 +129,8 @@ def test_the_progress_fragment_polls_while_the_job_runs(
 def test_the_progress_fragment_stops_polling_once_the_job_has_ended(
     client: Client, finished_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
-    response = client.get(job_urls(finished_job)["job_progress"], headers={"HX-Request": "true"})
+    client.force_login(session_admin)
+    response = client.get(job_urls(finished_job)["job_progress"], headers=HX)
     html = response.content.decode()
     assert "hx-trigger" not in html
     assert "12 of 12" in html and 'value="12"' in html
@@ -170,7 +141,7 @@ def test_the_progress_fragment_stops_polling_once_the_job_has_ended(
 def test_the_progress_url_without_htmx_leads_to_the_job_page(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     response = client.get(job_urls(running_job)["job_progress"])
     assert response.status_code == HTTPStatus.FOUND
     assert response.url == job_urls(running_job)["job_detail"]
@@ -179,7 +150,7 @@ def test_the_progress_url_without_htmx_leads_to_the_job_page(
 def test_the_job_page_filters_items_by_state_and_shows_each_error(
     client: Client, finished_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     response = client.get(job_urls(finished_job)["job_detail"] + "?state=failed")
     html = response.content.decode()
     assert html.count('class="badge bulk-item-failed"') == 2
@@ -193,12 +164,12 @@ def test_the_job_page_filters_items_by_state_and_shows_each_error(
 def test_the_failures_csv_streams_failed_and_unknown_users(
     client: Client, finished_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     response = client.get(job_urls(finished_job)["job_failures"])
     assert response.streaming
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == list(bulk_views.FAILURE_COLUMNS)
+    assert rows[0] == list(views.FAILURE_COLUMNS)
     assert sorted(r[1] for r in rows[1:]) == ["failed", "failed", "unknown"]
     assert all(r[0].startswith("usr_") and r[3] for r in rows[1:])
     # finished_at as every CSV of the console writes times: UTC, to the second.
@@ -211,7 +182,7 @@ def test_the_failures_csv_defuses_cells_a_spreadsheet_would_run(
     item = finished_job.items.filter(state="failed").order_by("id").first()
     EndUser.objects.filter(pk=item.end_user_id).update(external_id="=HYPERLINK(1)")
     finished_job.items.filter(pk=item.pk).update(last_error="@SUM(1)")
-    login(client, session_admin)
+    client.force_login(session_admin)
     response = client.get(job_urls(finished_job)["job_failures"])
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert ["'=HYPERLINK(1)", "'@SUM(1)"] in [[r[0], r[3]] for r in rows[1:]]
@@ -220,7 +191,7 @@ def test_the_failures_csv_defuses_cells_a_spreadsheet_would_run(
 def test_cancel_from_the_job_page_skips_what_has_not_started(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
     response = client.post(url, follow=True)
     assert "12 users not started yet are skipped" in response.content.decode()
@@ -232,7 +203,7 @@ def test_cancel_from_the_job_page_skips_what_has_not_started(
 def test_retry_from_the_job_page_sends_the_failed_users_again(
     client: Client, finished_job: BulkJob, session_admin: User, catalog: Emulator
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     url = reverse("bulk:job_retry", kwargs={"public_id": finished_job.public_id})
     response = client.post(url, follow=True)
     assert "Retrying 2 failed users." in response.content.decode()
@@ -253,7 +224,7 @@ def test_retry_from_the_job_page_sends_the_failed_users_again(
 def test_the_admin_job_page_shows_the_same_live_progress(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     url = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
     response = client.get(url)
     assert response.status_code == HTTPStatus.OK
@@ -269,7 +240,7 @@ def test_the_admin_job_page_shows_the_same_live_progress(
 def test_the_admin_job_pages_refuse_other_roles(
     client: Client, running_job: BulkJob, actor: str, request
 ) -> None:
-    login(client, request.getfixturevalue(actor))
+    client.force_login(request.getfixturevalue(actor))
     url = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
     assert client.get(url).status_code == HTTPStatus.FORBIDDEN
     changelist = reverse("admin:sessions_app_bulkjob_changelist")
@@ -279,7 +250,7 @@ def test_the_admin_job_pages_refuse_other_roles(
 def test_the_admin_cancel_comes_back_to_the_admin_job_page(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
     back = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
     response = client.post(url, {"next": back})
@@ -289,7 +260,7 @@ def test_the_admin_cancel_comes_back_to_the_admin_job_page(
 def test_cancel_never_sends_the_user_to_another_site(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
-    login(client, session_admin)
+    client.force_login(session_admin)
     url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
     response = client.post(url, {"next": "https://evil.example/phish"})
     assert response.url == reverse("bulk:job_detail", kwargs={"public_id": running_job.public_id})
@@ -299,9 +270,8 @@ def test_a_selection_above_the_limit_gets_a_background_confirmation_with_the_exp
     client: Client, catalog: Emulator, users: list[EndUser], session_admin: User, settings
 ) -> None:
     settings.BULK_RATE_PER_MINUTE = 60
-    login(client, session_admin)
-    data = {"action": "refresh_sessions", "_selected_action": [u.pk for u in users], "index": "0"}
-    response = client.post(reverse(CHANGELIST), data)
+    client.force_login(session_admin)
+    response = admin_action(client, "refresh_sessions", users)
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
     assert "12 end users will be handled by a background job" in html
@@ -319,14 +289,10 @@ def test_confirming_hands_the_selection_to_a_job_and_opens_its_page(
     session_admin: User,
     immediate: None,
 ) -> None:
-    login(client, session_admin)
-    data = {
-        "action": "create_sessions",
-        "_selected_action": [u.pk for u in users],
-        "post": "yes",
-        "toolkits": ["github", "gmail"],
-    }
-    response = client.post(reverse(CHANGELIST), data)
+    client.force_login(session_admin)
+    response = admin_action_confirmed(
+        client, "create_sessions", users, ["github", "gmail"], follow=False
+    )
     job = BulkJob.objects.get()
     assert response.status_code == HTTPStatus.FOUND
     assert response.url == reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
@@ -340,25 +306,15 @@ def test_confirming_hands_the_selection_to_a_job_and_opens_its_page(
 def test_select_all_hands_every_matching_user_to_the_job(
     client: Client, catalog: Emulator, users: list[EndUser], session_admin: User, queued: None
 ) -> None:
-    login(client, session_admin)
-    url = reverse(CHANGELIST) + "?q=usr_00"  # usr_000 .. usr_009
-    step_one = {
-        "action": "create_sessions",
-        "_selected_action": [users[0].pk],
-        "select_across": "1",
-        "index": "0",
-    }
-    page = client.post(url, step_one).content.decode()
+    client.force_login(session_admin)
+    url = reverse(ENDUSER_CHANGELIST) + "?q=usr_00"  # usr_000 .. usr_009
+    page = admin_action(client, "create_sessions", users[:1], url=url, select_across="1")
+    page = page.content.decode()
     assert "10 end users will be handled by a background job" in page
     assert page.count('name="_selected_action"') == 1
-    step_two = {
-        "action": "create_sessions",
-        "_selected_action": [users[0].pk],
-        "select_across": "1",
-        "post": "yes",
-        "toolkits": ["slack"],
-    }
-    client.post(url, step_two)
+    admin_action_confirmed(
+        client, "create_sessions", users[:1], ["slack"], url=url, follow=False, select_across="1"
+    )
     job = BulkJob.objects.get()
     assert job.total == 10
     assert set(job.items.values_list("end_user__external_id", flat=True)) == {
@@ -369,14 +325,10 @@ def test_select_all_hands_every_matching_user_to_the_job(
 def test_a_crafted_toolkit_starts_no_job(
     client: Client, catalog: Emulator, users: list[EndUser], session_admin: User, queued: None
 ) -> None:
-    login(client, session_admin)
-    data = {
-        "action": "create_sessions",
-        "_selected_action": [u.pk for u in users],
-        "post": "yes",
-        "toolkits": ["github", "evil"],
-    }
-    response = client.post(reverse(CHANGELIST), data)
+    client.force_login(session_admin)
+    response = admin_action_confirmed(
+        client, "create_sessions", users, ["github", "evil"], follow=False
+    )
     assert response.status_code == HTTPStatus.OK
     assert "Not in Composio&#x27;s toolkit catalog" in response.content.decode()
     assert not BulkJob.objects.exists()

@@ -20,12 +20,11 @@ from django_tasks_db.models import DBTaskResult
 
 from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import progress
-from sessions_app.composio.emulator import Emulator, server
-from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import sessions, toolkit_catalog
-from tests.conftest import EMULATOR_KEY
+from sessions_app.composio.emulator import Emulator
+from sessions_app.models import BulkJob, EndUser, ToolRouterSession
+from sessions_app.tool_router import sessions
+from tests.factories import EMULATOR_KEY, PROJECT_ROOT, give_session, make_end_users, start_bulk_job
 
-ROOT = Path(__file__).resolve().parent.parent
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 pytestmark = [
@@ -36,24 +35,9 @@ pytestmark = [
     ),
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # Jobs wait in the database queue for the worker processes.
+    pytest.mark.usefixtures("fast_bulk", "queued"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_delayed_ack_stall(monkeypatch: pytest.MonkeyPatch) -> None:
-    # TCP_NODELAY on the emulator's sockets: no 40 ms delayed-ACK stall per answer.
-    monkeypatch.setattr(server._Handler, "disable_nagle_algorithm", True)
-
-
-@pytest.fixture
-def catalog(emulator: Emulator, settings) -> Emulator:
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    settings.BULK_RATE_PER_MINUTE = 600_000
-    settings.BULK_CONCURRENCY = 2
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
-    emulator.reset()
-    return emulator
 
 
 def worker_env(emulator: Emulator) -> dict[str, str]:
@@ -93,7 +77,7 @@ def workers(
             process = subprocess.Popen(
                 [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"]
                 + ["--interval", "0.1", "--worker-id", f"test-worker-{n}"],
-                cwd=ROOT,
+                cwd=PROJECT_ROOT,
                 env=worker_env(emulator),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -121,11 +105,9 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
 def test_a_job_survives_its_workers_being_killed_and_never_sends_a_create_twice(
     catalog: Emulator, session_admin: User, workers
 ) -> None:
-    EndUser.objects.bulk_create(EndUser(external_id=f"usr_{n:04d}") for n in range(150))
+    make_end_users(150, digits=4)
     catalog.faults.latency(0.03, endpoint="session.create")
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
 
     first = workers(2)
     wait_for(
@@ -172,10 +154,8 @@ def test_a_job_survives_its_workers_being_killed_and_never_sends_a_create_twice(
 def test_several_workers_share_one_job_and_its_rate_budget(
     catalog: Emulator, session_admin: User, workers
 ) -> None:
-    EndUser.objects.bulk_create(EndUser(external_id=f"usr_{n:04d}") for n in range(60))
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["slack"], actor=session_admin
-    )
+    make_end_users(60, digits=4)
+    job = start_bulk_job("create", ["slack"], session_admin)
     workers(3)
     wait_for(lambda: BulkJob.objects.get(pk=job.pk).ended, timeout=90, what="the job to end")
     job.refresh_from_db()
@@ -189,11 +169,9 @@ def test_several_workers_share_one_job_and_its_rate_budget(
 
 
 def test_a_manual_refresh_while_the_job_holds_the_user_is_refused_and_leaves_one_session(
-    catalog: Emulator, session_admin: User, settings
+    catalog: Emulator, session_admin: User, alice: EndUser, immediate: None
 ) -> None:
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    alice = EndUser.objects.create(external_id="usr_alice")
-    sessions.tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+    give_session(alice, ["github"], session_admin)
     catalog.reset()
     release = threading.Event()
     catalog.faults.hold("session.create", release)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import json
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -11,12 +9,7 @@ from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, Toolkit
 from sessions_app.tool_router.toolkit_catalog import toolkit_catalog_sync
-
-CATALOG = json.loads(
-    (
-        Path(__file__).resolve().parent.parent / "sessions_app/composio/emulator/catalog.json"
-    ).read_text()
-)["toolkits"]
+from tests.factories import SHIPPED_CATALOG
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +29,7 @@ def test_first_sync_creates_every_toolkit_not_allowed(emulator: Emulator) -> Non
 def test_vanished_toolkits_are_kept_but_flagged_and_can_return(emulator: Emulator) -> None:
     toolkit_catalog_sync()
     Toolkit.objects.filter(slug="github").update(is_allowed=True)
-    emulator.set_catalog([t for t in CATALOG if t["slug"] != "github"])
+    emulator.set_catalog([t for t in SHIPPED_CATALOG if t["slug"] != "github"])
 
     result = toolkit_catalog_sync()
 
@@ -45,7 +38,7 @@ def test_vanished_toolkits_are_kept_but_flagged_and_can_return(emulator: Emulato
     assert github.in_catalog is False and github.is_allowed is True
     assert Toolkit.objects.count() == 198
 
-    emulator.set_catalog(CATALOG)
+    emulator.set_catalog(SHIPPED_CATALOG)
     result = toolkit_catalog_sync()
     assert result.returned == ["github"]
     assert Toolkit.objects.get(slug="github").in_catalog is True
@@ -57,7 +50,9 @@ def test_changed_fields_are_updated_and_an_unchanged_sync_changes_nothing(
     toolkit_catalog_sync()
     assert not toolkit_catalog_sync().changed
 
-    renamed = [dict(t, name="GitHub Enterprise") if t["slug"] == "github" else t for t in CATALOG]
+    renamed = [
+        dict(t, name="GitHub Enterprise") if t["slug"] == "github" else t for t in SHIPPED_CATALOG
+    ]
     emulator.set_catalog(renamed)
     result = toolkit_catalog_sync()
     assert result.updated == ["github"]
@@ -66,7 +61,7 @@ def test_changed_fields_are_updated_and_an_unchanged_sync_changes_nothing(
 
 def test_a_fault_half_way_through_the_catalog_writes_nothing(emulator: Emulator) -> None:
     toolkit_catalog_sync()
-    emulator.set_catalog(CATALOG[:100])
+    emulator.set_catalog(SHIPPED_CATALOG[:100])
     pages_read = []
 
     def fail_after_first_page(done: int, total: int) -> None:
@@ -86,10 +81,10 @@ def test_the_command_prints_what_changed(emulator: Emulator) -> None:
     call_command("sync_toolkits", stdout=out, stderr=StringIO())
     assert "198 toolkits in Composio's catalog: 198 new" in out.getvalue()
 
-    emulator.set_catalog(CATALOG[1:])
+    emulator.set_catalog(SHIPPED_CATALOG[1:])
     out = StringIO()
     call_command("sync_toolkits", stdout=out, stderr=StringIO())
-    assert f"No longer in Composio's catalog: {CATALOG[0]['slug']}" in out.getvalue()
+    assert f"No longer in Composio's catalog: {SHIPPED_CATALOG[0]['slug']}" in out.getvalue()
 
 
 def test_the_command_fails_clearly_when_composio_is_down(emulator: Emulator) -> None:

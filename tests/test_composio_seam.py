@@ -10,6 +10,7 @@ import pytest
 
 from sessions_app.composio import seam
 from sessions_app.composio.emulator import Emulator
+from sessions_app.tool_router import toolkit_catalog
 
 
 def test_it_creates_a_session_with_exactly_the_toolkits_given(emulator: Emulator) -> None:
@@ -210,7 +211,6 @@ def test_the_api_key_never_appears_in_results_rows_or_logs(settings, caplog) -> 
     from django.core import serializers
 
     from sessions_app.models import EndUser, ToolRouterSession
-    from sessions_app.tool_router import toolkit_catalog
 
     caplog.set_level(logging.DEBUG)
     emu = Emulator(api_key=SENTINEL, port=0).start()

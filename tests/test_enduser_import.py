@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser
+from tests.factories import ENDUSER_CHANGELIST, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -35,16 +36,12 @@ def upload(client: Client, text: str | bytes, name: str = "users.csv"):
     return client.post(import_url(), {"csv_file": SimpleUploadedFile(name, data, "text/csv")})
 
 
-@pytest.fixture
-def admin_client(client: Client, session_admin: User) -> Client:
-    client.force_login(session_admin)
-    return client
-
-
-def test_the_preview_lists_each_bad_row_and_why_and_writes_nothing(admin_client: Client) -> None:
+def test_the_preview_lists_each_bad_row_and_why_and_writes_nothing(
+    session_admin_client: Client,
+) -> None:
     EndUser.objects.create(external_id="usr_old")
 
-    response = upload(admin_client, GOOD_AND_BAD)
+    response = upload(session_admin_client, GOOD_AND_BAD)
 
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
@@ -57,10 +54,10 @@ def test_the_preview_lists_each_bad_row_and_why_and_writes_nothing(admin_client:
     assert EndUser.objects.count() == 1
 
 
-def test_confirming_imports_only_the_valid_rows_and_audits_it(admin_client: Client) -> None:
+def test_confirming_imports_only_the_valid_rows_and_audits_it(session_admin_client: Client) -> None:
     EndUser.objects.create(external_id="usr_old")
 
-    response = admin_client.post(
+    response = session_admin_client.post(
         import_url(), {"csv_text": GOOD_AND_BAD, "post": "yes"}, follow=True
     )
 
@@ -88,15 +85,15 @@ def test_confirming_imports_only_the_valid_rows_and_audits_it(admin_client: Clie
     ],
 )
 def test_a_malformed_file_is_refused_and_writes_nothing(
-    admin_client: Client, content: str | bytes, fragment: str
+    session_admin_client: Client, content: str | bytes, fragment: str
 ) -> None:
-    response = upload(admin_client, content)
+    response = upload(session_admin_client, content)
 
     assert response.status_code == HTTPStatus.OK
     assert fragment in response.content.decode()
     assert not EndUser.objects.exists()
 
-    admin_client.post(import_url(), {"csv_text": content, "post": "yes"})
+    session_admin_client.post(import_url(), {"csv_text": content, "post": "yes"})
     assert not EndUser.objects.exists()
 
 
@@ -117,10 +114,8 @@ def test_import_page_needs_a_login(client: Client) -> None:
 
 
 def test_the_changelist_links_to_the_import_for_admins_only(
-    admin_client: Client, client: Client, support_user: User
+    session_admin_client: Client, support_user: User
 ) -> None:
-    changelist = reverse("admin:sessions_app_enduser_changelist")
-    assert import_url() in admin_client.get(changelist).content.decode()
-    other = Client()
-    other.force_login(support_user)
-    assert import_url() not in other.get(changelist).content.decode()
+    changelist = reverse(ENDUSER_CHANGELIST)
+    assert import_url() in session_admin_client.get(changelist).content.decode()
+    assert import_url() not in client_for(support_user).get(changelist).content.decode()

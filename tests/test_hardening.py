@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,8 +16,7 @@ from django.test import Client
 
 from sessions_app.models import AuditEvent
 from sessions_app.request_context import client_ip
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.factories import PROJECT_ROOT
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -28,7 +26,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment.update(env)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,
         text=True,
@@ -79,13 +77,13 @@ def test_pages_carry_a_strict_csp_and_the_other_security_headers(client: Client)
 
 def test_no_template_has_an_inline_script_or_event_handler() -> None:
     offenders = []
-    for path in (ROOT / "templates").rglob("*.html"):
+    for path in (PROJECT_ROOT / "templates").rglob("*.html"):
         text = path.read_text()
         for match in re.finditer(r"<script\b[^>]*>", text):
             if "src=" not in match.group(0):
-                offenders.append(f"{path.relative_to(ROOT)}: {match.group(0)}")
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {match.group(0)}")
         if re.search(r"\son[a-z]+\s*=\s*[\"']", text):
-            offenders.append(f"{path.relative_to(ROOT)}: inline event handler")
+            offenders.append(f"{path.relative_to(PROJECT_ROOT)}: inline event handler")
     assert offenders == []
 
 

@@ -9,44 +9,35 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
 from sessions_app import roles, trail
-from sessions_app.models import AuditEvent, AuditLogIsAppendOnly, EndUser, ToolRouterSession
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _session(end_user: EndUser, session_id: str, status: str = "active") -> ToolRouterSession:
-    return ToolRouterSession.objects.create(
-        end_user=end_user,
-        session_id=session_id,
-        mcp_url=f"http://127.0.0.1:9/tool_router/{session_id}/mcp",
-        toolkits=["github"],
-        status=status,
-    )
+from sessions_app.models import AuditEvent, AuditLogIsAppendOnly, ToolRouterSession
+from tests.factories import PROJECT_ROOT, make_end_user, store_session
 
 
 @pytest.mark.django_db
 def test_a_second_active_session_for_one_user_is_refused_by_the_database() -> None:
-    user = EndUser.objects.create(external_id="u_1")
-    _session(user, "trs_1")
+    user = make_end_user("u_1")
+    store_session(user, "trs_1")
     with pytest.raises(IntegrityError), transaction.atomic():
-        _session(user, "trs_2")
+        store_session(user, "trs_2")
     assert ToolRouterSession.objects.filter(end_user=user).count() == 1
 
 
 @pytest.mark.django_db
 def test_superseded_and_deleted_sessions_do_not_count_against_the_one_active() -> None:
-    user = EndUser.objects.create(external_id="u_1")
-    _session(user, "trs_1", status="superseded")
-    _session(user, "trs_2", status="deleted")
-    _session(user, "trs_3")
-    other = EndUser.objects.create(external_id="u_2")
-    _session(other, "trs_4")
+    user = make_end_user("u_1")
+    store_session(user, "trs_1", status="superseded")
+    store_session(user, "trs_2", status="deleted")
+    store_session(user, "trs_3")
+    other = make_end_user("u_2")
+    store_session(other, "trs_4")
     assert ToolRouterSession.objects.filter(status="active").count() == 2
 
 
 @pytest.mark.django_db
 def test_session_str_never_shows_the_mcp_url() -> None:
-    session = _session(EndUser.objects.create(external_id="u_1"), "trs_1")
+    session = store_session(
+        make_end_user("u_1"), "trs_1", mcp_url="http://127.0.0.1:9/tool_router/trs_1/mcp"
+    )
     assert "mcp" not in str(session) and "127.0.0.1" not in str(session)
 
 
@@ -100,7 +91,7 @@ def test_check_and_migrate_do_not_import_the_composio_sdk(tmp_path: Path) -> Non
         "print('IMPORTED', bad) if bad else print('CLEAN')"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("CLEAN"), out.stdout

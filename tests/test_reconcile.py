@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import CommandError, call_command
-from django.db import connection
+from django.core.management import call_command
 from django.utils import timezone
 
 from sessions_app.composio import seam as composio_seam
@@ -20,89 +17,17 @@ from sessions_app.models import (
     EndUser,
     SessionOperation,
     SessionToolkit,
-    Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import sessions, toolkit_catalog
-
-ALLOWED = ["github", "gmail", "slack", "notion"]
-TABLE = ToolRouterSession._meta.db_table
+from sessions_app.tool_router import sessions
+from tests.factories import give_session
+from tests.helpers import refuse_session_inserts, run_reconcile
 
 pytestmark = pytest.mark.django_db
 
 
-# --- Helpers the fault suite shares -------------------------------------------------------------
-
-
-@contextmanager
-def refuse_session_inserts() -> Iterator[None]:
-    """A real database error on storing a session: a trigger refuses every insert meanwhile."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "CREATE OR REPLACE FUNCTION trc_test_refuse_insert() RETURNS trigger "
-                "LANGUAGE plpgsql AS $$ BEGIN "
-                "RAISE EXCEPTION 'forced failure: storing sessions is refused'; END $$"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER trc_test_refuse_insert BEFORE INSERT ON {TABLE} "
-                "FOR EACH ROW EXECUTE FUNCTION trc_test_refuse_insert()"
-            )
-        else:
-            cursor.execute(
-                f"CREATE TRIGGER trc_test_refuse_insert BEFORE INSERT ON {TABLE} "
-                "BEGIN SELECT RAISE(ABORT, 'forced failure: storing sessions is refused'); END"
-            )
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(f"DROP TRIGGER trc_test_refuse_insert ON {TABLE}")
-                cursor.execute("DROP FUNCTION trc_test_refuse_insert()")
-            else:
-                cursor.execute("DROP TRIGGER trc_test_refuse_insert")
-
-
-def run_reconcile(*args: str) -> tuple[int, str]:
-    """Run the command as a scheduler would (no grace, no settle time); (exit code, output)."""
-    out = io.StringIO()
-    try:
-        call_command(
-            "reconcile_sessions", "--grace-seconds=0", "--settle-seconds=0", *args, stdout=out
-        )
-    except CommandError as exc:
-        return exc.returncode, out.getvalue() + str(exc)
-    return 0, out.getvalue()
-
-
 def reconcile_events() -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action="session.reconcile").order_by("sequence"))
-
-
-# --- Fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def catalog(emulator: Emulator, db: None) -> Emulator:
-    # A small catalog keeps the per-test sync fast; the whole one is tested elsewhere.
-    emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-def alice(db: None) -> EndUser:
-    return EndUser.objects.create(external_id="usr_alice", display_name="Alice")
-
-
-def give_session(user: EndUser, toolkits: list[str], actor: User) -> ToolRouterSession:
-    result = sessions.tool_router_session_create(end_user=user, toolkits=toolkits, actor=actor)
-    assert result.ok, result.message
-    assert result.session is not None
-    return result.session
 
 
 # --- Nothing to do ------------------------------------------------------------------------------

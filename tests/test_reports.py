@@ -37,7 +37,7 @@ histories = st.lists(
     min_size=1,
     max_size=5,
 )
-catalog = st.tuples(st.sets(st.sampled_from(SLUGS)), st.sets(st.sampled_from(SLUGS)))
+toolkit_flags = st.tuples(st.sets(st.sampled_from(SLUGS)), st.sets(st.sampled_from(SLUGS)))
 
 
 def _build(history, allowed: set[str], vanished: set[str]) -> list[dict]:
@@ -97,7 +97,7 @@ def _build(history, allowed: set[str], vanished: set[str]) -> list[dict]:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(history=histories, flags=catalog)
+@given(history=histories, flags=toolkit_flags)
 def test_report_figures_equal_a_brute_force_count(history, flags) -> None:
     allowed, vanished = flags
     with transaction.atomic():
@@ -238,10 +238,9 @@ def _seed(n_users: int) -> None:
     ],
 )
 def test_the_report_runs_a_fixed_number_of_queries_as_data_grows(
-    auditor, url, query, django_assert_max_num_queries
+    auditor_client: Client, url, query, django_assert_max_num_queries
 ) -> None:
-    client = Client()
-    client.force_login(auditor)
+    client = auditor_client
     args = ["tk0"] if url == "audit:access_toolkit" else []
     counts = []
     for size in (3, 40):

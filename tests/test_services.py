@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from http import HTTPStatus
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -24,7 +21,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import end_users, sessions, toolkit_catalog
+from sessions_app.tool_router import end_users
 from sessions_app.tool_router.remote_deletes import tool_router_session_retry_remote_deletes
 from sessions_app.tool_router.sessions import (
     tool_router_session_change_toolkits,
@@ -33,22 +30,7 @@ from sessions_app.tool_router.sessions import (
     tool_router_session_refresh,
 )
 from sessions_app.tool_router.toolkit_catalog import toolkit_choices_clean
-
-ALLOWED = ["github", "gmail", "slack", "notion"]
-
-
-@pytest.fixture
-def catalog(emulator: Emulator, db: None) -> Emulator:
-    """The emulator's catalog synced into the database, with a few toolkits allowed."""
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-def alice(db: None) -> EndUser:
-    return EndUser.objects.create(external_id="usr_alice", display_name="Alice", email="a@x.io")
+from tests.factories import ALLOWED, give_session
 
 
 def events(action: str) -> list[AuditEvent]:
@@ -135,7 +117,7 @@ def test_create_stores_the_session_its_toolkits_and_one_audit_event(
 def test_create_skips_a_user_who_already_has_a_session_and_says_to_refresh(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+    give_session(alice, ["github"], session_admin)
 
     result = tool_router_session_create(end_user=alice, toolkits=["gmail"], actor=session_admin)
 
@@ -225,18 +207,14 @@ def test_a_timeout_on_create_is_an_unknown_outcome(
     assert SessionOperation.objects.get().state == "unknown"
 
 
+@pytest.mark.usefixtures("unreachable_composio")
 def test_a_refused_connection_says_composio_is_unreachable(
-    alice: EndUser, session_admin: User, settings, db: None
+    alice: EndUser, session_admin: User, db: None
 ) -> None:
     Toolkit.objects.create(slug="github", name="GitHub", is_allowed=True)
-    settings.COMPOSIO_API_KEY = ""
-    settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
-    settings.COMPOSIO_SAFE_RETRIES = 0
-    composio_seam.reset_client()
 
     result = tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
 
-    composio_seam.reset_client()
     assert result.outcome == "failed" and "unreachable" in result.message
     assert SessionOperation.objects.get().state == "failed"
 
@@ -247,10 +225,7 @@ def test_a_refused_connection_says_composio_is_unreachable(
 def test_refresh_replaces_the_session_and_deletes_the_old_one_at_composio(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    first = tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert first is not None
+    first = give_session(alice, ["github"], session_admin)
 
     result = tool_router_session_refresh(
         end_user=alice, toolkits=["github", "slack"], actor=session_admin
@@ -277,7 +252,7 @@ def test_refresh_replaces_the_session_and_deletes_the_old_one_at_composio(
 def test_refresh_without_toolkits_keeps_the_current_ones(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    tool_router_session_create(end_user=alice, toolkits=["notion", "gmail"], actor=session_admin)
+    give_session(alice, ["notion", "gmail"], session_admin)
 
     result = tool_router_session_refresh(end_user=alice, actor=session_admin)
 
@@ -298,14 +273,14 @@ def test_refresh_of_a_user_without_a_session_is_skipped(
 def test_a_failed_refresh_keeps_the_old_session_active(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    first = tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+    first = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.create")
 
     result = tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
 
     assert result.outcome == "unknown" and "still active" in result.message
     assert ToolRouterSession.objects.get().status == "active"
-    assert result.session == first.session
+    assert result.session == first
     assert catalog.count("session.delete") == 0
     assert [e.outcome for e in events("session.refresh")] == ["unknown"]
 
@@ -313,13 +288,13 @@ def test_a_failed_refresh_keeps_the_old_session_active(
 def test_a_failed_remote_delete_is_stored_audited_and_retried_later(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    first = tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+    first = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.delete")
 
     result = tool_router_session_refresh(end_user=alice, toolkits=["github"], actor=session_admin)
 
     assert result.ok and "will be retried" in result.message
-    old = ToolRouterSession.objects.get(pk=first.session.pk)
+    old = ToolRouterSession.objects.get(pk=first.pk)
     assert old.status == "superseded" and old.remote_deleted_at is None
     assert "500" in old.remote_delete_error
     assert old.session_id in catalog.sessions
@@ -337,7 +312,7 @@ def test_a_failed_remote_delete_is_stored_audited_and_retried_later(
 def test_a_busy_end_user_gets_already_in_progress_and_no_call(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+    give_session(alice, ["github"], session_admin)
     SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["github"])
 
     result = tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
@@ -359,60 +334,13 @@ def test_a_stale_pending_intent_no_longer_locks_the_user(
     assert stale.state == "unknown" and "Abandoned" in stale.error
 
 
-@pytest.mark.skipif(
-    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-    reason="Row locks (SELECT ... FOR UPDATE) across threads need PostgreSQL; SQLite serialises "
-    "whole transactions instead.",
-)
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_two_concurrent_refreshes_of_one_user_make_exactly_one_remote_create(
-    emulator: Emulator, session_admin: User
-) -> None:
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    alice = EndUser.objects.create(external_id="usr_alice")
-    tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
-    emulator.reset()
-    release = threading.Event()
-    emulator.faults.hold("session.create", release)
-    results: list[sessions.SessionResult] = []
-
-    def refresh() -> None:
-        try:
-            results.append(
-                tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
-            )
-        finally:
-            connection.close()
-
-    first = threading.Thread(target=refresh)
-    first.start()
-    for _ in range(100):
-        if emulator.count("session.create"):
-            break
-        threading.Event().wait(0.05)
-    second = threading.Thread(target=refresh)
-    second.start()
-    second.join(10)
-    release.set()
-    first.join(10)
-
-    assert sorted(r.outcome for r in results) == ["in_progress", "succeeded"]
-    assert emulator.count("session.create") == 1
-    assert ToolRouterSession.objects.filter(end_user=alice, status="active").count() == 1
-
-
 # --- change toolkits and delete ----------------------------------------------------------------
 
 
 def test_change_toolkits_keeps_the_session_id_and_url(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    session = tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
 
     result = tool_router_session_change_toolkits(
         session=session, toolkits=["github", "notion"], actor=session_admin
@@ -432,10 +360,7 @@ def test_change_toolkits_keeps_the_session_id_and_url(
 def test_change_toolkits_conflict_says_someone_else_changed_it(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    session = tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
     ToolRouterSession.objects.filter(pk=session.pk).update(config_version=7)
     session.refresh_from_db()
 
@@ -453,10 +378,7 @@ def test_change_toolkits_conflict_says_someone_else_changed_it(
 def test_delete_removes_the_session_at_composio_and_keeps_the_row(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    session = tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
 
     result = tool_router_session_delete(session=session, actor=session_admin)
 
@@ -470,10 +392,7 @@ def test_delete_removes_the_session_at_composio_and_keeps_the_row(
 def test_delete_of_a_session_composio_lost_still_marks_it_deleted(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    session = tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
     catalog.reset()
 
     result = tool_router_session_delete(session=session, actor=session_admin)
@@ -485,10 +404,7 @@ def test_delete_of_a_session_composio_lost_still_marks_it_deleted(
 def test_a_failed_delete_leaves_the_session_active(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    session = tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(403, endpoint="session.delete")
 
     result = tool_router_session_delete(session=session, actor=session_admin)

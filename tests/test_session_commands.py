@@ -8,20 +8,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import toolkit_catalog
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def catalog(emulator: Emulator) -> Emulator:
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=["github", "gmail", "slack"]).update(is_allowed=True)
-    emulator.reset()
-    return emulator
 
 
 def run(*args: str) -> str:
@@ -165,15 +156,11 @@ def test_seed_demo_gives_about_half_the_demo_users_a_session(emulator: Emulator)
     assert "Demo sessions: 0 new, 3 active." in run("seed_demo", "--users", "6")
 
 
-def test_seed_demo_without_composio_skips_sessions_with_a_note(settings, db: None) -> None:
+@pytest.mark.usefixtures("unreachable_composio")
+def test_seed_demo_without_composio_skips_sessions_with_a_note(db: None) -> None:
     Toolkit.objects.create(slug="github", name="GitHub")
-    settings.COMPOSIO_API_KEY = ""
-    settings.COMPOSIO_EMULATOR_URL = "http://127.0.0.1:9"
-    settings.COMPOSIO_SAFE_RETRIES = 0
-    composio_seam.reset_client()
 
     out = run("seed_demo", "--users", "4")
 
-    composio_seam.reset_client()
     assert "Demo sessions stopped after 0" in out and "unreachable" in out
     assert EndUser.objects.count() == 4 and not ToolRouterSession.objects.exists()

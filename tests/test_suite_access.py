@@ -16,10 +16,11 @@ Answers, per role:
   audited: the console's refusals, refused admin actions, and Django's own admin 403s, which
   reach the console's refusal page through `handler403` (`sessions_app.access.refused_view`).
 
-Objects are real: an end user with a session made through the services against the emulator,
-its toolkit, intent and audit events, a group, a user, axes records and a task result, so that
-detail URLs answer 200 to whoever may see them. A made-up object id is used only where the
-project has no object to point at (the admin's "view on site" of a model without a site URL).
+Objects are real (the `access_world` fixture in conftest.py): an end user with a session made
+through the services against the emulator, its toolkit, intent and audit events, a group, a
+user, axes records and a task result, so that detail URLs answer 200 to whoever may see them.
+A made-up object id is used only where the project has no object to point at (the admin's "view
+on site" of a model without a site URL).
 """
 
 from __future__ import annotations
@@ -29,31 +30,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.utils import timezone
 
-from sessions_app import roles
-from sessions_app.composio.emulator import Emulator
-from sessions_app.models import (
-    AuditEvent,
-    BulkJob,
-    BulkJobItem,
-    EndUser,
-    SessionOperation,
-    Toolkit,
-    ToolRouterSession,
-)
-from sessions_app.tool_router import sessions, toolkit_catalog
+from sessions_app.models import AuditEvent
+from tests.factories import PROJECT_ROOT, client_for
+from tests.helpers import access_placeholders
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "access-matrix.md"
+DOC = PROJECT_ROOT / "docs" / "access-matrix.md"
 ROLES = ("anonymous", "support", "session admin", "auditor", "no role", "superuser")
+
+pytestmark = pytest.mark.usefixtures("fast_passwords")
 
 # --- The matrix ---------------------------------------------------------------------------------
 #
@@ -264,101 +254,6 @@ def resolver_routes(patterns: list[Any] | None = None, prefix: str = "") -> Iter
             yield prefix + str(pattern.pattern)
 
 
-# --- The world the URLs point at ----------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    """The named actors get passwords; hashing them at full strength is most of the set-up."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def world(
-    emulator: Emulator,
-    support_user: User,
-    session_admin: User,
-    auditor: User,
-    outsider: User,
-) -> dict[str, Any]:
-    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
-    from django_tasks_db.models import DBTaskResult
-
-    root = User.objects.create_superuser("root_super", email="root@example.com", password=None)
-    toolkit_catalog.toolkit_catalog_sync(actor=root)
-    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
-    end_user = EndUser.objects.create(external_id="usr_access", display_name="Access Tester")
-    result = sessions.tool_router_session_create(end_user=end_user, toolkits=["github"], actor=root)
-    assert result.ok, result.message
-    now = timezone.now()
-    # An ended job with one succeeded item: cancel and retry answer without starting work.
-    job = BulkJob.objects.create(
-        kind=BulkJob.Kind.REFRESH,
-        state=BulkJob.State.FINISHED,
-        started_by=root,
-        started_by_username=root.username,
-        total=1,
-        counts={"succeeded": 1},
-        finished_at=now,
-    )
-    BulkJobItem.objects.create(
-        job=job, end_user=end_user, state=BulkJobItem.State.SUCCEEDED, session=result.session
-    )
-    axes = {
-        "user_agent": "pytest",
-        "ip_address": "127.0.0.1",
-        "username": "someone",
-        "http_accept": "*/*",
-        "path_info": "/accounts/login/",
-    }
-    task = DBTaskResult.objects.create(
-        enqueued_at=now,
-        args_kwargs={"args": [], "kwargs": {}},
-        task_path="sessions_app.bulk.runner.nothing",
-        backend_name="default",
-        run_after=now,
-        exception_class_path="",
-        traceback="",
-    )
-    ids = {
-        "group": Group.objects.get(name=roles.SUPPORT).pk,
-        "user": outsider.pk,
-        "accessattempt": AccessAttempt.objects.create(
-            **axes, attempt_time=now, get_data="", post_data="", failures_since_start=1
-        ).pk,
-        "accesslog": AccessLog.objects.create(**axes, attempt_time=now).pk,
-        "accessfailurelog": AccessFailureLog.objects.create(**axes, attempt_time=now).pk,
-        "dbtaskresult": task.pk,
-        "enduser": end_user.pk,
-        "end_user_uuid": end_user.public_id,
-        "enduser_ct": ContentType.objects.get_for_model(EndUser).pk,
-        "toolkit": Toolkit.objects.get(slug="github").pk,
-        "toolkit_slug": "github",
-        "sessionoperation": SessionOperation.objects.filter(end_user=end_user).latest("id").pk,
-        "auditevent": AuditEvent.objects.latest("sequence").pk,
-        "bulkjob": job.pk,
-        "job_uuid": job.public_id,
-    }
-    return {
-        "users": {
-            "anonymous": None,
-            "support": support_user,
-            "session admin": session_admin,
-            "auditor": auditor,
-            "no role": outsider,
-            "superuser": root,
-        },
-        "end_user": end_user,
-        "ids": ids,
-    }
-
-
-def _placeholders(world: dict[str, Any]) -> dict[str, Any]:
-    """Fresh each request: a refresh earlier in the walk replaces the active session."""
-    session = world["end_user"].sessions.get(status=ToolRouterSession.Status.ACTIVE)
-    return {**world["ids"], "toolroutersession": session.pk, "session_uuid": session.public_id}
-
-
 def answer(response: Any) -> str:
     if response.status_code in (HTTPStatus.FOUND, HTTPStatus.MOVED_PERMANENTLY):
         location = response["Location"]
@@ -370,9 +265,9 @@ def answer(response: Any) -> str:
     return str(response.status_code)
 
 
-def request_row(row: Row, client: Client, world: dict[str, Any]) -> str:
+def request_row(row: Row, client: Client, access_world: dict[str, Any]) -> str:
     """The answer to one row, with " audited" when it wrote an `access.refused` event."""
-    values = _placeholders(world)
+    values = access_placeholders(access_world)
     url = row.url.format(**values)
     refusals = AuditEvent.objects.filter(action="access.refused").count()
     if row.method == "GET":
@@ -382,13 +277,6 @@ def request_row(row: Row, client: Client, world: dict[str, Any]) -> str:
         response = client.post(url, data)
     audited = AuditEvent.objects.filter(action="access.refused").count() > refusals
     return answer(response) + (" audited" if audited else "")
-
-
-def role_client(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 # --- The tests ----------------------------------------------------------------------------------
@@ -417,15 +305,15 @@ def test_every_row_names_a_url_of_its_route() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_gets_the_answer_the_matrix_gives_for_every_url(
-    role: str, world: dict[str, Any]
+    role: str, access_world: dict[str, Any]
 ) -> None:
-    user = world["users"][role]
-    client = role_client(user)
+    user = access_world["users"][role]
+    client = client_for(user)
     wrong = []
     for row in ROWS:
-        got = request_row(row, client, world)
+        got = request_row(row, client, access_world)
         if user is not None and "_auth_user_id" not in client.session:
-            client = role_client(user)  # the row logged the client out
+            client = client_for(user)  # the row logged the client out
         if got != row.expected[role]:
             wrong.append(
                 f"{row.method} {row.url} ({row.route!r}): expected "

@@ -40,7 +40,6 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Max
 from django.test import Client
@@ -48,9 +47,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessions_app.models import AuditEvent, EndUser
-from tests.test_suite_access import ROLES, ROWS, _placeholders, role_client
-from tests.test_suite_access import fast_passwords as fast_passwords  # noqa: F401  (fixtures)
-from tests.test_suite_access import world as world  # noqa: F401
+from tests.factories import ALLOWED, HX, client_for
+from tests.helpers import access_placeholders
+from tests.test_suite_access import POST_DATA, ROLES, ROWS, answer
+
+pytestmark = pytest.mark.usefixtures("fast_passwords")
 
 FUZZ = settings(
     max_examples=30,
@@ -201,12 +202,12 @@ REJECTED = [("input.rejected", "rejected")]
 
 
 @pytest.fixture
-def root_client(world: dict[str, Any]) -> Client:
-    return role_client(world["users"]["superuser"])
+def root_client(access_world: dict[str, Any]) -> Client:
+    return client_for(access_world["users"]["superuser"])
 
 
-def url(template: str, world: dict[str, Any]) -> str:
-    return template.format(**_placeholders(world))
+def url(template: str, access_world: dict[str, Any]) -> str:
+    return template.format(**access_placeholders(access_world))
 
 
 # --- GET: random query strings on every page ---------------------------------------------------
@@ -300,16 +301,16 @@ GET_VIEWS: dict[str, tuple[str, set[str]]] = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("view", sorted(GET_VIEWS))
 def test_random_query_strings_never_break_a_page_or_write_anything(
-    view: str, world: dict[str, Any], root_client: Client, emulator: Any
+    view: str, access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
     template, known = GET_VIEWS[view]
-    target = url(template, world)
+    target = url(template, access_world)
 
     @FUZZ_PER_VIEW
     @given(query=query_strategy(known), htmx=st.booleans())
     def check(query: list[tuple[str, str]], htmx: bool) -> None:
         watch = Watch()
-        headers = {"HX-Request": "true"} if htmx else {}
+        headers = HX if htmx else {}
         response = no_server_error(
             root_client.get(target + "?" + urlencode(query), headers=headers)
         )
@@ -360,7 +361,6 @@ def test_random_ids_in_the_path_answer_404_or_a_redirect_and_write_nothing(
 
 # --- POST: admin actions and their intermediate pages ------------------------------------------
 
-ALLOWED = {"github", "gmail"}
 SESSION_ACTIONS = ["create_sessions", "refresh_sessions", "change_session_toolkits"]
 
 
@@ -389,14 +389,14 @@ def bad_pks() -> st.SearchStrategy[list[str]]:
 
 @pytest.mark.django_db
 def test_a_crafted_toolkit_choice_writes_exactly_one_rejected_event_and_nothing_else(
-    world: dict[str, Any], root_client: Client, emulator: Any
+    access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
     watch = Watch()
     response = root_client.post(
         "/admin/sessions_app/enduser/",
         {
             "action": "refresh_sessions",
-            "_selected_action": [world["ids"]["enduser"]],
+            "_selected_action": [access_world["ids"]["enduser"]],
             "post": "yes",
             "toolkits": ["github", "gіthub"],  # the second with a Cyrillic i
         },
@@ -404,14 +404,14 @@ def test_a_crafted_toolkit_choice_writes_exactly_one_rejected_event_and_nothing_
     assert response.status_code == HTTPStatus.OK
     assert b"errorlist" in response.content
     watch.assert_wrote(REJECTED)
-    assert emulator.count("session.create") == 1  # the world's own session only
+    assert emulator.count("session.create") == 1  # the access access_world's own session only
 
 
 @pytest.mark.django_db
 def test_random_session_action_posts_never_break_and_write_at_most_the_rejection(
-    world: dict[str, Any], root_client: Client, emulator: Any
+    access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
-    real = str(world["ids"]["enduser"])
+    real = str(access_world["ids"]["enduser"])
     creates = emulator.count("session.create")
 
     @FUZZ
@@ -493,10 +493,10 @@ def test_a_non_numeric_selected_id_does_not_crash_an_admin_action(
     ],
 )
 def test_an_empty_to_field_on_an_admin_change_page_is_not_a_server_error(
-    template: str, world: dict[str, Any], root_client: Client, emulator: Any
+    template: str, access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
     # Found by this suite: Django's change_view looks up the field named "" (KeyError, a 500).
-    no_server_error(root_client.get(url(template, world)))
+    no_server_error(root_client.get(url(template, access_world)))
 
 
 @pytest.mark.django_db
@@ -558,9 +558,9 @@ def test_adding_an_end_user_with_a_bad_external_id_writes_nothing(
 
 @pytest.mark.django_db
 def test_editing_an_end_user_with_bad_values_writes_nothing(
-    world: dict[str, Any], root_client: Client, emulator: Any
+    access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
-    target = url("/admin/sessions_app/enduser/{enduser}/change/", world)
+    target = url("/admin/sessions_app/enduser/{enduser}/change/", access_world)
 
     @FUZZ
     @given(
@@ -636,7 +636,7 @@ def test_a_confirmed_import_of_random_text_is_refused_with_one_rejected_event(
 
 @pytest.mark.django_db
 def test_random_login_attempts_write_one_failed_login_and_axes_records_only(
-    world: dict[str, Any], emulator: Any
+    access_world: dict[str, Any], emulator: Any
 ) -> None:
     axes_tables = ["axes.accessattempt", "axes.accessfailurelog", "axes.accesslog"]
 
@@ -695,38 +695,23 @@ def test_console_posts_for_unknown_objects_answer_404_and_write_nothing(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "query",
+    ("path", "query"),
     [
-        "date_to=9999-12-31",
-        "date_from=9999-12-31",
-        "date_from=0001-01-01&date_to=0001-01-01",
-        "date_from=1899-12-31",
+        ("/audit/events/", "date_to=9999-12-31"),
+        ("/audit/events/", "date_from=9999-12-31"),
+        ("/audit/events/", "date_from=0001-01-01&date_to=0001-01-01"),
+        ("/audit/events/", "date_from=1899-12-31"),
+        ("/audit/access/", "granted_to=9999-12-31"),
+        ("/audit/access/", "granted_from=0001-01-01&granted_to=0001-01-05"),
+        ("/audit/access/", "toolkit=github&on=9999-12-31"),
+        ("/audit/access/", "toolkit=github&on=0001-01-01"),
     ],
 )
-def test_the_audit_log_explains_dates_it_cannot_use(
-    query: str, root_client: Client, emulator: Any
+def test_the_audit_log_and_the_access_report_explain_dates_they_cannot_use(
+    path: str, query: str, root_client: Client, emulator: Any
 ) -> None:
     watch = Watch()
-    response = no_server_error(root_client.get("/audit/events/?" + query))
-    assert b"Choose a date between 1900-01-01 and 9999-12-30." in response.content
-    watch.assert_wrote([])
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    "query",
-    [
-        "granted_to=9999-12-31",
-        "granted_from=0001-01-01&granted_to=0001-01-05",
-        "toolkit=github&on=9999-12-31",
-        "toolkit=github&on=0001-01-01",
-    ],
-)
-def test_the_access_report_explains_dates_it_cannot_use(
-    query: str, root_client: Client, emulator: Any
-) -> None:
-    watch = Watch()
-    response = no_server_error(root_client.get("/audit/access/?" + query))
+    response = no_server_error(root_client.get(path + "?" + query))
     assert b"Choose a date between 1900-01-01 and 9999-12-30." in response.content
     watch.assert_wrote([])
 
@@ -743,23 +728,18 @@ def test_a_nul_byte_in_a_support_search_gets_a_message_not_an_error(
 # --- CSRF --------------------------------------------------------------------------------------
 
 
-def _csrf_client(user: User | None) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ["anonymous", "superuser"])
 def test_every_url_refuses_a_post_without_a_csrf_token_and_writes_nothing(
-    role: str, world: dict[str, Any], emulator: Any
+    role: str, access_world: dict[str, Any], emulator: Any
 ) -> None:
-    client = _csrf_client(world["users"][role])
+    client = client_for(access_world["users"][role], enforce_csrf_checks=True)
     let_through = []
     for row in ROWS:
         watch = Watch()
-        response = client.post(url(row.url, world), {"action": "allow_toolkits", "post": "yes"})
+        response = client.post(
+            url(row.url, access_world), {"action": "allow_toolkits", "post": "yes"}
+        )
         if response.status_code != HTTPStatus.FORBIDDEN or b"CSRF" not in response.content:
             let_through.append(f"{row.route}: {response.status_code}")
         assert watch.changed_tables() == [], row.route
@@ -769,16 +749,14 @@ def test_every_url_refuses_a_post_without_a_csrf_token_and_writes_nothing(
 
 @pytest.mark.django_db
 def test_post_endpoints_answer_as_the_matrix_says_once_the_token_is_sent(
-    world: dict[str, Any], emulator: Any
+    access_world: dict[str, Any], emulator: Any
 ) -> None:
-    from tests.test_suite_access import POST_DATA, answer
-
     wrong = []
     for row in (r for r in ROWS if r.method == "POST"):
-        client = _csrf_client(world["users"]["superuser"])
+        client = client_for(access_world["users"]["superuser"], enforce_csrf_checks=True)
         client.get("/accounts/login/")  # sets the csrftoken cookie
         token = client.cookies["csrftoken"].value
-        values = _placeholders(world)
+        values = access_placeholders(access_world)
         data = {k: v.format(**values) for k, v in POST_DATA.get(row.route, {}).items()}
         response = client.post(row.url.format(**values), data, headers={"X-CSRFToken": token})
         if answer(response) != row.expected["superuser"]:
@@ -792,13 +770,13 @@ def test_post_endpoints_answer_as_the_matrix_says_once_the_token_is_sent(
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ROLES)
 def test_no_get_writes_anything_but_the_refusal_the_matrix_documents(
-    role: str, world: dict[str, Any], emulator: Any
+    role: str, access_world: dict[str, Any], emulator: Any
 ) -> None:
-    client = role_client(world["users"][role])
+    client = client_for(access_world["users"][role])
     wrong = []
     for row in (r for r in ROWS if r.method == "GET"):
         watch = Watch()
-        no_server_error(client.get(url(row.url, world)))
+        no_server_error(client.get(url(row.url, access_world)))
         expected = REFUSED if row.expected[role].endswith("audited") else []
         changed, events = watch.changed_tables(), watch.events()
         if changed or events != expected:

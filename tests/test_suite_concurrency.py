@@ -16,14 +16,13 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connections
-from django.test import Client
 from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import AuditEvent, EndUser, SessionOperation, Toolkit, ToolRouterSession
-from sessions_app.tool_router import reconcile, sessions, toolkit_catalog
-
-ALLOWED = ["github", "gmail", "slack", "notion"]
+from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
+from sessions_app.tool_router import reconcile, sessions
+from tests.factories import client_for, give_session
+from tests.helpers import refuse_session_inserts
 
 pytestmark = [
     pytest.mark.skipif(
@@ -35,15 +34,6 @@ pytestmark = [
     # serialized_rollback: the flush after a transactional test would drop the role groups.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-@pytest.fixture
-def catalog(emulator: Emulator) -> Emulator:
-    emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    emulator.reset()
-    return emulator
 
 
 def run_together(*calls: Callable[[], object], timeout: float = 30) -> list[object]:
@@ -70,13 +60,9 @@ def run_together(*calls: Callable[[], object], timeout: float = 30) -> list[obje
 
 
 def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(
-    catalog: Emulator, session_admin: User
+    catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    alice = EndUser.objects.create(external_id="usr_alice")
-    old = sessions.tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert old is not None
+    old = give_session(alice, ["github"], session_admin)
     catalog.reset()
     release = threading.Event()
     catalog.faults.hold("session.create", release)
@@ -142,10 +128,9 @@ def test_two_staff_creating_for_the_same_users_at_once_never_leave_two_active_se
 
 
 def test_a_bulk_refresh_and_a_manual_refresh_of_the_same_users_never_leave_two_active_sessions(
-    catalog: Emulator, session_admin: User, settings
+    catalog: Emulator, session_admin: User, settings, immediate: None
 ) -> None:
     bulk = pytest.importorskip("sessions_app.bulk.jobs", reason="bulk jobs are not in the tree yet")
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     settings.BULK_RATE_PER_MINUTE = 600_000
     settings.BULK_CONCURRENCY = 1
     users = [EndUser.objects.create(external_id=f"usr_{n}") for n in range(5)]
@@ -189,19 +174,11 @@ def test_a_bulk_refresh_and_a_manual_refresh_of_the_same_users_never_leave_two_a
 
 
 def test_twenty_reveals_at_once_write_twenty_audit_events_and_the_chain_holds(
-    catalog: Emulator, session_admin: User, support_user: User
+    catalog: Emulator, alice: EndUser, session_admin: User, support_user: User
 ) -> None:
-    alice = EndUser.objects.create(external_id="usr_alice")
-    session = sessions.tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
     url = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
-    clients = []
-    for _ in range(20):
-        client = Client()
-        client.force_login(support_user)
-        clients.append(client)
+    clients = [client_for(support_user) for _ in range(20)]
     before = AuditEvent.objects.count()
 
     responses = run_together(*[lambda c=c: c.post(url) for c in clients])
@@ -217,11 +194,8 @@ def test_twenty_reveals_at_once_write_twenty_audit_events_and_the_chain_holds(
 
 
 def test_two_reconcile_runs_at_once_never_act_twice_on_one_intent(
-    catalog: Emulator, session_admin: User
+    catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    from tests.test_reconcile import refuse_session_inserts
-
-    alice = EndUser.objects.create(external_id="usr_alice")
     with refuse_session_inserts():
         result = sessions.tool_router_session_create(
             end_user=alice, toolkits=["github"], actor=session_admin

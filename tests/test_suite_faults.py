@@ -20,31 +20,21 @@ from django.contrib.auth.models import User
 
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import AuditEvent, EndUser, SessionOperation, SessionToolkit, Toolkit
+from sessions_app.models import AuditEvent, EndUser, SessionOperation, SessionToolkit
 from sessions_app.models import ToolRouterSession as Session
-from sessions_app.tool_router import sessions, toolkit_catalog
-from tests.test_reconcile import refuse_session_inserts, run_reconcile
+from sessions_app.tool_router import sessions
+from tests.factories import give_session
+from tests.helpers import refuse_session_inserts, run_reconcile
 
-ALLOWED = ["github", "gmail", "slack", "notion"]
 SAFE_RETRIES = 2
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def catalog(emulator: Emulator, settings) -> Emulator:
+@pytest.fixture(autouse=True)
+def safe_retries(settings) -> None:
+    """The seam retries what was never sent this many times; the counts below depend on it."""
     settings.COMPOSIO_SAFE_RETRIES = SAFE_RETRIES
-    # A small catalog keeps the per-test sync fast; the whole one is tested elsewhere.
-    emulator.set_catalog([t for t in emulator.catalog if t["slug"] in ALLOWED])
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=ALLOWED).update(is_allowed=True)
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-def alice(db: None) -> EndUser:
-    return EndUser.objects.create(external_id="usr_alice", display_name="Alice")
 
 
 def _closed_port() -> int:
@@ -176,10 +166,7 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
 ) -> None:
     old = None
     if kind == "refresh":
-        old = sessions.tool_router_session_create(
-            end_user=alice, toolkits=["github"], actor=session_admin
-        ).session
-        assert old is not None
+        old = give_session(alice, ["github"], session_admin)
     before_sessions = set(catalog.sessions)
     before_events = (
         AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
@@ -277,10 +264,7 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
 def test_a_failed_delete_of_the_old_session_is_kept_and_reconcile_deletes_it(
     catalog: Emulator, alice: EndUser, session_admin: User, status: int
 ) -> None:
-    old = sessions.tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert old is not None
+    old = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(status, endpoint="session.delete")
 
     result = sessions.tool_router_session_refresh(
@@ -310,10 +294,7 @@ def test_a_failed_delete_of_the_old_session_is_kept_and_reconcile_deletes_it(
 def test_a_read_is_retried_only_by_the_seam_and_only_for_gateway_errors(
     catalog: Emulator, alice: EndUser, session_admin: User, status: int, requests: int
 ) -> None:
-    session = sessions.tool_router_session_create(
-        end_user=alice, toolkits=["github"], actor=session_admin
-    ).session
-    assert session is not None
+    session = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(status, endpoint="session.get", times=10)
 
     with pytest.raises(composio_seam.ComposioError):

@@ -29,26 +29,30 @@ from django.urls import NoReverseMatch, reverse
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from tests.factories import (
+    ALLOWED,
+    SHIPPED_CATALOG,
+    admin_action,
+    admin_action_confirmed,
+    client_for,
+)
 
 SENTINEL = "ak_SENTINEL_9f2c7e1b4d6a8035"
-ALLOWED = ["github", "gmail", "slack", "notion"]
-CHANGELIST = "admin:sessions_app_enduser_changelist"
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sentinel_composio(settings, emulator_server: Emulator) -> Iterator[Emulator]:
+def sentinel_composio(settings, immediate: None) -> Iterator[Emulator]:
     """A Composio of our own that accepts only the sentinel key; the console configured for it."""
     emu = Emulator(api_key=SENTINEL, host="127.0.0.1", port=0)
-    emu.set_catalog([t for t in emulator_server.catalog if t["slug"] in [*ALLOWED, "jira"]])
+    emu.set_catalog([t for t in SHIPPED_CATALOG if t["slug"] in [*ALLOWED, "jira"]])
     emu.start()
     settings.COMPOSIO_API_KEY = SENTINEL
     settings.COMPOSIO_BASE_URL = emu.base_url
     settings.COMPOSIO_READ_TIMEOUT = 5.0
     settings.COMPOSIO_CONNECT_TIMEOUT = 2.0
     settings.TOOL_ROUTER_SYNC_LIMIT = 3
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     settings.BULK_RATE_PER_MINUTE = 600_000
     composio_seam.reset_client()
     yield emu
@@ -118,12 +122,9 @@ def _command(seen: Seen, name: str, *args: str) -> None:
 
 
 def _changelist(client: Client, action: str, users: list[EndUser], toolkits: list[str] | None):
-    data: dict[str, object] = {"action": action, "_selected_action": [u.pk for u in users]}
-    first = client.post(reverse(CHANGELIST), {**data, "index": "0"})
-    data.update(post="yes")
-    if toolkits is not None:
-        data["toolkits"] = toolkits
-    return first, client.post(reverse(CHANGELIST), data, follow=True)
+    """Both steps of an end-user admin action: (the intermediate page, the confirmed result)."""
+    first = admin_action(client, action, users)
+    return first, admin_action_confirmed(client, action, users, toolkits)
 
 
 def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, C901, PLR0915
@@ -132,10 +133,10 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
     admin_user = User.objects.get(username="ada_admin")
     support = User.objects.get(username="sam_support")
     auditor = User.objects.get(username="aud_auditor")
-    clients = {}
-    for who in (root, admin_user, support, auditor, User.objects.get(username="olly_outsider")):
-        clients[who.username] = Client()
-        clients[who.username].force_login(who)
+    clients = {
+        who.username: client_for(who)
+        for who in (root, admin_user, support, auditor, User.objects.get(username="olly_outsider"))
+    }
     admin, sup, aud, root_c = (
         clients["ada_admin"],
         clients["sam_support"],
@@ -289,8 +290,7 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
 
     # Error pages: 403 (no role, and CSRF), 404, and /healthz (which pings Composio).
     seen.add("403", clients["olly_outsider"].get(reverse("sessions_app:support_lookup")))
-    strict = Client(enforce_csrf_checks=True)
-    strict.force_login(support)
+    strict = client_for(support, enforce_csrf_checks=True)
     seen.add(
         "403 csrf", strict.post(reverse("sessions_app:support_mcp_reveal", args=[uuid.uuid4()]))
     )

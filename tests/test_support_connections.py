@@ -5,33 +5,24 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from sessions_app.composio import seam as composio_seam
-from sessions_app.models import EndUser, ToolRouterSession
-
-HX = {"HX-Request": "true"}
+from sessions_app.models import ToolRouterSession
+from tests.factories import HX, make_end_user, store_session
 
 
 @pytest.fixture
 def remote_session(emulator, db: None) -> ToolRouterSession:
     """A session that exists at the emulator, recorded locally as the console would."""
     remote = composio_seam.create_session(user_id="usr_conn", toolkits=["github", "gmail"])
-    end_user = EndUser.objects.create(external_id="usr_conn")
-    return ToolRouterSession.objects.create(
-        end_user=end_user,
-        session_id=remote.session_id,
+    return store_session(
+        make_end_user("usr_conn"),
+        remote.session_id,
         mcp_url=remote.mcp_url,
-        toolkits=list(remote.toolkits),
+        toolkits=remote.toolkits,
     )
-
-
-def _client(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _url(session: ToolRouterSession) -> str:
@@ -39,12 +30,12 @@ def _url(session: ToolRouterSession) -> str:
 
 
 def test_it_shows_a_badge_per_toolkit_from_composio(
-    remote_session: ToolRouterSession, support_user: User, emulator
+    remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:
     emulator.set_connection(remote_session.session_id, "github", "ACTIVE")
     emulator.set_connection(remote_session.session_id, "gmail", "EXPIRED")
     before = emulator.count("session.toolkits")
-    response = _client(support_user).get(_url(remote_session), headers=HX)
+    response = support_client.get(_url(remote_session), headers=HX)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert "<html" not in html
@@ -55,19 +46,19 @@ def test_it_shows_a_badge_per_toolkit_from_composio(
 
 
 def test_a_toolkit_without_a_connected_account_says_not_connected(
-    remote_session: ToolRouterSession, support_user: User, emulator
+    remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:
     emulator.set_connection(remote_session.session_id, "github", "INITIATED")
-    html = _client(support_user).get(_url(remote_session), headers=HX).content.decode()
+    html = support_client.get(_url(remote_session), headers=HX).content.decode()
     assert 'badge-initiated">initiated' in html
     assert "not connected" in html  # gmail
 
 
 def test_when_composio_is_down_the_card_says_so_in_place(
-    remote_session: ToolRouterSession, support_user: User, emulator
+    remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:
     emulator.faults.enqueue(503, endpoint="session.get", times=10)
-    response = _client(support_user).get(_url(remote_session), headers=HX)
+    response = support_client.get(_url(remote_session), headers=HX)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert "Could not check the connections" in html
@@ -76,33 +67,32 @@ def test_when_composio_is_down_the_card_says_so_in_place(
 
 
 def test_when_composio_is_slow_the_check_gives_up_with_a_message(
-    remote_session: ToolRouterSession, support_user: User, emulator, settings
+    remote_session: ToolRouterSession, support_client: Client, emulator, settings
 ) -> None:
     settings.COMPOSIO_READ_TIMEOUT = 0.3
     composio_seam.reset_client()
     emulator.faults.latency(2.0, endpoint="session.get")
-    response = _client(support_user).get(_url(remote_session), headers=HX)
+    response = support_client.get(_url(remote_session), headers=HX)
     assert response.status_code == HTTPStatus.OK
     assert b"did not answer in time" in response.content
 
 
 def test_while_composio_is_down_the_card_and_the_reveal_still_work(
-    remote_session: ToolRouterSession, support_user: User, emulator
+    remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:
     emulator.faults.enqueue(503, times=50)
-    client = _client(support_user)
     card = reverse("sessions_app:support_user_card", args=[remote_session.end_user.public_id])
-    assert client.get(card, headers=HX).status_code == HTTPStatus.OK
+    assert support_client.get(card, headers=HX).status_code == HTTPStatus.OK
     reveal = reverse("sessions_app:support_mcp_reveal", args=[remote_session.public_id])
-    response = client.post(reveal, headers=HX)
+    response = support_client.post(reveal, headers=HX)
     assert response.status_code == HTTPStatus.OK
     assert remote_session.mcp_url.encode() in response.content
 
 
 def test_without_javascript_the_check_renders_the_whole_card(
-    remote_session: ToolRouterSession, support_user: User, emulator
+    remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:
-    response = _client(support_user).get(_url(remote_session))
+    response = support_client.get(_url(remote_session))
     html = response.content.decode()
     assert "<html" in html and "usr_conn" in html
     assert "not connected" in html
@@ -110,8 +100,8 @@ def test_without_javascript_the_check_renders_the_whole_card(
 
 
 def test_a_session_unknown_to_composio_is_explained(
-    remote_session: ToolRouterSession, support_user: User, emulator
+    remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:
     composio_seam.delete_session(remote_session.session_id)
-    html = _client(support_user).get(_url(remote_session), headers=HX).content.decode()
+    html = support_client.get(_url(remote_session), headers=HX).content.decode()
     assert "Composio does not know it" in html

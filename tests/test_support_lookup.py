@@ -6,29 +6,13 @@ from http import HTTPStatus
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import trail
-from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.models import AuditEvent, EndUser
 from sessions_app.tool_router import selectors
-
-HX = {"HX-Request": "true"}
-
-
-def _user(external_id: str, name: str = "", email: str = "") -> EndUser:
-    return EndUser.objects.create(external_id=external_id, display_name=name, email=email)
-
-
-def _session(end_user: EndUser, session_id: str, status: str = "active") -> ToolRouterSession:
-    return ToolRouterSession.objects.create(
-        end_user=end_user,
-        session_id=session_id,
-        mcp_url=f"https://mcp.example.test/tool_router/{session_id}/mcp",
-        toolkits=["github"],
-        status=status,
-    )
+from tests.factories import HX, client_for, make_end_user, store_session
 
 
 def _found(query: str, **kwargs: int) -> list[str]:
@@ -38,14 +22,14 @@ def _found(query: str, **kwargs: int) -> list[str]:
 @pytest.fixture
 def people(db: None) -> dict[str, EndUser]:
     users = {
-        "ada": _user("usr_ada01", "Ada Lovelace", "Ada.Lovelace@Example.com"),
-        "alan": _user("usr_alan02", "Alan Turing", "alan@example.org"),
-        "grace": _user("cust-grace", "Grace Brewster Hopper", "grace@navy.example"),
-        "upper": _user("USR_SHOUT", "Loud Person", "loud@example.com"),
+        "ada": make_end_user("usr_ada01", "Ada Lovelace", "Ada.Lovelace@Example.com"),
+        "alan": make_end_user("usr_alan02", "Alan Turing", "alan@example.org"),
+        "grace": make_end_user("cust-grace", "Grace Brewster Hopper", "grace@navy.example"),
+        "upper": make_end_user("USR_SHOUT", "Loud Person", "loud@example.com"),
     }
-    _session(users["ada"], "trs_ada_old", status="superseded")
-    _session(users["ada"], "trs_ada_now")
-    _session(users["alan"], "trs_alan_now")
+    store_session(users["ada"], "trs_ada_old", status="superseded")
+    store_session(users["ada"], "trs_ada_now")
+    store_session(users["alan"], "trs_alan_now")
     return users
 
 
@@ -86,7 +70,7 @@ def test_an_empty_or_blank_query_lists_nobody(people: dict[str, EndUser]) -> Non
 
 def test_results_are_capped_with_a_note_that_there_are_more(db: None) -> None:
     for i in range(7):
-        _user(f"cap_{i}")
+        make_end_user(f"cap_{i}")
     result = selectors.end_user_lookup(query="cap_", limit=5)
     assert [u.external_id for u in result.users] == [f"cap_{i}" for i in range(5)]
     assert result.has_more
@@ -95,9 +79,9 @@ def test_results_are_capped_with_a_note_that_there_are_more(db: None) -> None:
 
 def test_an_exact_match_comes_first(db: None) -> None:
     for external_id in ["abc", "abc0", "aaa"]:
-        _user(external_id)
-    other = _user("zzz")
-    _session(other, "abc-session")
+        make_end_user(external_id)
+    other = make_end_user("zzz")
+    store_session(other, "abc-session")
     assert _found("abc") == ["abc", "abc0"]
     assert _found("abc-session") == ["zzz"]
 
@@ -108,9 +92,9 @@ def test_a_too_long_query_gets_a_clear_message(db: None) -> None:
 
 
 def test_like_wildcards_in_a_query_are_taken_literally(db: None) -> None:
-    _user("a_b")
-    _user("axb")
-    _user("a%c")
+    make_end_user("a_b")
+    make_end_user("axb")
+    make_end_user("a%c")
     assert _found("a_") == ["a_b"]
     assert _found("a%") == ["a%c"]
 
@@ -119,8 +103,7 @@ def test_like_wildcards_in_a_query_are_taken_literally(db: None) -> None:
 def test_the_lookup_page_lists_results_with_their_active_session(
     people: dict[str, EndUser], support_user: User
 ) -> None:
-    client = Client()
-    client.force_login(support_user)
+    client = client_for(support_user)
     response = client.get(reverse("sessions_app:support_lookup"), {"q": "usr_"}, headers=HX)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
@@ -134,9 +117,8 @@ def test_the_lookup_page_lists_results_with_their_active_session(
 def test_the_lookup_says_refine_when_there_are_more(support_user: User, settings) -> None:
     settings.SUPPORT_SEARCH_LIMIT = 3
     for i in range(5):
-        _user(f"many_{i}")
-    client = Client()
-    client.force_login(support_user)
+        make_end_user(f"many_{i}")
+    client = client_for(support_user)
     response = client.get(reverse("sessions_app:support_lookup"), {"q": "many"}, headers=HX)
     assert response.content.decode().count("result-link") == 3
     assert b"Refine your search" in response.content
@@ -144,8 +126,7 @@ def test_the_lookup_says_refine_when_there_are_more(support_user: User, settings
 
 @pytest.mark.django_db
 def test_a_query_that_matches_nothing_says_so(support_user: User) -> None:
-    client = Client()
-    client.force_login(support_user)
+    client = client_for(support_user)
     response = client.get(reverse("sessions_app:support_lookup"), {"q": "nobody"}, headers=HX)
     assert "No end user matches “nobody”" in response.content.decode()
 
@@ -155,18 +136,17 @@ def test_a_query_that_matches_nothing_says_so(support_user: User) -> None:
 
 def _grow(prefix: str, n: int) -> None:
     for i in range(n):
-        user = _user(f"{prefix}{i:03d}", f"Grow Person{i}", f"{prefix}{i}@example.com")
+        user = make_end_user(f"{prefix}{i:03d}", f"Grow Person{i}", f"{prefix}{i}@example.com")
         for g in range(2):
-            _session(user, f"trs_{prefix}{i}_{g}", status="superseded")
-        _session(user, f"trs_{prefix}{i}_now")
+            store_session(user, f"trs_{prefix}{i}_{g}", status="superseded")
+        store_session(user, f"trs_{prefix}{i}_now")
 
 
 @pytest.mark.django_db
 def test_the_lookup_query_count_does_not_grow_with_the_results(
     support_user: User, django_assert_max_num_queries
 ) -> None:
-    client = Client()
-    client.force_login(support_user)
+    client = client_for(support_user)
     url = reverse("sessions_app:support_lookup")
     client.get(url, {"q": "warm"}, headers=HX)
     _grow("few", 2)
@@ -182,8 +162,7 @@ def test_the_lookup_query_count_does_not_grow_with_the_results(
 def test_the_card_query_count_does_not_grow_with_the_history(
     support_user: User, session_admin: User, django_assert_max_num_queries
 ) -> None:
-    client = Client()
-    client.force_login(support_user)
+    client = client_for(support_user)
 
     def card(end_user: EndUser) -> None:
         # session, user, 2 permission queries, end user, active, history, toolkits, deleted-by.
@@ -192,15 +171,15 @@ def test_the_card_query_count_does_not_grow_with_the_history(
             response = client.get(url, headers=HX)
         assert response.status_code == HTTPStatus.OK
 
-    short = _user("short_history")
-    _session(short, "trs_short_now")
+    short = make_end_user("short_history")
+    store_session(short, "trs_short_now")
     card(short)
 
-    long = _user("long_history")
+    long = make_end_user("long_history")
     previous = None
     for g in range(40):
         status = "deleted" if g % 3 == 0 else "superseded"
-        session = _session(long, f"trs_long_{g}", status=status)
+        session = store_session(long, f"trs_long_{g}", status=status)
         if status == "deleted":
             session.deleted_at = timezone.now()
             session.save(update_fields=["deleted_at"])
@@ -212,7 +191,7 @@ def test_the_card_query_count_does_not_grow_with_the_history(
                 session=session,
             )
         previous = session
-    now = _session(long, "trs_long_now")
+    now = store_session(long, "trs_long_now")
     now.replaces = previous
     now.created_by = session_admin
     now.save(update_fields=["replaces", "created_by"])

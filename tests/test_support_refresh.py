@@ -7,31 +7,17 @@ from http import HTTPStatus
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 
-from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import sessions, toolkit_catalog
-
-HX = {"HX-Request": "true"}
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from tests.factories import HX, client_for, give_session, make_end_user
 
 
 @pytest.fixture
-def end_user(emulator, session_admin: User) -> EndUser:
-    toolkit_catalog.toolkit_catalog_sync()
-    Toolkit.objects.filter(slug__in=["github", "gmail"]).update(is_allowed=True)
-    user = EndUser.objects.create(external_id="usr_refresh", display_name="Rae Fresh")
-    result = sessions.tool_router_session_create(
-        end_user=user, toolkits=["github", "gmail"], actor=session_admin
-    )
-    assert result.ok, result.message
+def end_user(catalog, session_admin: User) -> EndUser:
+    user = make_end_user("usr_refresh", "Rae Fresh")
+    give_session(user, ["github", "gmail"], session_admin)
     return user
-
-
-def _client(user: User, **kwargs: bool) -> Client:
-    client = Client(**kwargs)
-    client.force_login(user)
-    return client
 
 
 def _url(end_user: EndUser) -> str:
@@ -43,7 +29,7 @@ def test_a_refresh_replaces_the_session_and_updates_the_card_in_place(
 ) -> None:
     old = end_user.sessions.get(status="active")
     creates = emulator.count("session.create")
-    response = _client(session_admin).post(_url(end_user), headers=HX)
+    response = client_for(session_admin).post(_url(end_user), headers=HX)
     assert response.status_code == HTTPStatus.OK
 
     new = end_user.sessions.get(status="active")
@@ -67,7 +53,7 @@ def test_a_refresh_replaces_the_session_and_updates_the_card_in_place(
 def test_the_list_row_shows_the_new_session_after_a_refresh(
     end_user: EndUser, session_admin: User
 ) -> None:
-    client = _client(session_admin)
+    client = client_for(session_admin)
     client.post(_url(end_user), headers=HX)
     new = end_user.sessions.get(status="active")
     row = client.get(
@@ -80,7 +66,7 @@ def test_the_list_row_shows_the_new_session_after_a_refresh(
 
 def test_csrf_is_enforced_on_refresh(end_user: EndUser, session_admin: User, emulator) -> None:
     creates = emulator.count("session.create")
-    response = _client(session_admin, enforce_csrf_checks=True).post(_url(end_user), headers=HX)
+    response = client_for(session_admin, enforce_csrf_checks=True).post(_url(end_user), headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert emulator.count("session.create") == creates
     assert end_user.sessions.count() == 1
@@ -89,7 +75,7 @@ def test_csrf_is_enforced_on_refresh(end_user: EndUser, session_admin: User, emu
 def test_without_javascript_a_refresh_redirects_to_the_card_with_a_message(
     end_user: EndUser, session_admin: User
 ) -> None:
-    client = _client(session_admin)
+    client = client_for(session_admin)
     response = client.post(_url(end_user))
     card = reverse("sessions_app:support_user_card", args=[end_user.public_id])
     assert response.status_code == HTTPStatus.FOUND
@@ -103,7 +89,7 @@ def test_when_composio_fails_the_card_says_why_and_the_old_session_stays(
 ) -> None:
     old = end_user.sessions.get(status="active")
     emulator.faults.enqueue(503, endpoint="session.create", times=5)
-    response = _client(session_admin).post(_url(end_user), headers=HX)
+    response = client_for(session_admin).post(_url(end_user), headers=HX)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert "message-error" in html and "503" in html

@@ -11,34 +11,25 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.db import DatabaseError
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import trail
-from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.models import AuditEvent, ToolRouterSession
 from sessions_app.tool_router import mcp_url
+from tests.factories import HX, client_for, make_end_user, store_session
 
-HX = {"HX-Request": "true"}
 MCP_URL = "https://mcp.example.test/tool_router/trs_reveal00001/mcp?k=PRIVATEPART"
 
 
 @pytest.fixture
 def session(db: None) -> ToolRouterSession:
-    end_user = EndUser.objects.create(external_id="usr_reveal", display_name="Rita Reveal")
-    return ToolRouterSession.objects.create(
-        end_user=end_user, session_id="trs_reveal00001", mcp_url=MCP_URL, toolkits=["github"]
-    )
+    end_user = make_end_user("usr_reveal", "Rita Reveal")
+    return store_session(end_user, "trs_reveal00001", mcp_url=MCP_URL)
 
 
 def _url(session: ToolRouterSession) -> str:
     return reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
-
-
-def _client(user: User, **kwargs: bool) -> Client:
-    client = Client(**kwargs)
-    client.force_login(user)
-    return client
 
 
 def _reveals() -> list[AuditEvent]:
@@ -49,7 +40,7 @@ def test_support_sees_the_full_url_once_the_reveal_is_audited(
     session: ToolRouterSession, support_user: User, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    response = _client(support_user).post(_url(session), headers=HX)
+    response = client_for(support_user).post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert MCP_URL.replace("&", "&amp;") in html
@@ -71,7 +62,7 @@ def test_support_sees_the_full_url_once_the_reveal_is_audited(
 def test_the_masked_url_comes_back_inside_the_revealed_fragment(
     session: ToolRouterSession, support_user: User
 ) -> None:
-    html = _client(support_user).post(_url(session), headers=HX).content.decode()
+    html = client_for(support_user).post(_url(session), headers=HX).content.decode()
     template = re.search(r"<template data-masked>(.*?)</template>", html, re.S)
     assert template is not None
     assert "PRIVATEPART" not in template.group(1)
@@ -82,7 +73,7 @@ def test_the_masked_url_comes_back_inside_the_revealed_fragment(
 def test_it_answers_nothing_if_the_audit_write_fails(
     session: ToolRouterSession, support_user: User
 ) -> None:
-    client = _client(support_user)
+    client = client_for(support_user)
     with mock.patch("sessions_app.trail.record", autospec=True, side_effect=DatabaseError):
         response = client.post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
@@ -98,7 +89,7 @@ def test_it_is_refused_without_the_reveal_permission(
     session: ToolRouterSession, actor: str, request: pytest.FixtureRequest
 ) -> None:
     user = request.getfixturevalue(actor)
-    response = _client(user).post(_url(session), headers=HX)
+    response = client_for(user).post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"PRIVATEPART" not in response.content
     assert b"trs_reveal00001" not in response.content
@@ -108,7 +99,7 @@ def test_it_is_refused_without_the_reveal_permission(
 
 
 def test_csrf_is_enforced_on_reveal(session: ToolRouterSession, support_user: User) -> None:
-    client = _client(support_user, enforce_csrf_checks=True)
+    client = client_for(support_user, enforce_csrf_checks=True)
     response = client.post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"PRIVATEPART" not in response.content
@@ -126,7 +117,7 @@ def test_the_per_staff_limit_refuses_with_a_clear_message(
     session: ToolRouterSession, support_user: User, session_admin: User, settings
 ) -> None:
     settings.SUPPORT_REVEALS_PER_HOUR = 2
-    client = _client(support_user)
+    client = client_for(support_user)
     for _ in range(2):
         assert client.post(_url(session), headers=HX).status_code == HTTPStatus.OK
     response = client.post(_url(session), headers=HX)
@@ -136,7 +127,7 @@ def test_the_per_staff_limit_refuses_with_a_clear_message(
     outcomes = [e.outcome for e in _reveals()]
     assert outcomes == ["success", "success", "refused"]
     # The limit is per staff user.
-    assert _client(session_admin).post(_url(session), headers=HX).status_code == HTTPStatus.OK
+    assert client_for(session_admin).post(_url(session), headers=HX).status_code == HTTPStatus.OK
 
 
 def test_reveals_older_than_an_hour_do_not_count(
@@ -151,7 +142,7 @@ def test_reveals_older_than_an_hour_do_not_count(
             actor=support_user,
             session=session,
         )
-    assert _client(support_user).post(_url(session), headers=HX).status_code == HTTPStatus.OK
+    assert client_for(support_user).post(_url(session), headers=HX).status_code == HTTPStatus.OK
 
 
 def test_a_superseded_session_cannot_be_revealed(
@@ -159,7 +150,7 @@ def test_a_superseded_session_cannot_be_revealed(
 ) -> None:
     session.status = ToolRouterSession.Status.SUPERSEDED
     session.save(update_fields=["status"])
-    response = _client(support_user).post(_url(session), headers=HX)
+    response = client_for(support_user).post(_url(session), headers=HX)
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert b"PRIVATEPART" not in response.content
     assert _reveals() == []
@@ -168,7 +159,7 @@ def test_a_superseded_session_cannot_be_revealed(
 def test_without_javascript_the_reveal_is_a_full_page_that_is_not_stored(
     session: ToolRouterSession, support_user: User
 ) -> None:
-    response = _client(support_user).post(_url(session))
+    response = client_for(support_user).post(_url(session))
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
     assert "<html" in html and "PRIVATEPART" in html

@@ -11,38 +11,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import trail
-from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.models import AuditEvent, EndUser
+from tests.factories import HX, client_for, make_end_user, store_session
 
-HX = {"HX-Request": "true"}
 MCP_URL = "https://mcp.example.test/tool_router/trs_alpha0000001/mcp?token=SECRETPART"
-
-
-def _end_user(external_id: str = "usr_alpha", **fields: str) -> EndUser:
-    fields.setdefault("display_name", "Ada Lovelace")
-    fields.setdefault("email", "ada@example.com")
-    return EndUser.objects.create(external_id=external_id, **fields)
-
-
-def _session(
-    end_user: EndUser, session_id: str = "trs_alpha0000001", **fields
-) -> ToolRouterSession:
-    fields.setdefault("mcp_url", MCP_URL)
-    fields.setdefault("toolkits", ["github", "gmail"])
-    return ToolRouterSession.objects.create(end_user=end_user, session_id=session_id, **fields)
 
 
 @pytest.fixture
 def alpha(db: None) -> EndUser:
-    user = _end_user()
-    _session(user)
+    user = make_end_user("usr_alpha", "Ada Lovelace", "ada@example.com")
+    store_session(user, "trs_alpha0000001", mcp_url=MCP_URL, toolkits=["github", "gmail"])
     return user
-
-
-def _client(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def _get_urls(end_user: EndUser) -> list[str]:
@@ -82,7 +61,7 @@ def test_auditors_and_staff_without_a_role_are_refused_every_support_page_and_it
     alpha: EndUser, actor: str, request: pytest.FixtureRequest
 ) -> None:
     user = request.getfixturevalue(actor)
-    client = _client(user)
+    client = client_for(user)
     urls = _get_urls(alpha)
     for url in urls:
         response = client.get(url)
@@ -98,7 +77,7 @@ def test_auditors_and_staff_without_a_role_are_refused_every_support_page_and_it
 def test_support_and_session_admins_can_open_every_support_page(
     alpha: EndUser, actor: str, request: pytest.FixtureRequest, emulator
 ) -> None:
-    client = _client(request.getfixturevalue(actor))
+    client = client_for(request.getfixturevalue(actor))
     for url in _get_urls(alpha):
         response = client.get(url, headers=HX)
         assert response.status_code == HTTPStatus.OK, url
@@ -107,7 +86,7 @@ def test_support_and_session_admins_can_open_every_support_page(
 @pytest.mark.django_db
 def test_superusers_can_open_the_lookup() -> None:
     root = User.objects.create_superuser("root", password="pw-root")
-    response = _client(root).get(reverse("sessions_app:support_lookup"))
+    response = client_for(root).get(reverse("sessions_app:support_lookup"))
     assert response.status_code == HTTPStatus.OK
 
 
@@ -116,7 +95,7 @@ def test_refresh_is_refused_to_support_without_the_refresh_permission(
     alpha: EndUser, support_user: User
 ) -> None:
     url = reverse("sessions_app:support_session_refresh", args=[alpha.public_id])
-    client = _client(support_user)
+    client = client_for(support_user)
     assert client.get(url).status_code == HTTPStatus.FORBIDDEN
     assert client.post(url).status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(action="access.refused", actor=support_user).count() == 2
@@ -126,7 +105,7 @@ def test_refresh_is_refused_to_support_without_the_refresh_permission(
 @pytest.mark.django_db
 def test_session_admins_get_the_refresh_confirmation(alpha: EndUser, session_admin: User) -> None:
     url = reverse("sessions_app:support_session_refresh", args=[alpha.public_id])
-    response = _client(session_admin).get(url, headers=HX)
+    response = client_for(session_admin).get(url, headers=HX)
     assert response.status_code == HTTPStatus.OK
     assert b"Yes, refresh" in response.content
     assert b"<html" not in response.content
@@ -138,7 +117,7 @@ def test_a_user_with_only_the_view_permissions_is_refused(alpha: EndUser) -> Non
     viewer.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_enduser", "view_toolroutersession"])
     )
-    response = _client(viewer).get(reverse("sessions_app:support_lookup"))
+    response = client_for(viewer).get(reverse("sessions_app:support_lookup"))
     assert response.status_code == HTTPStatus.FORBIDDEN
 
 
@@ -149,7 +128,7 @@ def test_a_user_with_only_the_view_permissions_is_refused(alpha: EndUser) -> Non
 def test_htmx_lookup_gets_a_fragment_and_a_direct_load_the_full_page(
     alpha: EndUser, support_user: User
 ) -> None:
-    client = _client(support_user)
+    client = client_for(support_user)
     url = reverse("sessions_app:support_lookup") + "?q=usr_al"
     fragment = client.get(url, headers=HX)
     page = client.get(url)
@@ -163,7 +142,7 @@ def test_htmx_lookup_gets_a_fragment_and_a_direct_load_the_full_page(
 
 @pytest.mark.django_db
 def test_a_history_restore_request_gets_the_full_page(alpha: EndUser, support_user: User) -> None:
-    client = _client(support_user)
+    client = client_for(support_user)
     url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
     response = client.get(url, headers={**HX, "HX-History-Restore-Request": "true"})
     assert b"<html" in response.content
@@ -176,7 +155,7 @@ def test_the_card_shows_the_user_session_toolkits_and_a_masked_url(
     alpha: EndUser, support_user: User
 ) -> None:
     session = alpha.sessions.get()
-    client = _client(support_user)
+    client = client_for(support_user)
     url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
     for response in (client.get(url, headers=HX), client.get(url)):
         html = response.content.decode()
@@ -194,7 +173,7 @@ def test_the_card_offers_refresh_only_to_staff_who_may_refresh(
     alpha: EndUser, session_admin: User
 ) -> None:
     url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
-    response = _client(session_admin).get(url, headers=HX)
+    response = client_for(session_admin).get(url, headers=HX)
     assert b"Refresh session" in response.content
 
 
@@ -202,8 +181,8 @@ def test_the_card_offers_refresh_only_to_staff_who_may_refresh(
 def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
     support_user: User, session_admin: User
 ) -> None:
-    user = _end_user("usr_hist")
-    gone = _session(
+    user = make_end_user("usr_hist", "Ada Lovelace", "ada@example.com")
+    gone = store_session(
         user,
         "trs_hist_deleted",
         status="deleted",
@@ -217,9 +196,9 @@ def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
         end_user=user,
         session=gone,
     )
-    old = _session(user, "trs_hist_old", status="superseded", superseded_at=timezone.now())
-    _session(user, "trs_hist_new", replaces=old, created_by=session_admin)
-    response = _client(support_user).get(
+    old = store_session(user, "trs_hist_old", status="superseded", superseded_at=timezone.now())
+    store_session(user, "trs_hist_new", replaces=old, created_by=session_admin)
+    response = client_for(support_user).get(
         reverse("sessions_app:support_user_card", args=[user.public_id]), headers=HX
     )
     html = response.content.decode()
@@ -231,14 +210,14 @@ def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
 @pytest.mark.django_db
 def test_an_unknown_user_card_is_a_404(support_user: User) -> None:
     url = reverse("sessions_app:support_user_card", args=["00000000-0000-0000-0000-000000000000"])
-    assert _client(support_user).get(url).status_code == HTTPStatus.NOT_FOUND
+    assert client_for(support_user).get(url).status_code == HTTPStatus.NOT_FOUND
 
 
 @pytest.mark.django_db
 def test_the_full_mcp_url_is_absent_from_every_get_response(
     alpha: EndUser, session_admin: User, emulator
 ) -> None:
-    client = _client(session_admin)
+    client = client_for(session_admin)
     session = alpha.sessions.get()
     for url in [
         *_get_urls(alpha),
@@ -256,7 +235,7 @@ def test_the_lookup_page_focuses_the_search_box_and_shows_the_emulator_banner(
     support_user: User, settings
 ) -> None:
     settings.COMPOSIO_API_KEY = ""
-    response = _client(support_user).get(reverse("sessions_app:support_lookup"))
+    response = client_for(support_user).get(reverse("sessions_app:support_lookup"))
     html = response.content.decode()
     assert 'name="q"' in html and "autofocus" in html
     assert "Emulated" in html
@@ -267,7 +246,7 @@ def test_the_lookup_page_focuses_the_search_box_and_shows_the_emulator_banner(
 def test_reveal_is_post_only(alpha: EndUser, support_user: User) -> None:
     session = alpha.sessions.get()
     url = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
-    response = _client(support_user).get(url)
+    response = client_for(support_user).get(url)
     assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
     assert session.mcp_url.encode() not in response.content
 

@@ -1,0 +1,139 @@
+"""Plain factories the test modules share: staff, end users, sessions, toolkits, clients.
+
+Fixtures live in conftest.py and are built from these; a test that needs one more object of a
+kind calls the factory directly. Sessions come in two kinds: `give_session` goes through the real
+session service against the emulator (Composio knows the session), `store_session` only writes
+the row (for pages that read what the console stored and never call Composio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.contrib.auth.models import Group, User
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import reverse
+
+from sessions_app.bulk import jobs as bulk
+from sessions_app.composio.emulator.catalog import load_catalog
+from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import sessions, toolkit_catalog
+
+# The checkout: manage.py, templates/, docs/ (subprocesses run here).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The emulator's API key in the tests (worker processes are given it too).
+EMULATOR_KEY = "emu-test-key-0123456789"
+# The toolkit catalog the emulator ships with, as its catalog.json lists it.
+SHIPPED_CATALOG = load_catalog()
+# The toolkits on the allow-list in the `catalog` fixture; every other catalog entry is not.
+ALLOWED = ["github", "gmail", "slack", "notion"]
+# The header HTMX sends with each of its requests: the console's pages answer with a fragment.
+HX = {"HX-Request": "true"}
+# The end-user admin's list, where the session actions are posted.
+ENDUSER_CHANGELIST = "admin:sessions_app_enduser_changelist"
+
+
+def make_staff(username: str, *groups: str) -> User:
+    """A staff user in the named role groups, with the password "pw-<username>"."""
+    user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
+    user.groups.add(*Group.objects.filter(name__in=groups))
+    return user
+
+
+def make_end_user(external_id: str, display_name: str = "", email: str = "") -> EndUser:
+    """One end user, with no session."""
+    return EndUser.objects.create(external_id=external_id, display_name=display_name, email=email)
+
+
+def make_end_users(count: int, prefix: str = "usr", digits: int = 5) -> list[EndUser]:
+    """`count` end users "<prefix>_00000", "<prefix>_00001", ... (`digits` wide) in one insert,
+    returned in external-id order."""
+    EndUser.objects.bulk_create(
+        EndUser(external_id=f"{prefix}_{n:0{digits}d}") for n in range(count)
+    )
+    made = EndUser.objects.filter(external_id__startswith=prefix + "_")
+    return list(made.order_by("external_id"))
+
+
+def allow_toolkits(slugs: Iterable[str] = ALLOWED) -> None:
+    """Put these synced toolkits on the allow-list."""
+    Toolkit.objects.filter(slug__in=list(slugs)).update(is_allowed=True)
+
+
+def sync_catalog(allowed: Iterable[str] = ALLOWED, actor: User | None = None) -> None:
+    """Sync Composio's catalog (the emulator's) into the database and allow `allowed`."""
+    toolkit_catalog.toolkit_catalog_sync(actor=actor)
+    allow_toolkits(allowed)
+
+
+def give_session(end_user: EndUser, toolkits: list[str], actor: User | None) -> ToolRouterSession:
+    """An active session made by the session service, so Composio (the emulator) has it too."""
+    result = sessions.tool_router_session_create(end_user=end_user, toolkits=toolkits, actor=actor)
+    assert result.ok, result.message
+    assert result.session is not None
+    return result.session
+
+
+def store_session(
+    end_user: EndUser,
+    session_id: str,
+    *,
+    status: str = "active",
+    mcp_url: str = "",
+    toolkits: Iterable[str] = ("github",),
+    **fields: object,
+) -> ToolRouterSession:
+    """A session row as the console stores one, without Composio knowing it.
+
+    The MCP URL defaults to one made from the session id, so each session has its own.
+    """
+    return ToolRouterSession.objects.create(
+        end_user=end_user,
+        session_id=session_id,
+        mcp_url=mcp_url or f"https://mcp.example.test/tool_router/{session_id}/mcp",
+        toolkits=list(toolkits),
+        status=status,
+        **fields,
+    )
+
+
+def start_bulk_job(kind: str, toolkits: list[str] | None, actor: User) -> BulkJob:
+    """A bulk job of this kind over every end user, started through the bulk service."""
+    return bulk.bulk_job_start(
+        kind=kind, end_users=EndUser.objects.all(), toolkits=toolkits, actor=actor
+    )
+
+
+def client_for(user: User | None, **client_options: object) -> Client:
+    """A new test client logged in as `user` (anonymous for None); options go to Client()."""
+    client = Client(**client_options)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def admin_action(
+    client: Client, action: str, end_users: Iterable[EndUser], *, url: str = "", **fields: object
+) -> HttpResponse:
+    """The first step of an end-user admin action: its intermediate page for these end users."""
+    data = {"action": action, "_selected_action": [u.pk for u in end_users], "index": "0"}
+    return client.post(url or reverse(ENDUSER_CHANGELIST), {**data, **fields})
+
+
+def admin_action_confirmed(
+    client: Client,
+    action: str,
+    end_users: Iterable[EndUser],
+    toolkits: list[str] | None = None,
+    *,
+    url: str = "",
+    follow: bool = True,
+    **fields: object,
+) -> HttpResponse:
+    """The second step of an end-user admin action: confirmed (post=yes), with these toolkits."""
+    data = {"action": action, "_selected_action": [u.pk for u in end_users], "post": "yes"}
+    if toolkits is not None:
+        data["toolkits"] = toolkits
+    return client.post(url or reverse(ENDUSER_CHANGELIST), {**data, **fields}, follow=follow)
