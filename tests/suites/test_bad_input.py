@@ -49,7 +49,7 @@ from hypothesis import strategies as st
 from sessions_app.models import AuditEvent, EndUser
 from tests.factories import ALLOWED, HX, client_for
 from tests.helpers import access_placeholders
-from tests.test_suite_access import POST_DATA, ROLES, ROWS, answer
+from tests.suites.test_access import POST_DATA, ROLES, ROWS, answer
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 

@@ -4,7 +4,7 @@ The matrix is the decision record of who may open what. A URL the resolver serve
 matrix does not list fails `test_the_matrix_lists_every_url_the_project_serves`, so a new view
 cannot slip in without someone deciding (and writing down) who may use it. The same table is in
 docs/access-matrix.md; `test_the_access_matrix_document_matches_the_table` keeps them equal
-(`UPDATE_ACCESS_MATRIX=1 pytest tests/test_suite_access.py -k document` rewrites the document).
+(`UPDATE_ACCESS_MATRIX=1 pytest tests/suites/test_access.py -k document` rewrites the document).
 
 Answers, per role:
 - `200`, `403`, `404`, `405`: that status code;
@@ -328,7 +328,7 @@ DOC_INTRO = """# Access matrix
 
 Who gets what from every URL the console serves: the Django admin, the support console, the audit
 pages, the bulk jobs, login and health. It is generated from the table in
-`tests/test_suite_access.py` (`UPDATE_ACCESS_MATRIX=1 pytest tests/test_suite_access.py -k
+`tests/suites/test_access.py` (`UPDATE_ACCESS_MATRIX=1 pytest tests/suites/test_access.py -k
 document`); a test fails when the two differ, and another when the project serves a URL the
 table does not list.
 

@@ -157,7 +157,7 @@ def test_too_many_toolkits_are_refused(
 def test_a_selection_over_the_limit_is_refused_with_a_message(
     session_admin_client: Client, catalog: Emulator, users: list[EndUser], settings
 ) -> None:
-    # Create and refresh hand big selections to a background job (tests/test_bulk_views.py);
+    # Create and refresh hand big selections to a background job (tests/bulk/test_views.py);
     # changing toolkits in place has no job and stays limited.
     settings.TOOL_ROUTER_SYNC_LIMIT = 2
 
