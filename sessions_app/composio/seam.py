@@ -315,6 +315,15 @@ def delete_session(session_id: str) -> None:
     )
 
 
+def delete_session_if_known(session_id: str) -> bool:
+    """Delete a session; False if Composio no longer knew it (deleting twice is harmless)."""
+    try:
+        delete_session(session_id)
+    except ComposioNotFound:
+        return False
+    return True
+
+
 def session_connections(session_id: str, *, page_size: int = 50) -> list[ToolkitConnection]:
     """Each toolkit of the session with its connection state (all pages)."""
     client = get_client()

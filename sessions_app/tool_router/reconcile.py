@@ -168,9 +168,7 @@ def _retry_remote_delete(
     previous = session.remote_delete_error
     error = ""
     try:
-        composio_seam.delete_session(session.session_id)
-    except composio_seam.ComposioNotFound:
-        pass
+        composio_seam.delete_session_if_known(session.session_id)
     except composio_seam.ComposioError as exc:
         error = exc.message
     with transaction.atomic():

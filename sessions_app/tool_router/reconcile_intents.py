@@ -274,9 +274,7 @@ def _delete_unrecorded(lease: Lease, apply: Apply, remote_id: str) -> ReconcileI
     name = lease.name
     keep = f"{name} keeps session {active.session_id}" if active else f"{name} got a session"
     try:
-        composio_seam.delete_session(remote_id)
-    except composio_seam.ComposioNotFound:
-        pass
+        composio_seam.delete_session_if_known(remote_id)
     except composio_seam.ComposioError as exc:
         message = (
             f"{keep}; deleting the unrecorded session {remote_id} at Composio failed: {exc.message}"
@@ -360,11 +358,8 @@ def _settle_delete(lease: Lease, apply: Apply) -> ReconcileItem:
             _closing(lease, Result.CLOSED, "the session is already deleted.", session=seen)
         )
     # The delete was asked for by someone allowed to; finish it (deleting twice is harmless).
-    already_gone = False
     try:
-        composio_seam.delete_session(seen.session_id)
-    except composio_seam.ComposioNotFound:
-        already_gone = True
+        already_gone = not composio_seam.delete_session_if_known(seen.session_id)
     except composio_seam.ComposioError as exc:
         message = f"deleting session {seen.session_id} at Composio failed: {exc.message}"
         return apply(_closing(lease, Result.RETRY, message, session=seen))

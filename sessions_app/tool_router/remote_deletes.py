@@ -25,36 +25,34 @@ def remote_delete(
 
     Returns whether it is gone. A session Composio no longer knows counts as gone.
     """
-    try:
-        composio_seam.delete_session(session.session_id)
-    except composio_seam.ComposioNotFound:
-        pass
-    except composio_seam.ComposioError as exc:
-        session.remote_delete_error = exc.message[:500]
-        session.save(update_fields=["remote_delete_error"])
+
+    def record(outcome: str, reason: str) -> None:
         trail.record(
             action="session.remote_delete",
-            outcome=AuditEvent.Outcome.UNKNOWN
-            if exc.outcome_unknown
-            else AuditEvent.Outcome.FAILURE,
+            outcome=outcome,
             actor=actor,
             request=request,
             end_user=session.end_user,
             session=session,
-            reason=f"Deleting superseded session {session.session_id} at Composio failed: "
+            reason=reason,
+        )
+
+    try:
+        composio_seam.delete_session_if_known(session.session_id)
+    except composio_seam.ComposioError as exc:
+        session.remote_delete_error = exc.message[:500]
+        session.save(update_fields=["remote_delete_error"])
+        record(
+            AuditEvent.Outcome.UNKNOWN if exc.outcome_unknown else AuditEvent.Outcome.FAILURE,
+            f"Deleting superseded session {session.session_id} at Composio failed: "
             f"{exc.message} It will be retried.",
         )
         return False
     records.mark_remote_deleted(session)
     if audit_ok:
-        trail.record(
-            action="session.remote_delete",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            actor=actor,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            reason=f"Deleted superseded session {session.session_id} at Composio.",
+        record(
+            AuditEvent.Outcome.SUCCESS,
+            f"Deleted superseded session {session.session_id} at Composio.",
         )
     return True
 

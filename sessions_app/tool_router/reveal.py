@@ -58,32 +58,28 @@ def mcp_url_reveal(
     """
     limit = settings.SUPPORT_REVEALS_PER_HOUR
     fingerprint = mcp_url.fingerprint(session.mcp_url)
-    if mcp_url_reveals_in_last_hour(actor=actor) >= limit:
+
+    def record(outcome: str, reason: str = "") -> None:
         trail.record(
             action="mcp_url.reveal",
-            outcome=AuditEvent.Outcome.REFUSED,
+            outcome=outcome,
             actor=actor,
             request=request,
             end_user=session.end_user,
             session=session,
-            reason=f"Reveal limit of {limit} per hour reached.",
+            reason=reason,
             details={"fingerprint": fingerprint},
         )
+
+    if mcp_url_reveals_in_last_hour(actor=actor) >= limit:
+        record(AuditEvent.Outcome.REFUSED, f"Reveal limit of {limit} per hour reached.")
         return Reveal(
             withheld=Withheld.LIMIT,
             message=f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
             "try again later or ask a session admin.",
         )
     try:
-        trail.record(
-            action="mcp_url.reveal",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            actor=actor,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            details={"fingerprint": fingerprint},
-        )
+        record(AuditEvent.Outcome.SUCCESS)
     except DatabaseError:
         # Fail closed: no audit record, no URL.
         logger.exception("reveal of session %s not audited; URL withheld", session.session_id)

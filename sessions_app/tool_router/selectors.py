@@ -150,6 +150,13 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     )
 
 
+def active_session(*, end_user: EndUser) -> ToolRouterSession | None:
+    """The end user's active session, if any."""
+    return ToolRouterSession.objects.filter(
+        end_user=end_user, status=ToolRouterSession.Status.ACTIVE
+    ).first()
+
+
 def end_user_row(*, end_user: EndUser) -> EndUser:
     """The end user as a result row shows it (with `active_session`)."""
     end_user.active_session = end_user.sessions.filter(

@@ -354,11 +354,8 @@ def tool_router_session_delete(
         return operation
     target = operation.session
     assert target is not None
-    already_gone = False
     try:
-        composio_seam.delete_session(target.session_id)
-    except composio_seam.ComposioNotFound:
-        already_gone = True
+        already_gone = not composio_seam.delete_session_if_known(target.session_id)
     except composio_seam.ComposioError as exc:
         return intents.failed(
             attempt,

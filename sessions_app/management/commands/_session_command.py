@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions_app.models import EndUser
 from sessions_app.tool_router import sessions
@@ -73,3 +75,42 @@ def finish(result: sessions.SessionResult) -> str:
     if result.ok:
         return result.message
     raise CommandError(result.message, returncode=_EXIT.get(result.outcome, EXIT_FAILED))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the command line asked for."""
+
+    actor: AbstractBaseUser | None
+    external_id: str
+    toolkits: list[str] | None
+    options: dict[str, object]
+
+
+class SessionCommand(BaseCommand):
+    """A session service from the shell: find the actor, call the service, exit with its outcome."""
+
+    # The --toolkits option's help; None: the command takes no toolkits.
+    toolkits_help: str | None = None
+    toolkits_required = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_common_arguments(parser)
+        if self.toolkits_help is not None:
+            parser.add_argument(
+                "--toolkits",
+                required=self.toolkits_required,
+                metavar="a,b",
+                help=self.toolkits_help,
+            )
+
+    def handle(self, *args: object, **options: object) -> None:
+        actor = actor_from(options["actor"])  # type: ignore[arg-type]
+        raw = options.get("toolkits")
+        toolkits = parse_toolkits(str(raw)) if raw is not None else None
+        asked = Asked(actor, str(options["external_id"]), toolkits, options)
+        result = self.run(asked)
+        self.stdout.write(self.style.SUCCESS(finish(result)))
+
+    def run(self, asked: Asked) -> sessions.SessionResult:
+        raise NotImplementedError
