@@ -59,7 +59,7 @@ def _ensure_database() -> None:
 
 _ensure_database()
 django.setup()
-for _name in ("sessions_app.composio_seam", "django_tasks", "console.request"):
+for _name in ("sessions_app.composio.seam", "django_tasks", "console.request"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 from django.conf import settings  # noqa: E402

@@ -3,8 +3,7 @@
 Each service call is an `Attempt` with exactly one audit event. Before calling Composio it
 commits an intent (`SessionOperation`, state pending): that row is the per-end-user lock, so no
 transaction is held open across the call. What Composio answered is then stored in one short
-transaction (reliability.md's write order); a call that may have acted leaves the intent
-`unknown` for reconciliation.
+transaction; a call that may have acted leaves the intent `unknown` for reconciliation.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reconciliation: settle what a call to Composio left open.
 
-Three kinds of items are left open by the write order of `services` (reliability.md):
+Three kinds of items are left open by the write order of the session services (`intents`):
 
 - an intent (`SessionOperation`) still `pending` long after its call should have ended (the
   process died mid-call), or `unknown` (Composio may have acted: a timeout, a 5xx, a cut or
