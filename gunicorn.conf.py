@@ -2,8 +2,16 @@
 
 import multiprocessing
 import os
+from pathlib import Path
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+import environ
+from gunicorn.http import wsgi as _gunicorn_wsgi
+
+# The same .env the settings read, so gunicorn and Django see one DJANGO_TRUSTED_PROXIES.
+environ.Env.read_env(Path(__file__).resolve().parent / ".env", overwrite=False)
+
+# Loopback unless told otherwise: the console is meant to sit behind a reverse proxy.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
@@ -15,4 +23,24 @@ max_requests_jitter = 200
 # The console writes its own structured access line (with the request id) per request.
 accesslog = None
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The proxies the console trusts (settings.TRUSTED_PROXIES reads the same variable), and nobody
+# when it is empty; gunicorn validates the CIDRs itself. Only X-Forwarded-Proto marks a request as
+# HTTPS: gunicorn's defaults would also believe X-Forwarded-Ssl and X-Forwarded-Protocol.
+forwarded_allow_ips = os.environ.get("DJANGO_TRUSTED_PROXIES", "")
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+
+_gunicorn_default_headers = _gunicorn_wsgi.Response.default_headers
+
+
+def _default_headers_without_server(self: _gunicorn_wsgi.Response) -> list[str]:
+    """gunicorn's status line and headers less its `Server: gunicorn` banner.
+
+    gunicorn has no setting for the banner, and blanking `gunicorn.SERVER` still sends an empty
+    `Server:`; this file is read by the arbiter before it forks, so every worker answers without.
+    """
+    return [
+        line for line in _gunicorn_default_headers(self) if not line.lower().startswith("server:")
+    ]
+
+
+_gunicorn_wsgi.Response.default_headers = _default_headers_without_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -40,6 +41,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a peer that is not a trusted proxy loses the forwarding headers before anything
+    # (SecurityMiddleware's HTTPS redirect included) reads them.
+    "sessions_app.middleware.UntrustedProxyHeadersMiddleware",
+    # Before WhiteNoise and the HTTPS redirect, so static files and redirects carry it too.
+    "sessions_app.middleware.PermissionsPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sessions_app.middleware.RequestIdMiddleware",
@@ -101,7 +107,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
-    # The proxy terminates TLS and says so in X-Forwarded-Proto (and it must strip client copies).
+    # The proxy terminates TLS and says so in X-Forwarded-Proto. A client's own copy never gets
+    # here: UntrustedProxyHeadersMiddleware drops it from any peer outside TRUSTED_PROXIES.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if SECURE:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
@@ -129,7 +136,21 @@ AXES_CLIENT_IP_CALLABLE = "sessions_app.middleware.axes_client_ip"
 AXES_USERNAME_CALLABLE = "sessions_app.middleware.axes_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-# How many reverse proxies in front of the console append to X-Forwarded-For (0: use REMOTE_ADDR).
+
+
+def _networks(cidrs: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The CIDRs as networks; a typo (or host bits set, `10.0.0.1/8`) stops the start."""
+    try:
+        return tuple(ipaddress.ip_network(cidr.strip()) for cidr in cidrs if cidr.strip())
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DJANGO_TRUSTED_PROXIES: {error}") from error
+
+
+# The reverse proxies whose X-Forwarded-For/-Proto/-Ssl and X-Request-ID the console believes, by
+# the peer's REMOTE_ADDR (empty: none; every client is its own REMOTE_ADDR). gunicorn.conf.py
+# reads the same variable for gunicorn's forwarded_allow_ips.
+TRUSTED_PROXIES = _networks(env.list("DJANGO_TRUSTED_PROXIES", default=[]))
+# How many of those proxies append to X-Forwarded-For (0: use REMOTE_ADDR).
 TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 
 # --- Staff sessions ----------------------------------------------------------------------------

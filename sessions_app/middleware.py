@@ -1,5 +1,6 @@
 """The console's middleware and django-axes' callables.
 
+Forwarding headers believed from trusted proxies only; a Permissions-Policy on every response.
 Request ids: one per request, echoed in a header, carried by log records and audit events (kept
 in `sessions_app.request_context`); staff session time-outs; malformed admin input refused.
 """
@@ -16,11 +17,57 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 
-from sessions_app.request_context import bound_request_id, client_ip, current_request_id
+from sessions_app.request_context import (
+    bound_request_id,
+    client_ip,
+    current_request_id,
+    from_trusted_proxy,
+)
 
 access_log = logging.getLogger("console.request")
 # A proxy-supplied id is kept only if it is short and plain, so it cannot inject into logs.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# What only a reverse proxy may say about a request: the client's address, the scheme it used
+# (Django's SECURE_PROXY_SSL_HEADER reads X-Forwarded-Proto), the host and port, the request id.
+_PROXY_HEADERS = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_SSL",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_REQUEST_ID",
+)
+# The browser features the console never uses, denied to it and to anything it might embed.
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+
+
+class UntrustedProxyHeadersMiddleware:
+    """First in line: a request whose peer is not in settings.TRUSTED_PROXIES loses the headers
+    only a proxy may set, so nothing after it (the HTTPS check, the client address, the request
+    id) reads a client's own X-Forwarded-Proto, X-Forwarded-For or X-Request-ID."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not from_trusted_proxy(request):
+            for name in _PROXY_HEADERS:
+                request.META.pop(name, None)
+        return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Every response says the page may not use the camera, microphone, location, payments or
+    USB (PERMISSIONS_POLICY)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        return response
 
 
 class RequestIdMiddleware:
@@ -28,7 +75,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
+        # A client's own id would let it write what audit events and log lines are filed under.
+        incoming = request.headers.get("X-Request-ID", "") if from_trusted_proxy(request) else ""
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         started = time.perf_counter()

@@ -36,29 +36,45 @@ def bound_request_id(request_id: str) -> Iterator[None]:
         _request_id.reset(token)
 
 
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the peer that sent `request` (its REMOTE_ADDR) is in settings.TRUSTED_PROXIES.
+
+    Only such a peer's X-Forwarded-For/-Proto/-Ssl and X-Request-ID are believed; anyone else
+    could write them to choose their own address, scheme or request id.
+    """
+    peer = _address(request.META.get("REMOTE_ADDR", ""))
+    return peer is not None and any(peer in network for network in settings.TRUSTED_PROXIES)
+
+
 def client_ip(request: HttpRequest | None) -> str | None:
     """The client's address: REMOTE_ADDR, or the entry our own proxies added to X-Forwarded-For.
 
-    With DJANGO_TRUSTED_PROXY_COUNT=N, the N-th address from the right of X-Forwarded-For is the
-    one the outermost trusted proxy saw; anything left of it was written by the client and is
-    ignored, so it cannot be spoofed to dodge the login lock-out or the audit trail. An
-    IPv4-mapped IPv6 address is given as its IPv4 address, the form the database gives back (so
-    the audit hash chain verifies). None without a request or a parseable address.
+    X-Forwarded-For is read only when the peer is a trusted proxy (`from_trusted_proxy`). Then,
+    with DJANGO_TRUSTED_PROXY_COUNT=N, the N-th address from the right is the one the outermost
+    trusted proxy saw; anything left of it was written by the client and is ignored, so it cannot
+    be spoofed to dodge the login lock-out or the audit trail. An IPv4-mapped IPv6 address is given
+    as its IPv4 address, the form the database gives back (so the audit hash chain verifies).
+    None without a request or a parseable address.
     """
     if request is None:
         return None
-    remote = request.META.get("REMOTE_ADDR", "")
+    candidate = request.META.get("REMOTE_ADDR", "")
     count = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidate = remote
-    if count > 0 and forwarded:
+    if count > 0 and forwarded and from_trusted_proxy(request):
         parts = [p.strip() for p in forwarded.split(",") if p.strip()]
         if parts:
             candidate = parts[-count] if len(parts) >= count else parts[0]
+    ip = _address(candidate)
+    return None if ip is None else str(ip)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an address, an IPv4-mapped IPv6 one as IPv4; None if it is not one."""
     try:
-        ip = ipaddress.ip_address(candidate.strip())
+        ip = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
+        return ip.ipv4_mapped
+    return ip

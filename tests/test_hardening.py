@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -117,6 +118,7 @@ def test_repeated_failures_lock_the_username_and_ip_pair_only(settings) -> None:
 
 
 def test_client_ip_trusts_only_the_configured_proxies(rf, settings) -> None:
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network("10.0.0.0/24"),)
     request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.10")
     settings.TRUSTED_PROXY_COUNT = 0
     assert client_ip(request) == "10.0.0.2"
@@ -168,6 +170,7 @@ def test_a_deactivated_staff_user_is_logged_out_at_the_next_request(
 def test_audit_events_record_the_proxy_aware_client_ip(rf, settings) -> None:
     from sessions_app import trail
 
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network("10.0.0.0/24"),)
     settings.TRUSTED_PROXY_COUNT = 1
     request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.10")
     assert trail.record(action="x", outcome="success", request=request).ip_address == "192.0.2.10"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import logging
 from http import HTTPStatus
 
@@ -9,7 +10,11 @@ from sessions_app import trail
 
 
 @pytest.mark.django_db
-def test_each_request_gets_an_id_in_the_header_the_log_and_audit_events(client, caplog) -> None:
+def test_each_request_gets_an_id_in_the_header_the_log_and_audit_events(
+    client, caplog, settings
+) -> None:
+    # The test client's peer, 127.0.0.1, as the trusted proxy that set the id.
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network("127.0.0.1/32"),)
     caplog.set_level(logging.INFO, logger="console.request")
     response = client.get("/healthz", HTTP_X_REQUEST_ID="lb-abcdef123456")
 
