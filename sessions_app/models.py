@@ -411,3 +411,18 @@ class RateBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.tokens:.1f}"
+
+
+class RevealLock(models.Model):
+    """One row per staff user who has revealed an MCP URL: the lock their reveals take.
+
+    A reveal locks its user's row, counts the user's reveals in the audit trail and writes the
+    new event in one transaction, so concurrent reveals by one user cannot all pass the limit.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"reveal lock of user {self.user_id}"

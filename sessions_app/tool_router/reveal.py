@@ -1,4 +1,10 @@
-"""Revealing a session's full MCP URL: audited first, limited per staff user."""
+"""Revealing a session's full MCP URL: audited first, limited per staff user.
+
+The limit is atomic: a reveal takes its staff user's RevealLock row, counts that user's
+successful reveals of the last hour in the audit trail and writes its own event, all in one
+transaction. The next reveal by the same user waits for the lock and counts the committed event,
+so exactly SUPPORT_REVEALS_PER_HOUR reveals pass in any hour, however many arrive at once.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from sessions_app import trail
-from sessions_app.models import AuditEvent, ToolRouterSession
+from sessions_app.models import AuditEvent, RevealLock, ToolRouterSession
 from sessions_app.tool_router import mcp_url
 
 logger = logging.getLogger(__name__)
@@ -48,13 +54,26 @@ def mcp_url_reveals_in_last_hour(*, actor: AbstractBaseUser) -> int:
     ).count()
 
 
+def _lock_reveals_of(actor: AbstractBaseUser) -> None:
+    """Hold this staff user's reveal lock until the surrounding transaction ends.
+
+    PostgreSQL: a row lock on the user's RevealLock (made on first use; a concurrent first insert
+    is ignored, not an error). SQLite ignores FOR UPDATE, but its IMMEDIATE transactions
+    (console/settings.py) already admit one writer at a time.
+    """
+    RevealLock.objects.bulk_create([RevealLock(user_id=actor.pk)], ignore_conflicts=True)
+    RevealLock.objects.select_for_update().get(user_id=actor.pk)
+
+
 def mcp_url_reveal(
     *, session: ToolRouterSession, actor: AbstractBaseUser, request: HttpRequest | None = None
 ) -> Reveal:
     """The session's full MCP URL, only once the reveal is in the audit log.
 
     Refused (and audited) past SUPPORT_REVEALS_PER_HOUR successful reveals in the last hour;
-    withheld if the audit event cannot be written. The caller checks the reveal permission.
+    withheld if the audit event cannot be written or committed. The caller checks the reveal
+    permission, and calls this outside any transaction that has written to the audit trail
+    (the lock order is: this user's reveal lock, then the trail's chain lock).
     """
     limit = settings.SUPPORT_REVEALS_PER_HOUR
     fingerprint = mcp_url.fingerprint(session.mcp_url)
@@ -71,15 +90,14 @@ def mcp_url_reveal(
             details={"fingerprint": fingerprint},
         )
 
-    if mcp_url_reveals_in_last_hour(actor=actor) >= limit:
-        record(AuditEvent.Outcome.REFUSED, f"Reveal limit of {limit} per hour reached.")
-        return Reveal(
-            withheld=Withheld.LIMIT,
-            message=f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
-            "try again later or ask a session admin.",
-        )
     try:
-        record(AuditEvent.Outcome.SUCCESS)
+        with transaction.atomic():
+            _lock_reveals_of(actor)
+            over_limit = mcp_url_reveals_in_last_hour(actor=actor) >= limit
+            if over_limit:
+                record(AuditEvent.Outcome.REFUSED, f"Reveal limit of {limit} per hour reached.")
+            else:
+                record(AuditEvent.Outcome.SUCCESS)
     except DatabaseError:
         # Fail closed: no audit record, no URL.
         logger.exception("reveal of session %s not audited; URL withheld", session.session_id)
@@ -87,5 +105,11 @@ def mcp_url_reveal(
             withheld=Withheld.UNAUDITED,
             message="The reveal could not be written to the audit log, so the URL is not shown. "
             "Try again in a moment.",
+        )
+    if over_limit:
+        return Reveal(
+            withheld=Withheld.LIMIT,
+            message=f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
+            "try again later or ask a session admin.",
         )
     return Reveal(url=session.mcp_url)
