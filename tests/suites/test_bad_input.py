@@ -47,9 +47,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessions_app.models import AuditEvent, EndUser
+from tests.access_matrix import POST_DATA, ROLES, ROWS, answer
 from tests.factories import ALLOWED, HX, client_for
 from tests.helpers import access_placeholders
-from tests.suites.test_access import POST_DATA, ROLES, ROWS, answer
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 
