@@ -244,3 +244,9 @@ def access_world(
         "end_user": end_user,
         "ids": ids,
     }
+
+
+@pytest.fixture
+def root_client(access_world: dict[str, Any]) -> Client:
+    """A client logged in as the access world's superuser."""
+    return client_for(access_world["users"]["superuser"])
