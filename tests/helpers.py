@@ -1,5 +1,5 @@
 """Helpers several test modules share that make no objects: reconcile runs, forced failures, URLs,
-and the inputs and table watch of the bad-input suites.
+the emulator's wire calls, and the inputs and table watch of the bad-input suites.
 
 Kept out of the test modules so that no test module imports another.
 """
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
+import httpx
 from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -78,6 +79,32 @@ def access_placeholders(access_world: dict[str, Any]) -> dict[str, Any]:
         "toolroutersession": session.pk,
         "session_uuid": session.public_id,
     }
+
+
+# --- The emulator over raw HTTP (tests/composio/test_emulator_*.py) ----------------------------
+
+SESSION_URL = "/api/v3.1/tool_router/session"
+TOOLKITS_URL = "/api/v3.1/toolkits"
+
+
+def emulator_create(client: httpx.Client, **body: Any) -> dict[str, Any]:
+    """Create a session at the emulator (user "u1" unless the body names one); its 201 answer."""
+    body.setdefault("user_id", "u1")
+    response = client.post(SESSION_URL, json=body)
+    assert response.status_code == HTTPStatus.CREATED, response.text
+    return response.json()
+
+
+def assert_emulator_error(response: httpx.Response, status: int, slug: str | None = None) -> dict:
+    """The error of an emulator answer, once it is this status in Composio's error envelope."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["status"] == status
+    assert {"message", "code", "slug", "request_id"} <= set(error)
+    assert error["request_id"] == response.headers["x-request-id"]
+    if slug is not None:
+        assert error["slug"] == slug
+    return error
 
 
 # --- The bad-input suites (tests/suites/test_bad_input_*.py) ------------------------------------
