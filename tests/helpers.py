@@ -21,7 +21,8 @@ from django.db.models import Max
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from sessions_app.models import AuditEvent, ToolRouterSession
+from sessions_app.bulk import progress
+from sessions_app.models import AuditEvent, BulkJob, ToolRouterSession
 
 _SESSION_TABLE = ToolRouterSession._meta.db_table
 
@@ -66,6 +67,11 @@ def run_reconcile(*args: str) -> tuple[int, str]:
     except CommandError as exc:
         return exc.returncode, out.getvalue() + str(exc)
     return 0, out.getvalue()
+
+
+def item_states(job: BulkJob) -> dict[str, int]:
+    """How many of the job's items are in each state, leaving out the states no item is in."""
+    return {k: v for k, v in progress.item_counts(job).items() if v}
 
 
 def access_placeholders(access_world: dict[str, Any]) -> dict[str, Any]:
