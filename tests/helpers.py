@@ -69,6 +69,11 @@ def run_reconcile(*args: str) -> tuple[int, str]:
     return 0, out.getvalue()
 
 
+def audit_events(action: str) -> list[AuditEvent]:
+    """The audit events of this action, oldest first."""
+    return list(AuditEvent.objects.filter(action=action).order_by("sequence"))
+
+
 def item_states(job: BulkJob) -> dict[str, int]:
     """How many of the job's items are in each state, leaving out the states no item is in."""
     return {k: v for k, v in progress.item_counts(job).items() if v}
