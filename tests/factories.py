@@ -9,6 +9,7 @@ the row (for pages that read what the console stored and never call Composio).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from django.contrib.auth.models import Group, User
@@ -18,7 +19,7 @@ from django.urls import reverse
 
 from sessions_app.bulk import jobs as bulk
 from sessions_app.composio.emulator.catalog import load_catalog
-from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
+from sessions_app.models import BulkJob, EndUser, SessionToolkit, Toolkit, ToolRouterSession
 from sessions_app.tool_router import sessions, toolkit_catalog
 
 # The checkout: manage.py, templates/, docs/ (subprocesses run here).
@@ -33,6 +34,9 @@ ALLOWED = ["github", "gmail", "slack", "notion"]
 HX = {"HX-Request": "true"}
 # The end-user admin's list, where the session actions are posted.
 ENDUSER_CHANGELIST = "admin:sessions_app_enduser_changelist"
+# Secrets no page or export may show: the MCP URL `store_grant` stores, an API key to set.
+SECRET_MCP_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
+SECRET_API_KEY = "sk-SENTINEL-API-KEY-123456"
 
 
 def make_staff(username: str, *groups: str) -> User:
@@ -97,6 +101,39 @@ def store_session(
         status=status,
         **fields,
     )
+
+
+def store_grant(
+    external_id: str,
+    slugs: list[str],
+    *,
+    by: User | None = None,
+    status: str = "active",
+    created_at: datetime | None = None,
+    **fields: object,
+) -> ToolRouterSession:
+    """A stored session (`store_session`) granting these toolkits to the end user `external_id`.
+
+    The end user and each toolkit are made when new; each toolkit is linked as a SessionToolkit,
+    the MCP URL is SECRET_MCP_URL, and `created_at` backdates the session.
+    """
+    end_user, _ = EndUser.objects.get_or_create(external_id=external_id)
+    session = store_session(
+        end_user,
+        f"trs_{external_id}_{ToolRouterSession.objects.count()}",
+        status=status,
+        mcp_url=SECRET_MCP_URL,
+        toolkits=slugs,
+        created_by=by,
+        **fields,
+    )
+    if created_at is not None:
+        ToolRouterSession.objects.filter(pk=session.pk).update(created_at=created_at)
+        session.refresh_from_db()
+    for slug in slugs:
+        toolkit, _ = Toolkit.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+        SessionToolkit.objects.create(session=session, toolkit=toolkit)
+    return session
 
 
 def start_bulk_job(kind: str, toolkits: list[str] | None, actor: User) -> BulkJob:

@@ -6,6 +6,7 @@ Kept out of the test modules so that no test module imports another.
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -67,6 +68,12 @@ def run_reconcile(*args: str) -> tuple[int, str]:
     except CommandError as exc:
         return exc.returncode, out.getvalue() + str(exc)
     return 0, out.getvalue()
+
+
+def csv_rows(response: Any) -> list[list[str]]:
+    """The rows of a streamed CSV response, its header row first."""
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(body)))
 
 
 def audit_events(action: str) -> list[AuditEvent]:
