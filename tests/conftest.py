@@ -88,6 +88,12 @@ def alice(db: None) -> EndUser:
     return make_end_user("usr_alice", "Alice", "a@x.io")
 
 
+@pytest.fixture
+def end_users(db: None) -> list[EndUser]:
+    """Three end users, usr_1 to usr_3 ("User 1" ...), with no session yet."""
+    return [make_end_user(f"usr_{n}", f"User {n}") for n in (1, 2, 3)]
+
+
 # --- Composio: the emulator ---------------------------------------------------------------------
 
 

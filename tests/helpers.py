@@ -70,6 +70,11 @@ def run_reconcile(*args: str) -> tuple[int, str]:
     return 0, out.getvalue()
 
 
+def messages_of(response: Any) -> list[str]:
+    """The texts of the messages a page shows (Django's messages framework)."""
+    return [str(m) for m in response.context["messages"]]
+
+
 def csv_rows(response: Any) -> list[list[str]]:
     """The rows of a streamed CSV response, its header row first."""
     body = b"".join(response.streaming_content).decode()
