@@ -1,9 +1,10 @@
 """Plain factories the test modules share: staff, end users, sessions, toolkits, clients.
 
 Fixtures live in conftest.py and are built from these; a test that needs one more object of a
-kind calls the factory directly. Sessions come in two kinds: `give_session` goes through the real
+kind calls the factory directly. Sessions come in three kinds: `give_session` goes through the real
 session service against the emulator (Composio knows the session), `store_session` only writes
-the row (for pages that read what the console stored and never call Composio).
+the row (for pages that read what the console stored and never call Composio), and
+`create_unstored_session` leaves Composio's session unstored, for reconciliation to settle.
 """
 
 from __future__ import annotations
@@ -16,11 +17,21 @@ from django.contrib.auth.models import Group, User
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from sessions_app import trail
 from sessions_app.bulk import jobs as bulk
 from sessions_app.composio.emulator.catalog import load_catalog
-from sessions_app.models import BulkJob, EndUser, SessionToolkit, Toolkit, ToolRouterSession
+from sessions_app.models import (
+    AuditEvent,
+    BulkJob,
+    EndUser,
+    SessionToolkit,
+    Toolkit,
+    ToolRouterSession,
+)
 from sessions_app.tool_router import sessions, toolkit_catalog
+from tests.helpers import refuse_session_inserts
 
 # The checkout: manage.py, templates/, docs/ (subprocesses run here).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +91,17 @@ def give_session(end_user: EndUser, toolkits: list[str], actor: User | None) -> 
     return result.session
 
 
+def create_unstored_session(
+    end_user: EndUser, toolkits: list[str], actor: User | None
+) -> sessions.SessionResult:
+    """A create Composio (the emulator) carries out but the console fails to store: the session
+    insert is refused, so the intent is left unknown with Composio's session id on it."""
+    with refuse_session_inserts():
+        return sessions.tool_router_session_create(
+            end_user=end_user, toolkits=toolkits, actor=actor
+        )
+
+
 def store_session(
     end_user: EndUser,
     session_id: str,
@@ -101,6 +123,24 @@ def store_session(
         status=status,
         **fields,
     )
+
+
+def store_deleted_session(
+    end_user: EndUser, session_id: str, deleted_by: User, **fields: object
+) -> ToolRouterSession:
+    """A session row deleted now (`store_session`), with the `session.delete` audit event that
+    names who deleted it."""
+    session = store_session(
+        end_user, session_id, status="deleted", deleted_at=timezone.now(), **fields
+    )
+    trail.record(
+        action="session.delete",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=deleted_by,
+        end_user=end_user,
+        session=session,
+    )
+    return session
 
 
 def store_grant(
