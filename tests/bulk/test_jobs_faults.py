@@ -12,7 +12,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import progress, runner, settle
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
@@ -141,9 +140,7 @@ def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
     state: str,
 ) -> None:
     make_end_users(1)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["github"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["github"], session_admin)
     item = runner._claim_next(job, "runner-a")
 
     def answer(*, end_user: EndUser, **_: object) -> sessions.SessionResult:

@@ -12,10 +12,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import runner, settle
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import EndUser, SessionOperation
+from sessions_app.models import SessionOperation
 from sessions_app.tool_router import rate_limit
 from tests.factories import give_session, make_end_users, start_bulk_job
 from tests.helpers import item_states
@@ -75,9 +74,7 @@ def test_runners_queued_under_an_old_task_path_still_find_the_task_and_run(
     from django_tasks_db.models import DBTaskResult
 
     make_end_users(4)
-    job = bulk.bulk_job_start(
-        kind="create", end_users=EndUser.objects.all(), toolkits=["gmail"], actor=session_admin
-    )
+    job = start_bulk_job("create", ["gmail"], session_admin)
     queued_runners = DBTaskResult.objects.filter(status="READY")
     assert set(queued_runners.values_list("task_path", flat=True)) == {RUNNER_TASK_PATH}
     # As if queued before the upgrade: django-tasks resolves the stored path with import_string.
