@@ -226,6 +226,10 @@ class Row:
     def url(self) -> str:
         return url_of(self.route)
 
+    def post_data(self, values: dict[str, Any]) -> dict[str, str]:
+        """What a POST of this row sends, the world's object ids (`values`) filled in."""
+        return {k: v.format(**values) for k, v in POST_DATA.get(self.route, {}).items()}
+
 
 ROWS = [Row(r, m, dict(zip(ROLES, e, strict=True))) for r, m, e in MATRIX]
 

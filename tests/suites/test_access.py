@@ -45,11 +45,8 @@ def request_row(row: Row, client: Client, access_world: dict[str, Any]) -> str:
     values = access_placeholders(access_world)
     url = row.url.format(**values)
     refusals = AuditEvent.objects.filter(action="access.refused").count()
-    if row.method == "GET":
-        response = client.get(url)
-    else:
-        data = {k: str(v).format(**values) for k, v in POST_DATA.get(row.route, {}).items()}
-        response = client.post(url, data)
+    get = row.method == "GET"
+    response = client.get(url) if get else client.post(url, row.post_data(values))
     audited = AuditEvent.objects.filter(action="access.refused").count() > refusals
     return answer(response) + (" audited" if audited else "")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.access_matrix import POST_DATA, ROLES, ROWS, answer
+from tests.access_matrix import ROLES, ROWS, answer
 from tests.factories import client_for
 from tests.helpers import REFUSED, WATCHED, Watch, access_placeholders, access_url, no_server_error
 
@@ -49,7 +49,7 @@ def test_post_endpoints_answer_as_the_matrix_says_once_the_token_is_sent(
         client.get("/accounts/login/")  # sets the csrftoken cookie
         token = client.cookies["csrftoken"].value
         values = access_placeholders(access_world)
-        data = {k: v.format(**values) for k, v in POST_DATA.get(row.route, {}).items()}
+        data = row.post_data(values)
         response = client.post(row.url.format(**values), data, headers={"X-CSRFToken": token})
         if answer(response) != row.expected["superuser"]:
             wrong.append(f"{row.route}: {answer(response)}")
