@@ -32,24 +32,24 @@ def refused_by_the_trigger() -> Iterator[CursorWrapper]:
         yield cursor
 
 
+def _switch_triggers(*, on: bool) -> None:
+    """Drop or restore (SQLite), disable or enable (PostgreSQL) the audit table's triggers."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            for sql in chain_migration.SQLITE_TRIGGERS if on else chain_migration.SQLITE_DROP:
+                cursor.execute(sql)
+        else:
+            cursor.execute(f"ALTER TABLE {TABLE} {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
+
+
 @contextmanager
 def triggers_disabled() -> Iterator[None]:
     """What an attacker with the database owner's rights would do first."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            for sql in chain_migration.SQLITE_DROP:
-                cursor.execute(sql)
-        else:
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+    _switch_triggers(on=False)
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "sqlite":
-                for sql in chain_migration.SQLITE_TRIGGERS:
-                    cursor.execute(sql)
-            else:
-                cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+        _switch_triggers(on=True)
 
 
 def _events(count: int) -> list[AuditEvent]:
