@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
@@ -87,6 +88,12 @@ def alice(db: None) -> EndUser:
     return make_end_user("usr_alice", "Alice", "a@x.io")
 
 
+@pytest.fixture
+def end_users(db: None) -> list[EndUser]:
+    """Three end users, usr_1 to usr_3 ("User 1" ...), with no session yet."""
+    return [make_end_user(f"usr_{n}", f"User {n}") for n in (1, 2, 3)]
+
+
 # --- Composio: the emulator ---------------------------------------------------------------------
 
 
@@ -98,18 +105,32 @@ def emulator_server() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def emulator(emulator_server: Emulator, settings) -> Iterator[Emulator]:
-    """The emulator, empty and fault-free, with the seam pointed at it (emulated mode)."""
+def emu(emulator_server: Emulator) -> Iterator[Emulator]:
+    """The emulator, empty, fault-free and with the shipped catalog, for tests that speak to it
+    themselves (raw HTTP, the SDK): no setting changes, the seam is not pointed at it."""
     emulator_server.reset()
     emulator_server.set_catalog(SHIPPED_CATALOG)
+    yield emulator_server
+    emulator_server.faults.clear()
+
+
+@pytest.fixture
+def emu_http(emu: Emulator) -> Iterator[httpx.Client]:
+    """An HTTP client for the emulator's API, sending its API key."""
+    with httpx.Client(base_url=emu.base_url, headers={"x-api-key": EMULATOR_KEY}, timeout=5) as c:
+        yield c
+
+
+@pytest.fixture
+def emulator(emu: Emulator, settings) -> Iterator[Emulator]:
+    """The emulator, empty and fault-free, with the seam pointed at it (emulated mode)."""
     settings.COMPOSIO_API_KEY = ""
-    settings.COMPOSIO_EMULATOR_URL = emulator_server.base_url
+    settings.COMPOSIO_EMULATOR_URL = emu.base_url
     settings.COMPOSIO_EMULATOR_API_KEY = EMULATOR_KEY
     settings.COMPOSIO_READ_TIMEOUT = 5.0
     settings.COMPOSIO_CONNECT_TIMEOUT = 2.0
     composio_seam.reset_client()
-    yield emulator_server
-    emulator_server.faults.clear()
+    yield emu
     composio_seam.reset_client()
 
 
@@ -244,3 +265,9 @@ def access_world(
         "end_user": end_user,
         "ids": ids,
     }
+
+
+@pytest.fixture
+def root_client(access_world: dict[str, Any]) -> Client:
+    """A client logged in as the access world's superuser."""
+    return client_for(access_world["users"]["superuser"])

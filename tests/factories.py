@@ -1,25 +1,37 @@
 """Plain factories the test modules share: staff, end users, sessions, toolkits, clients.
 
 Fixtures live in conftest.py and are built from these; a test that needs one more object of a
-kind calls the factory directly. Sessions come in two kinds: `give_session` goes through the real
+kind calls the factory directly. Sessions come in three kinds: `give_session` goes through the real
 session service against the emulator (Composio knows the session), `store_session` only writes
-the row (for pages that read what the console stored and never call Composio).
+the row (for pages that read what the console stored and never call Composio), and
+`create_unstored_session` leaves Composio's session unstored, for reconciliation to settle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from django.contrib.auth.models import Group, User
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from sessions_app import trail
 from sessions_app.bulk import jobs as bulk
 from sessions_app.composio.emulator.catalog import load_catalog
-from sessions_app.models import BulkJob, EndUser, Toolkit, ToolRouterSession
+from sessions_app.models import (
+    AuditEvent,
+    BulkJob,
+    EndUser,
+    SessionToolkit,
+    Toolkit,
+    ToolRouterSession,
+)
 from sessions_app.tool_router import sessions, toolkit_catalog
+from tests.helpers import refuse_session_inserts
 
 # The checkout: manage.py, templates/, docs/ (subprocesses run here).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +45,9 @@ ALLOWED = ["github", "gmail", "slack", "notion"]
 HX = {"HX-Request": "true"}
 # The end-user admin's list, where the session actions are posted.
 ENDUSER_CHANGELIST = "admin:sessions_app_enduser_changelist"
+# Secrets no page or export may show: the MCP URL `store_grant` stores, an API key to set.
+SECRET_MCP_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
+SECRET_API_KEY = "sk-SENTINEL-API-KEY-123456"
 
 
 def make_staff(username: str, *groups: str) -> User:
@@ -76,6 +91,17 @@ def give_session(end_user: EndUser, toolkits: list[str], actor: User | None) -> 
     return result.session
 
 
+def create_unstored_session(
+    end_user: EndUser, toolkits: list[str], actor: User | None
+) -> sessions.SessionResult:
+    """A create Composio (the emulator) carries out but the console fails to store: the session
+    insert is refused, so the intent is left unknown with Composio's session id on it."""
+    with refuse_session_inserts():
+        return sessions.tool_router_session_create(
+            end_user=end_user, toolkits=toolkits, actor=actor
+        )
+
+
 def store_session(
     end_user: EndUser,
     session_id: str,
@@ -97,6 +123,57 @@ def store_session(
         status=status,
         **fields,
     )
+
+
+def store_deleted_session(
+    end_user: EndUser, session_id: str, deleted_by: User, **fields: object
+) -> ToolRouterSession:
+    """A session row deleted now (`store_session`), with the `session.delete` audit event that
+    names who deleted it."""
+    session = store_session(
+        end_user, session_id, status="deleted", deleted_at=timezone.now(), **fields
+    )
+    trail.record(
+        action="session.delete",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=deleted_by,
+        end_user=end_user,
+        session=session,
+    )
+    return session
+
+
+def store_grant(
+    external_id: str,
+    slugs: list[str],
+    *,
+    by: User | None = None,
+    status: str = "active",
+    created_at: datetime | None = None,
+    **fields: object,
+) -> ToolRouterSession:
+    """A stored session (`store_session`) granting these toolkits to the end user `external_id`.
+
+    The end user and each toolkit are made when new; each toolkit is linked as a SessionToolkit,
+    the MCP URL is SECRET_MCP_URL, and `created_at` backdates the session.
+    """
+    end_user, _ = EndUser.objects.get_or_create(external_id=external_id)
+    session = store_session(
+        end_user,
+        f"trs_{external_id}_{ToolRouterSession.objects.count()}",
+        status=status,
+        mcp_url=SECRET_MCP_URL,
+        toolkits=slugs,
+        created_by=by,
+        **fields,
+    )
+    if created_at is not None:
+        ToolRouterSession.objects.filter(pk=session.pk).update(created_at=created_at)
+        session.refresh_from_db()
+    for slug in slugs:
+        toolkit, _ = Toolkit.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+        SessionToolkit.objects.create(session=session, toolkit=toolkit)
+    return session
 
 
 def start_bulk_job(kind: str, toolkits: list[str] | None, actor: User) -> BulkJob:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
+from django.db.backends.utils import CursorWrapper
 
 from sessions_app import trail
 from sessions_app.models import AuditEvent, AuditLogIsAppendOnly
@@ -21,23 +22,34 @@ chain_migration = importlib.import_module("sessions_app.migrations.0004_audit_ch
 
 
 @contextmanager
-def triggers_disabled() -> Iterator[None]:
-    """What an attacker with the database owner's rights would do first."""
+def refused_by_the_trigger() -> Iterator[CursorWrapper]:
+    """A cursor whose statement the database's append-only trigger must refuse (rolled back)."""
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        yield cursor
+
+
+def _switch_triggers(*, on: bool) -> None:
+    """Drop or restore (SQLite), disable or enable (PostgreSQL) the audit table's triggers."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
-            for sql in chain_migration.SQLITE_DROP:
+            for sql in chain_migration.SQLITE_TRIGGERS if on else chain_migration.SQLITE_DROP:
                 cursor.execute(sql)
         else:
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+            cursor.execute(f"ALTER TABLE {TABLE} {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
+
+
+@contextmanager
+def triggers_disabled() -> Iterator[None]:
+    """What an attacker with the database owner's rights would do first."""
+    _switch_triggers(on=False)
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "sqlite":
-                for sql in chain_migration.SQLITE_TRIGGERS:
-                    cursor.execute(sql)
-            else:
-                cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+        _switch_triggers(on=True)
 
 
 def _events(count: int) -> list[AuditEvent]:
@@ -71,11 +83,7 @@ def test_orm_update_and_delete_of_an_event_raise() -> None:
 @pytest.mark.django_db
 def test_raw_sql_update_is_refused_by_the_database_trigger() -> None:
     (event,) = _events(1)
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
+    with refused_by_the_trigger() as cursor:
         cursor.execute(f"UPDATE {TABLE} SET reason = 'edited' WHERE id = %s", [event.pk])
     assert AuditEvent.objects.get(pk=event.pk).reason == "event 1"
 
@@ -83,11 +91,7 @@ def test_raw_sql_update_is_refused_by_the_database_trigger() -> None:
 @pytest.mark.django_db
 def test_raw_sql_delete_is_refused_by_the_database_trigger() -> None:
     _events(2)
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
+    with refused_by_the_trigger() as cursor:
         cursor.execute(f"DELETE FROM {TABLE}")
     assert AuditEvent.objects.count() == 2
 
@@ -264,9 +268,5 @@ def test_only_a_test_database_flush_may_empty_the_audit_table() -> None:
     if connection.vendor == "sqlite":
         assert AuditEvent.objects.count() == 0
     _events(1)
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
+    with refused_by_the_trigger() as cursor:
         cursor.execute(f"DELETE FROM {TABLE}")

@@ -56,21 +56,20 @@ def _logout(world) -> tuple[str, str]:
     return "auth.logout", "success"
 
 
-def _session_create(world) -> tuple[str, str]:
+def _create_for_bob(world, toolkits: list[str], actor: str = "admin") -> sessions.SessionResult:
+    """A session create for a new end user, bob, by the world's admin (or its support user)."""
     bob = EndUser.objects.create(external_id="bob")
-    assert sessions.tool_router_session_create(
-        end_user=bob, toolkits=["slack"], actor=world["admin"]
-    ).ok
+    return sessions.tool_router_session_create(end_user=bob, toolkits=toolkits, actor=world[actor])
+
+
+def _session_create(world) -> tuple[str, str]:
+    assert _create_for_bob(world, ["slack"]).ok
     return "session.create", "success"
 
 
 def _session_create_failed(world, emulator) -> tuple[str, str]:
-    bob = EndUser.objects.create(external_id="bob")
     emulator.faults.enqueue(400, endpoint="session.create", times=1)
-    result = sessions.tool_router_session_create(
-        end_user=bob, toolkits=["slack"], actor=world["admin"]
-    )
-    assert not result.ok
+    assert not _create_for_bob(world, ["slack"]).ok
     return "session.create", "failure"
 
 
@@ -96,11 +95,7 @@ def _session_delete(world) -> tuple[str, str]:
 
 
 def _rejected_input(world) -> tuple[str, str]:
-    bob = EndUser.objects.create(external_id="bob")
-    result = sessions.tool_router_session_create(
-        end_user=bob, toolkits=["no-such-toolkit"], actor=world["admin"]
-    )
-    assert not result.ok
+    assert not _create_for_bob(world, ["no-such-toolkit"]).ok
     return "input.rejected", "rejected"
 
 
@@ -119,11 +114,7 @@ def _refused_view(world) -> tuple[str, str]:
 
 
 def _refused_service(world) -> tuple[str, str]:
-    bob = EndUser.objects.create(external_id="bob")
-    result = sessions.tool_router_session_create(
-        end_user=bob, toolkits=["slack"], actor=world["support"]
-    )
-    assert not result.ok
+    assert not _create_for_bob(world, ["slack"], "support").ok
     return "access.refused", "refused"
 
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser
 from tests.factories import ENDUSER_CHANGELIST, client_for
+from tests.helpers import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -61,9 +62,7 @@ def test_confirming_imports_only_the_valid_rows_and_audits_it(session_admin_clie
         import_url(), {"csv_text": GOOD_AND_BAD, "post": "yes"}, follow=True
     )
 
-    assert "Imported 2 end users; 5 rows were skipped." in [
-        str(m) for m in response.context["messages"]
-    ]
+    assert "Imported 2 end users; 5 rows were skipped." in messages_of(response)
     assert set(EndUser.objects.values_list("external_id", flat=True)) == {
         "usr_old",
         "usr_a",

@@ -13,6 +13,7 @@ from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, ToolRouterSession
 from sessions_app.tool_router import mcp_url, sessions
 from tests.factories import give_session, make_end_user
+from tests.helpers import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -176,9 +177,7 @@ def test_retry_action_deletes_superseded_sessions_whose_delete_failed(
         follow=True,
     )
 
-    assert "Deleted 1 superseded sessions at Composio; 0 still failing." in [
-        str(m) for m in response.context["messages"]
-    ]
+    assert "Deleted 1 superseded sessions at Composio; 0 still failing." in messages_of(response)
     old.refresh_from_db()
     assert old.remote_deleted_at is not None and old.remote_delete_error == ""
     assert emulator.count("session.delete") == 1

@@ -13,6 +13,7 @@ from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, Toolkit
 from sessions_app.tool_router import toolkit_catalog
 from tests.factories import SHIPPED_CATALOG, allow_toolkits, give_session, make_end_user
+from tests.helpers import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def act(client: Client, action: str, slugs: list[str]):
 def test_allowing_toolkits_is_audited_per_toolkit(session_admin_client: Client, synced) -> None:
     response = act(session_admin_client, "allow_toolkits", ["github", "gmail"])
 
-    assert "Allowed 2 toolkits: github, gmail." in [str(m) for m in response.context["messages"]]
+    assert "Allowed 2 toolkits: github, gmail." in messages_of(response)
     assert set(Toolkit.objects.filter(is_allowed=True).values_list("slug", flat=True)) == {
         "github",
         "gmail",
@@ -59,7 +60,7 @@ def test_disallowing_a_toolkit_in_use_warns_that_sessions_still_grant_it(
 
     response = act(session_admin_client, "disallow_toolkits", ["github"])
 
-    messages = [str(m) for m in response.context["messages"]]
+    messages = messages_of(response)
     assert "Disallowed 1 toolkits: github." in messages
     assert any("Active sessions still grant github (1)" in m for m in messages)
     assert AuditEvent.objects.get(action="toolkit.disallow").details["active_sessions"] == 1
@@ -87,7 +88,7 @@ def test_a_vanished_toolkit_is_flagged_and_its_sessions_are_easy_to_find(
 
     response = session_admin_client.post(sync_url(), follow=True)
 
-    messages = [str(m) for m in response.context["messages"]]
+    messages = messages_of(response)
     assert any("No longer in Composio's catalog: github" in m for m in messages)
     page = session_admin_client.get(changelist(), {"used": "stale"})
     assert [t.slug for t in page.context["cl"].result_list] == ["github"]
@@ -100,7 +101,7 @@ def test_allowing_a_vanished_toolkit_is_refused(session_admin_client: Client, sy
 
     response = act(session_admin_client, "allow_toolkits", ["github"])
 
-    assert any("no longer lists them: github" in str(m) for m in response.context["messages"])
+    assert any("no longer lists them: github" in m for m in messages_of(response))
     assert not Toolkit.objects.get(slug="github").is_allowed
 
 
@@ -120,7 +121,7 @@ def test_sync_failure_is_shown(session_admin_client: Client, synced) -> None:
 
     response = session_admin_client.post(sync_url(), follow=True)
 
-    assert any("not synced" in str(m) and "401" in str(m) for m in response.context["messages"])
+    assert any("not synced" in m and "401" in m for m in messages_of(response))
 
 
 def test_allow_list_actions_are_hidden_from_support_and_refused_if_posted(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from http import HTTPStatus
 
@@ -23,6 +21,7 @@ from tests.factories import (
     make_end_users,
     start_bulk_job,
 )
+from tests.helpers import csv_rows
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_bulk")]
 
@@ -168,7 +167,7 @@ def test_the_failures_csv_streams_failed_and_unknown_users(
     response = client.get(job_urls(finished_job)["job_failures"])
     assert response.streaming
     assert response["Content-Type"] == "text/csv"
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = csv_rows(response)
     assert rows[0] == list(views.FAILURE_COLUMNS)
     assert sorted(r[1] for r in rows[1:]) == ["failed", "failed", "unknown"]
     assert all(r[0].startswith("usr_") and r[3] for r in rows[1:])
@@ -184,7 +183,7 @@ def test_the_failures_csv_defuses_cells_a_spreadsheet_would_run(
     finished_job.items.filter(pk=item.pk).update(last_error="@SUM(1)")
     client.force_login(session_admin)
     response = client.get(job_urls(finished_job)["job_failures"])
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = csv_rows(response)
     assert ["'=HYPERLINK(1)", "'@SUM(1)"] in [[r[0], r[3]] for r in rows[1:]]
 
 

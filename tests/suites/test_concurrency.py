@@ -21,8 +21,7 @@ from django.urls import reverse
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import reconcile, sessions
-from tests.factories import client_for, give_session
-from tests.helpers import refuse_session_inserts
+from tests.factories import client_for, create_unstored_session, give_session
 
 pytestmark = [
     pytest.mark.skipif(
@@ -196,10 +195,7 @@ def test_twenty_reveals_at_once_write_twenty_audit_events_and_the_chain_holds(
 def test_two_reconcile_runs_at_once_never_act_twice_on_one_intent(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    with refuse_session_inserts():
-        result = sessions.tool_router_session_create(
-            end_user=alice, toolkits=["github"], actor=session_admin
-        )
+    result = create_unstored_session(alice, ["github"], session_admin)
     assert result.outcome == "unknown"
     release = threading.Event()
     catalog.faults.hold("session.get", release)  # the first run holds its intent meanwhile

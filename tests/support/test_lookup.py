@@ -7,12 +7,10 @@ from http import HTTPStatus
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
-from django.utils import timezone
 
-from sessions_app import trail
-from sessions_app.models import AuditEvent, EndUser
+from sessions_app.models import EndUser
 from sessions_app.tool_router import selectors
-from tests.factories import HX, client_for, make_end_user, store_session
+from tests.factories import HX, client_for, make_end_user, store_deleted_session, store_session
 
 
 def _found(query: str, **kwargs: int) -> list[str]:
@@ -178,18 +176,10 @@ def test_the_card_query_count_does_not_grow_with_the_history(
     long = make_end_user("long_history")
     previous = None
     for g in range(40):
-        status = "deleted" if g % 3 == 0 else "superseded"
-        session = store_session(long, f"trs_long_{g}", status=status)
-        if status == "deleted":
-            session.deleted_at = timezone.now()
-            session.save(update_fields=["deleted_at"])
-            trail.record(
-                action="session.delete",
-                outcome=AuditEvent.Outcome.SUCCESS,
-                actor=session_admin,
-                end_user=long,
-                session=session,
-            )
+        if g % 3 == 0:
+            session = store_deleted_session(long, f"trs_long_{g}", session_admin)
+        else:
+            session = store_session(long, f"trs_long_{g}", status="superseded")
         previous = session
     now = store_session(long, "trs_long_now")
     now.replaces = previous

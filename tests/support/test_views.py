@@ -10,9 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import trail
 from sessions_app.models import AuditEvent, EndUser
-from tests.factories import HX, client_for, make_end_user, store_session
+from tests.factories import HX, client_for, make_end_user, store_deleted_session, store_session
 
 MCP_URL = "https://mcp.example.test/tool_router/trs_alpha0000001/mcp?token=SECRETPART"
 
@@ -182,20 +181,7 @@ def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
     support_user: User, session_admin: User
 ) -> None:
     user = make_end_user("usr_hist", "Ada Lovelace", "ada@example.com")
-    gone = store_session(
-        user,
-        "trs_hist_deleted",
-        status="deleted",
-        deleted_at=timezone.now(),
-        created_by=support_user,
-    )
-    trail.record(
-        action="session.delete",
-        outcome=AuditEvent.Outcome.SUCCESS,
-        actor=session_admin,
-        end_user=user,
-        session=gone,
-    )
+    store_deleted_session(user, "trs_hist_deleted", session_admin, created_by=support_user)
     old = store_session(user, "trs_hist_old", status="superseded", superseded_at=timezone.now())
     store_session(user, "trs_hist_new", replaces=old, created_by=session_admin)
     response = client_for(support_user).get(

@@ -13,21 +13,16 @@ from django.utils import timezone
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
-    AuditEvent,
     EndUser,
     SessionOperation,
     SessionToolkit,
     ToolRouterSession,
 )
 from sessions_app.tool_router import sessions
-from tests.factories import give_session
-from tests.helpers import refuse_session_inserts, run_reconcile
+from tests.factories import create_unstored_session, give_session
+from tests.helpers import audit_events, refuse_session_inserts, run_reconcile
 
 pytestmark = pytest.mark.django_db
-
-
-def reconcile_events() -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action="session.reconcile").order_by("sequence"))
 
 
 # --- Nothing to do ------------------------------------------------------------------------------
@@ -38,7 +33,7 @@ def test_with_nothing_open_it_says_so_and_exits_zero(catalog: Emulator) -> None:
 
     assert code == 0
     assert out.strip() == "Nothing to reconcile."
-    assert catalog.requests == [] and reconcile_events() == []
+    assert catalog.requests == [] and audit_events("session.reconcile") == []
 
 
 def test_settled_failed_and_fresh_intents_are_left_alone(
@@ -62,10 +57,7 @@ def test_settled_failed_and_fresh_intents_are_left_alone(
 def test_a_session_composio_created_but_the_console_failed_to_store_is_adopted(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    with refuse_session_inserts():
-        result = sessions.tool_router_session_create(
-            end_user=alice, toolkits=["github", "gmail"], actor=session_admin
-        )
+    result = create_unstored_session(alice, ["github", "gmail"], session_admin)
     assert result.outcome == "unknown"
     intent = SessionOperation.objects.get(end_user=alice)
     assert intent.state == "unknown" and intent.remote_session_id in catalog.sessions
@@ -86,7 +78,7 @@ def test_a_session_composio_created_but_the_console_failed_to_store_is_adopted(
     assert intent.resolution.startswith("adopted: stored Composio's session")
     assert f"ADOPTED      operation {intent.public_id} (usr_alice)" in out
     assert "1 items: 1 adopted, 0 deleted" in out
-    [event] = reconcile_events()
+    [event] = audit_events("session.reconcile")
     assert (event.outcome, event.session_id, event.end_user_id) == ("success", session.pk, alice.pk)
     assert event.details["result"] == "adopted" and "mcp_fingerprint" in event.details
     assert session.mcp_url not in str(event.details) + event.reason
@@ -112,16 +104,13 @@ def test_a_refresh_whose_commit_failed_keeps_the_old_session_and_deletes_the_orp
     assert old.status == "active" and old.superseded_at is None
     assert list(ToolRouterSession.objects.values_list("session_id", flat=True)) == [old.session_id]
     assert f"usr_alice keeps session {old.session_id}" in out
-    assert reconcile_events()[0].details["result"] == "deleted"
+    assert audit_events("session.reconcile")[0].details["result"] == "deleted"
 
 
 def test_an_orphan_is_deleted_when_someone_gave_the_user_a_session_meanwhile(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    with refuse_session_inserts():
-        sessions.tool_router_session_create(
-            end_user=alice, toolkits=["github"], actor=session_admin
-        )
+    create_unstored_session(alice, ["github"], session_admin)
     orphan = SessionOperation.objects.get().remote_session_id
     other = give_session(alice, ["slack"], session_admin)
 
@@ -135,10 +124,7 @@ def test_an_orphan_is_deleted_when_someone_gave_the_user_a_session_meanwhile(
 def test_an_orphan_composio_no_longer_has_is_closed_without_acting(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    with refuse_session_inserts():
-        sessions.tool_router_session_create(
-            end_user=alice, toolkits=["github"], actor=session_admin
-        )
+    create_unstored_session(alice, ["github"], session_admin)
     intent = SessionOperation.objects.get()
     composio_seam.delete_session(intent.remote_session_id)
 
@@ -187,7 +173,7 @@ def test_an_intent_that_never_learned_its_session_id_is_closed_as_unverifiable(
     assert catalog.requests == []  # nothing it could ask
     intent = SessionOperation.objects.get()
     assert intent.state == "resolved" and intent.resolution.startswith("unverifiable:")
-    [event] = reconcile_events()
+    [event] = audit_events("session.reconcile")
     assert event.outcome == "unknown" and event.details["result"] == "unverifiable"
 
 
@@ -210,10 +196,7 @@ def test_a_session_of_another_user_id_is_left_for_a_person(
 def test_when_composio_fails_the_item_stays_open_and_the_next_run_settles_it(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    with refuse_session_inserts():
-        sessions.tool_router_session_create(
-            end_user=alice, toolkits=["github"], actor=session_admin
-        )
+    create_unstored_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.get")
 
     code, out = run_reconcile()
@@ -342,7 +325,7 @@ def test_a_failed_remote_delete_is_retried_until_it_succeeds(
     assert old.session_id not in catalog.sessions
     old.refresh_from_db()
     assert old.remote_deleted_at is not None and old.remote_delete_error == ""
-    assert [e.outcome for e in reconcile_events()] == ["failure", "success"]
+    assert [e.outcome for e in audit_events("session.reconcile")] == ["failure", "success"]
     assert run_reconcile() == (0, "Nothing to reconcile.\n")
 
 

@@ -1,15 +1,22 @@
+"""The toolkit catalog: syncing Composio's catalog into the console, and cleaning a toolkit
+choice against the catalog and the allow-list."""
+
 from __future__ import annotations
 
 from io import StringIO
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, Toolkit
-from sessions_app.tool_router.toolkit_catalog import toolkit_catalog_sync
-from tests.factories import SHIPPED_CATALOG
+from sessions_app.tool_router.toolkit_catalog import toolkit_catalog_sync, toolkit_choices_clean
+from tests.factories import ALLOWED, SHIPPED_CATALOG
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +99,67 @@ def test_the_command_fails_clearly_when_composio_is_down(emulator: Emulator) -> 
     with pytest.raises(CommandError, match="nothing was changed.*HTTP 500"):
         call_command("sync_toolkits", stdout=StringIO(), stderr=StringIO())
     assert Toolkit.objects.count() == 0
+
+
+# --- toolkit_choices_clean ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("choice", "fragment"),
+    [
+        ([], "at least one toolkit"),
+        (None, "list of slugs"),
+        ("github", "list of slugs"),
+        (["GitHub"], "lower-case"),
+        ([" github"], "lower-case"),
+        (["github", "github"], "chosen more than once: github"),
+        (["nosuchkit"], "Not in Composio's toolkit catalog: 'nosuchkit'"),
+        (["jira"], "Not on the allow-list: jira"),
+        ([""], "non-empty text"),
+        ([3], "non-empty text"),
+    ],
+)
+def test_toolkit_choices_clean_rejects_bad_choices_with_a_clear_message(
+    catalog: Emulator, choice: object, fragment: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        toolkit_choices_clean(choice)  # type: ignore[arg-type]
+    assert fragment in " ".join(caught.value.messages)
+
+
+def test_toolkit_choices_clean_refuses_toolkits_no_longer_in_the_catalog(catalog: Emulator) -> None:
+    Toolkit.objects.filter(slug="github").update(in_catalog=False)
+    with pytest.raises(ValidationError, match="No longer in Composio's toolkit catalog"):
+        toolkit_choices_clean(["github"])
+
+
+def test_toolkit_choices_clean_enforces_the_maximum(catalog: Emulator, settings) -> None:
+    settings.TOOL_ROUTER_MAX_TOOLKITS = 2
+    with pytest.raises(ValidationError, match="at most 2"):
+        toolkit_choices_clean(["github", "gmail", "slack"])
+
+
+def test_toolkit_choices_clean_keeps_the_chosen_order(catalog: Emulator) -> None:
+    assert toolkit_choices_clean(["slack", "github"]) == ["slack", "github"]
+
+
+_anything = st.one_of(
+    st.none(),
+    st.text(max_size=40),
+    st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=8),
+)
+
+
+@given(choice=_anything)
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_toolkit_choices_clean_never_crashes_and_only_passes_allowed_slugs(
+    catalog: Emulator, choice: object
+) -> None:
+    try:
+        cleaned = toolkit_choices_clean(choice)  # type: ignore[arg-type]
+    except ValidationError as error:
+        assert error.messages
+    else:
+        assert cleaned and set(cleaned) <= set(ALLOWED)

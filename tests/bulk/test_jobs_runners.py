@@ -1,0 +1,166 @@
+"""The runners of bulk jobs: the database queue worker and the stand-ins, tasks queued under an old
+path, `bulk_resume`, items of a dead worker settled from their intents, and the shared rate
+budget that paces every runner."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from sessions_app.bulk import runner, settle
+from sessions_app.composio.emulator import Emulator
+from sessions_app.models import SessionOperation
+from sessions_app.tool_router import rate_limit
+from tests.factories import give_session, make_end_users, start_bulk_job
+from tests.helpers import item_states
+
+# Jobs run at once unless a test asks for the `queued` backend (which then wins).
+pytestmark = pytest.mark.usefixtures("fast_bulk", "immediate")
+
+
+def run_queue_once() -> None:
+    """Run every task that is due, in this process, as `db_worker --batch` does (its loop also
+    closes old connections, which would end the test's transaction)."""
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    worker = Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
+    )
+    while (task := DBTaskResult.objects.ready().first()) is not None:
+        task.claim(worker.worker_id)
+        worker.run_task(task)
+
+
+def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    make_end_users(20)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    assert DBTaskResult.objects.filter(status="READY").count() == job.concurrency == 2
+
+    run_queue_once()
+
+    job.refresh_from_db()
+    assert job.state == "finished" and item_states(job) == {"succeeded": 20}
+    assert catalog.count("session.create") == 20
+    # What is left: the stand-in of the slot that ran, due later; it stands down when it runs.
+    [stand_in] = DBTaskResult.objects.filter(status="READY")
+    job_id, slot, token = stand_in.args_kwargs["args"]
+    assert runner.bulk_job_run_slot(job_id=job_id, slot=slot, token=token) == "superseded"
+
+
+RUNNER_TASK_PATH = "sessions_app.bulk.runner.bulk_job_run"
+
+
+@pytest.mark.parametrize("old_path", ["sessions_app.tasks.bulk_job_run"])
+def test_runners_queued_under_an_old_task_path_still_find_the_task_and_run(
+    catalog: Emulator, session_admin: User, queued: None, old_path: str
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    make_end_users(4)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    queued_runners = DBTaskResult.objects.filter(status="READY")
+    assert set(queued_runners.values_list("task_path", flat=True)) == {RUNNER_TASK_PATH}
+    # As if queued before the upgrade: django-tasks resolves the stored path with import_string.
+    queued_runners.update(task_path=old_path)
+    for stored in DBTaskResult.objects.filter(status="READY"):
+        assert stored.task.func is runner.bulk_job_run.func
+        assert stored.task.module_path == RUNNER_TASK_PATH
+
+    run_queue_once()
+
+    job.refresh_from_db()
+    assert job.state == "finished" and item_states(job) == {"succeeded": 4}
+    ran = DBTaskResult.objects.filter(task_path=old_path).values_list("status", flat=True)
+    assert list(ran) == ["SUCCESSFUL", "SUCCESSFUL"]
+
+
+def test_resuming_gives_every_slot_a_new_runner_and_retires_the_old_ones(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    make_end_users(5)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    old = dict(job.runners)
+
+    call_command("bulk_resume", stdout=io.StringIO())
+
+    job.refresh_from_db()
+    assert set(job.runners) == set(old) and not set(job.runners.values()) & set(old.values())
+    assert runner.bulk_job_run_slot(job_id=job.pk, slot=0, token=old["0"]) == "superseded"
+    assert DBTaskResult.objects.filter(status="READY").count() == 4
+    run_queue_once()
+    job.refresh_from_db()
+    assert job.state == "finished" and item_states(job) == {"succeeded": 5}
+
+
+def test_an_item_whose_worker_died_is_settled_from_its_intent(
+    catalog: Emulator, session_admin: User, queued: None
+) -> None:
+    make_end_users(3)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    never_sent, mid_call, done = (runner._claim_next(job, "dead-runner") for _ in range(3))
+    # The dead runner got this far: one intent still pending, one call completed.
+    SessionOperation.objects.create(kind="create", end_user=mid_call.end_user, actor=session_admin)
+    give_session(done.end_user, ["gmail"], session_admin)
+    job.items.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert settle.recover_expired_items(job) == 3
+
+    never_sent.refresh_from_db()
+    mid_call.refresh_from_db()
+    done.refresh_from_db()
+    assert never_sent.state == "pending"
+    assert mid_call.state == "unknown" and "Composio may have acted" in mid_call.last_error
+    assert done.state == "succeeded" and done.session.end_user == done.end_user
+
+
+def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, settings) -> None:
+
+    settings.BULK_RATE_PER_MINUTE = 600  # 10 per second
+    settings.BULK_RATE_BURST = 2
+    clock = [1000.0]
+    waits = [rate_limit.reserve(1, now=lambda: clock[0]) for _ in range(5)]
+    assert waits == pytest.approx([0, 0, 0.1, 0.2, 0.3])
+    clock[0] += 10  # a quiet spell refills up to the burst only
+    assert rate_limit.reserve(2, now=lambda: clock[0]) == 0
+    assert rate_limit.reserve(1, now=lambda: clock[0]) == pytest.approx(0.1)
+
+
+def test_when_the_budget_binds_runners_still_send_at_the_budgets_pace(
+    catalog: Emulator, session_admin: User, settings
+) -> None:
+    # 600 requests/minute = 10/s and no burst: every create waits 0.1 s for its turn; 15 creates
+    # take about 1.5 s, and they do happen.
+    settings.BULK_RATE_PER_MINUTE = 600
+    settings.BULK_RATE_BURST = 1
+    make_end_users(15)
+    started = time.monotonic()
+
+    job = start_bulk_job("create", ["github"], session_admin)
+
+    elapsed = time.monotonic() - started
+    assert item_states(job) == {"succeeded": 15}
+    assert catalog.count("session.create") == 15
+    assert 1.3 <= elapsed < 10
+    creates = sorted(r.at for r in catalog.requests if r.endpoint == "session.create")
+    # Never faster than the budget: any 6 consecutive requests span at least 0.5 s.
+    assert min(b - a for a, b in zip(creates, creates[5:], strict=False)) >= 0.45

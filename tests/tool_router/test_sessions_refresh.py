@@ -1,0 +1,128 @@
+"""The session service's refresh against the Composio emulator: the replacement, the old
+session's delete at Composio and its retry, failures, and the per-user lock."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+
+from sessions_app.composio.emulator import Emulator
+from sessions_app.models import EndUser, SessionOperation, ToolRouterSession
+from sessions_app.tool_router.remote_deletes import tool_router_session_retry_remote_deletes
+from sessions_app.tool_router.sessions import (
+    tool_router_session_create,
+    tool_router_session_refresh,
+)
+from tests.factories import give_session
+from tests.helpers import audit_events
+
+
+def test_refresh_replaces_the_session_and_deletes_the_old_one_at_composio(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    first = give_session(alice, ["github"], session_admin)
+
+    result = tool_router_session_refresh(
+        end_user=alice, toolkits=["github", "slack"], actor=session_admin
+    )
+
+    assert result.ok, result.message
+    new = result.session
+    assert new is not None and new.session_id != first.session_id
+    assert new.mcp_url != first.mcp_url
+    assert new.replaces_id == first.pk and new.toolkits == ["github", "slack"]
+    first.refresh_from_db()
+    assert first.status == "superseded" and first.superseded_at is not None
+    assert first.remote_deleted_at is not None
+    assert first.session_id not in catalog.sessions
+    assert [r.endpoint for r in catalog.requests] == [
+        "session.create",
+        "session.create",
+        "session.delete",
+    ]
+    assert catalog.requests[-1].path.endswith(first.session_id)
+    assert [e.outcome for e in audit_events("session.refresh")] == ["success"]
+
+
+def test_refresh_without_toolkits_keeps_the_current_ones(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    give_session(alice, ["notion", "gmail"], session_admin)
+
+    result = tool_router_session_refresh(end_user=alice, actor=session_admin)
+
+    assert result.ok and result.session is not None
+    assert result.session.toolkits == ["notion", "gmail"]
+    assert catalog.requests[1].json["toolkits"] == {"enable": ["notion", "gmail"]}
+
+
+def test_refresh_of_a_user_without_a_session_is_skipped(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    result = tool_router_session_refresh(end_user=alice, toolkits=["github"], actor=session_admin)
+
+    assert result.outcome == "skipped" and "use create" in result.message
+    assert catalog.requests == []
+
+
+def test_a_failed_refresh_keeps_the_old_session_active(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    first = give_session(alice, ["github"], session_admin)
+    catalog.faults.enqueue(500, endpoint="session.create")
+
+    result = tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
+
+    assert result.outcome == "unknown" and "still active" in result.message
+    assert ToolRouterSession.objects.get().status == "active"
+    assert result.session == first
+    assert catalog.count("session.delete") == 0
+    assert [e.outcome for e in audit_events("session.refresh")] == ["unknown"]
+
+
+def test_a_failed_remote_delete_is_stored_audited_and_retried_later(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    first = give_session(alice, ["github"], session_admin)
+    catalog.faults.enqueue(500, endpoint="session.delete")
+
+    result = tool_router_session_refresh(end_user=alice, toolkits=["github"], actor=session_admin)
+
+    assert result.ok and "will be retried" in result.message
+    old = ToolRouterSession.objects.get(pk=first.pk)
+    assert old.status == "superseded" and old.remote_deleted_at is None
+    assert "500" in old.remote_delete_error
+    assert old.session_id in catalog.sessions
+    assert [e.outcome for e in audit_events("session.remote_delete")] == ["unknown"]
+
+    retried = tool_router_session_retry_remote_deletes(actor=session_admin)
+
+    assert retried.deleted == [old.session_id] and not retried.failed
+    old.refresh_from_db()
+    assert old.remote_deleted_at is not None and old.remote_delete_error == ""
+    assert old.session_id not in catalog.sessions
+    assert [e.outcome for e in audit_events("session.remote_delete")] == ["unknown", "success"]
+
+
+def test_a_busy_end_user_gets_already_in_progress_and_no_call(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    give_session(alice, ["github"], session_admin)
+    SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["github"])
+
+    result = tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
+
+    assert result.outcome == "in_progress" and "already in progress" in result.message
+    assert catalog.count("session.create") == 1
+
+
+def test_a_stale_pending_intent_no_longer_locks_the_user(
+    catalog: Emulator, alice: EndUser, session_admin: User, settings
+) -> None:
+    settings.TOOL_ROUTER_OPERATION_STALE_SECONDS = 0
+    stale = SessionOperation.objects.create(kind="create", end_user=alice, toolkits=["github"])
+
+    result = tool_router_session_create(end_user=alice, toolkits=["github"], actor=session_admin)
+
+    assert result.ok
+    stale.refresh_from_db()
+    assert stale.state == "unknown" and "Abandoned" in stale.error
