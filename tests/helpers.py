@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
 import httpx
+import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Max
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -296,3 +299,39 @@ REJECTED = [("input.rejected", "rejected")]
 def access_url(template: str, access_world: dict[str, Any]) -> str:
     """A URL template of the access matrix with its `{placeholders}` filled from the world."""
     return template.format(**access_placeholders(access_world))
+
+
+# Tests that race real threads on PostgreSQL (SQLite admits one writer at a time).
+ON_POSTGRESQL = [
+    pytest.mark.skipif(
+        not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        reason="Row locks across threads need PostgreSQL; SQLite admits one writer at a time, "
+        "so there is no race to test.",
+    ),
+    pytest.mark.postgres,
+    # serialized_rollback: the flush after a transactional test would drop the role groups.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+def run_together(*calls: Callable[[], object], timeout: float = 30) -> list[object]:
+    """Run each call in its own thread, released at once by a barrier; results in call order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertions
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    return results

@@ -12,50 +12,17 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connections
 from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import reconcile, sessions
 from tests.factories import client_for, create_unstored_session, give_session
+from tests.helpers import ON_POSTGRESQL, run_together
 
-pytestmark = [
-    pytest.mark.skipif(
-        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-        reason="Row locks across threads need PostgreSQL; SQLite admits one writer at a time, "
-        "so there is no race to test.",
-    ),
-    pytest.mark.postgres,
-    # serialized_rollback: the flush after a transactional test would drop the role groups.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
-
-
-def run_together(*calls: Callable[[], object], timeout: float = 30) -> list[object]:
-    """Run each call in its own thread, released at once by a barrier; results in call order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertions
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    return results
+pytestmark = ON_POSTGRESQL
 
 
 def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(

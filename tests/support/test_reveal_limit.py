@@ -21,8 +21,7 @@ from sessions_app.tool_router.reveal import Reveal, Withheld, mcp_url_reveal
 from tests.factories import HX, client_for, make_end_user, store_session
 
 # The concurrency suite's marks (PostgreSQL only, transactional) and its barrier runner.
-from tests.suites.test_concurrency import pytestmark as ON_POSTGRESQL
-from tests.suites.test_concurrency import run_together
+from tests.helpers import ON_POSTGRESQL, run_together
 
 LIMIT = 5
 THREADS = 24
