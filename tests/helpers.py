@@ -22,6 +22,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.db.models import Max
+from django.urls import reverse
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -294,6 +295,11 @@ def no_server_error(response: Any) -> Any:
 # The audit events a refused request and a rejected toolkit choice write.
 REFUSED = [("access.refused", "refused")]
 REJECTED = [("input.rejected", "rejected")]
+
+
+def reveal_url(session: ToolRouterSession) -> str:
+    """The support page's POST endpoint that reveals this session's MCP URL."""
+    return reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
 
 
 def access_url(template: str, access_world: dict[str, Any]) -> str:

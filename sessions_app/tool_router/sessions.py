@@ -35,6 +35,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _guarded_new_session(
+    attempt: intents.Attempt, toolkits: Sequence[str], *, replacing: bool
+) -> SessionResult:
+    """Check the permission and the toolkits (refusing or rejecting as `intents.guard` does),
+    then give the end user a new session; create and refresh differ only in `replacing`."""
+    slugs, refused = intents.guard(attempt, toolkits, validate=True)
+    if refused is not None:
+        return refused
+    return _new_session(attempt, toolkits=slugs or [], replacing=replacing)
+
+
 def _new_session(
     attempt: intents.Attempt,
     *,
@@ -195,10 +206,7 @@ def tool_router_session_create(
     Exactly one audit event per call.
     """
     attempt = intents.Attempt(SessionOperation.Kind.CREATE, end_user, actor, request)
-    slugs, refused = intents.guard(attempt, toolkits, validate=True)
-    if refused is not None:
-        return refused
-    return _new_session(attempt, toolkits=slugs or [], replacing=False)
+    return _guarded_new_session(attempt, toolkits, replacing=False)
 
 
 def tool_router_session_refresh(
@@ -234,10 +242,7 @@ def tool_router_session_refresh(
             )
             return attempt.result(Outcome.SKIPPED, message)
         toolkits = list(current)
-    slugs, refused = intents.guard(attempt, toolkits, validate=True)
-    if refused is not None:
-        return refused
-    return _new_session(attempt, toolkits=slugs or [], replacing=True)
+    return _guarded_new_session(attempt, toolkits, replacing=True)
 
 
 def tool_router_session_change_toolkits(

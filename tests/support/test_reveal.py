@@ -18,6 +18,7 @@ from sessions_app import trail
 from sessions_app.models import AuditEvent, ToolRouterSession
 from sessions_app.tool_router import mcp_url
 from tests.factories import HX, client_for, make_end_user, store_session
+from tests.helpers import reveal_url
 
 MCP_URL = "https://mcp.example.test/tool_router/trs_reveal00001/mcp?k=PRIVATEPART"
 
@@ -28,10 +29,6 @@ def session(db: None) -> ToolRouterSession:
     return store_session(end_user, "trs_reveal00001", mcp_url=MCP_URL)
 
 
-def _url(session: ToolRouterSession) -> str:
-    return reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
-
-
 def _reveals() -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action="mcp_url.reveal").order_by("id"))
 
@@ -40,7 +37,7 @@ def test_support_sees_the_full_url_once_the_reveal_is_audited(
     session: ToolRouterSession, support_user: User, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    response = client_for(support_user).post(_url(session), headers=HX)
+    response = client_for(support_user).post(reveal_url(session), headers=HX)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert MCP_URL.replace("&", "&amp;") in html
@@ -62,7 +59,7 @@ def test_support_sees_the_full_url_once_the_reveal_is_audited(
 def test_the_masked_url_comes_back_inside_the_revealed_fragment(
     session: ToolRouterSession, support_user: User
 ) -> None:
-    html = client_for(support_user).post(_url(session), headers=HX).content.decode()
+    html = client_for(support_user).post(reveal_url(session), headers=HX).content.decode()
     template = re.search(r"<template data-masked>(.*?)</template>", html, re.S)
     assert template is not None
     assert "PRIVATEPART" not in template.group(1)
@@ -75,7 +72,7 @@ def test_it_answers_nothing_if_the_audit_write_fails(
 ) -> None:
     client = client_for(support_user)
     with mock.patch("sessions_app.trail.record", autospec=True, side_effect=DatabaseError):
-        response = client.post(_url(session), headers=HX)
+        response = client.post(reveal_url(session), headers=HX)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert b"PRIVATEPART" not in response.content
     assert b"trs_reveal00001/mcp" not in response.content
@@ -89,7 +86,7 @@ def test_it_is_refused_without_the_reveal_permission(
     session: ToolRouterSession, actor: str, request: pytest.FixtureRequest
 ) -> None:
     user = request.getfixturevalue(actor)
-    response = client_for(user).post(_url(session), headers=HX)
+    response = client_for(user).post(reveal_url(session), headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"PRIVATEPART" not in response.content
     assert b"trs_reveal00001" not in response.content
@@ -100,7 +97,7 @@ def test_it_is_refused_without_the_reveal_permission(
 
 def test_csrf_is_enforced_on_reveal(session: ToolRouterSession, support_user: User) -> None:
     client = client_for(support_user, enforce_csrf_checks=True)
-    response = client.post(_url(session), headers=HX)
+    response = client.post(reveal_url(session), headers=HX)
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"PRIVATEPART" not in response.content
     assert _reveals() == []
@@ -108,7 +105,7 @@ def test_csrf_is_enforced_on_reveal(session: ToolRouterSession, support_user: Us
     # With the token the card page hands out, the same request goes through.
     client.get(reverse("sessions_app:support_user_card", args=[session.end_user.public_id]))
     token = client.cookies["csrftoken"].value
-    response = client.post(_url(session), headers={**HX, "X-CSRFToken": token})
+    response = client.post(reveal_url(session), headers={**HX, "X-CSRFToken": token})
     assert response.status_code == HTTPStatus.OK
     assert len(_reveals()) == 1
 
@@ -119,15 +116,17 @@ def test_the_per_staff_limit_refuses_with_a_clear_message(
     settings.SUPPORT_REVEALS_PER_HOUR = 2
     client = client_for(support_user)
     for _ in range(2):
-        assert client.post(_url(session), headers=HX).status_code == HTTPStatus.OK
-    response = client.post(_url(session), headers=HX)
+        assert client.post(reveal_url(session), headers=HX).status_code == HTTPStatus.OK
+    response = client.post(reveal_url(session), headers=HX)
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert b"PRIVATEPART" not in response.content
     assert b"2 MCP URLs in the last hour" in response.content
     outcomes = [e.outcome for e in _reveals()]
     assert outcomes == ["success", "success", "refused"]
     # The limit is per staff user.
-    assert client_for(session_admin).post(_url(session), headers=HX).status_code == HTTPStatus.OK
+    assert (
+        client_for(session_admin).post(reveal_url(session), headers=HX).status_code == HTTPStatus.OK
+    )
 
 
 def test_reveals_older_than_an_hour_do_not_count(
@@ -142,7 +141,9 @@ def test_reveals_older_than_an_hour_do_not_count(
             actor=support_user,
             session=session,
         )
-    assert client_for(support_user).post(_url(session), headers=HX).status_code == HTTPStatus.OK
+    assert (
+        client_for(support_user).post(reveal_url(session), headers=HX).status_code == HTTPStatus.OK
+    )
 
 
 def test_a_superseded_session_cannot_be_revealed(
@@ -150,7 +151,7 @@ def test_a_superseded_session_cannot_be_revealed(
 ) -> None:
     session.status = ToolRouterSession.Status.SUPERSEDED
     session.save(update_fields=["status"])
-    response = client_for(support_user).post(_url(session), headers=HX)
+    response = client_for(support_user).post(reveal_url(session), headers=HX)
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert b"PRIVATEPART" not in response.content
     assert _reveals() == []
@@ -159,7 +160,7 @@ def test_a_superseded_session_cannot_be_revealed(
 def test_without_javascript_the_reveal_is_a_full_page_that_is_not_stored(
     session: ToolRouterSession, support_user: User
 ) -> None:
-    response = client_for(support_user).post(_url(session))
+    response = client_for(support_user).post(reveal_url(session))
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
     assert "<html" in html and "PRIVATEPART" in html

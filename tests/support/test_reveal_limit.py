@@ -14,14 +14,13 @@ from http import HTTPStatus
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.urls import reverse
 
 from sessions_app.models import AuditEvent, RevealLock, ToolRouterSession
 from sessions_app.tool_router.reveal import Reveal, Withheld, mcp_url_reveal
 from tests.factories import HX, client_for, make_end_user, store_session
 
 # The concurrency suite's marks (PostgreSQL only, transactional) and its barrier runner.
-from tests.helpers import ON_POSTGRESQL, run_together
+from tests.helpers import ON_POSTGRESQL, reveal_url, run_together
 
 LIMIT = 5
 THREADS = 24
@@ -38,10 +37,6 @@ def limit(settings) -> int:
 def session(db: None) -> ToolRouterSession:
     end_user = make_end_user("usr_limit", "Lima Limit")
     return store_session(end_user, "trs_limit000001", mcp_url=MCP_URL)
-
-
-def _url(session: ToolRouterSession) -> str:
-    return reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
 
 
 def _reveal_outcomes(actor: User) -> Counter[str]:
@@ -87,7 +82,7 @@ class TestAtOnceOnPostgreSQL:
     def test_24_reveal_requests_at_once_by_one_user_pass_exactly_the_limit(
         self, session: ToolRouterSession, support_user: User, limit: int
     ) -> None:
-        url = _url(session)
+        url = reveal_url(session)
         clients = [client_for(support_user) for _ in range(THREADS)]
 
         responses = run_together(*[lambda c=c: c.post(url, headers=HX) for c in clients])
@@ -126,9 +121,9 @@ def test_a_refused_reveal_answers_429_and_is_audited(
 ) -> None:
     settings.SUPPORT_REVEALS_PER_HOUR = 1
     client = client_for(support_user)
-    assert client.post(_url(session), headers=HX).status_code == HTTPStatus.OK
+    assert client.post(reveal_url(session), headers=HX).status_code == HTTPStatus.OK
 
-    response = client.post(_url(session), headers=HX)
+    response = client.post(reveal_url(session), headers=HX)
 
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert b"PRIVATEPART" not in response.content
