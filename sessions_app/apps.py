@@ -19,6 +19,6 @@ class SessionsAppConfig(AppConfig):
 
         user_logged_in.connect(stamp_session_start, dispatch_uid="stamp_session_start")
 
-        from sessions_app.admin.safety import guard_admin_actions
+        from sessions_app.admin.safety import guard_admins
 
-        guard_admin_actions()
+        guard_admins()

@@ -1,21 +1,38 @@
-"""Admin guards shared by every ModelAdmin: read-only admins, and safe action selections.
+"""Admin guards shared by every ModelAdmin: read-only admins, safe action selections, the lookups
+a changelist accepts, and one action per posted form.
 
-Admin actions refuse a selection that names no object instead of failing with a 500.
+`guard_admins` wraps every registered ModelAdmin, Django's own included:
 
-Django's `response_action` filters `pk__in` with the raw posted `_selected_action` values; one the
-primary key cannot parse ("abc", "1.5") raises, and int() quietly reads look-alikes ("１"). Every
-registered ModelAdmin, Django's own included, checks the values first.
+- Admin actions refuse a selection that names no object instead of failing with a 500.
+  Django's `response_action` filters `pk__in` with the raw posted `_selected_action` values; one
+  the primary key cannot parse ("abc", "1.5") raises, and int() quietly reads look-alikes ("１").
+- A changelist accepts only the lookups its own list filters and date hierarchy take (and the
+  admin's non-lookup parameters: `q`, `o`, `p`, `e`, `all`, `_popup`, `_to_field`, `_facets`,
+  `_changelist_filters`). Django lets any lookup on a local field through to the query, so
+  `?mcp_url__startswith=https` told a match from a miss: an oracle for a value the list masks.
+  Any other lookup answers 400 and writes one `access.refused` event.
+- A posted changelist form names one action per action bar. Django runs the first `action`
+  value while the console's hidden-action check read the last, so a second value slipped an
+  action past the refusal's audit; more values than bars answer 400, audited once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponseRedirect
+from django.contrib.admin import helpers, widgets
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup, DisallowedModelAdminToField
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from sessions_app import access
+
+# Parameters a changelist reads that are no lookup (Django ignores the others it reads itself
+# before the filters see them); left to Django, which treats it as it always did.
+NOT_LOOKUPS = frozenset({"_changelist_filters"})
 
 
 def _guarded(model_admin: admin.ModelAdmin, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,11 +58,130 @@ def _guarded(model_admin: admin.ModelAdmin, original: Callable[..., Any]) -> Cal
     return response_action
 
 
-def guard_admin_actions(site: admin.AdminSite = admin.site) -> None:
+def _refuse_parameters(
+    request: HttpRequest | None, model_admin: admin.ModelAdmin, operation: str, names: Sequence[str]
+) -> None:
+    """Audit one `access.refused` event for parameters a changelist does not offer."""
+    named = ", ".join(names)
+    access.refuse(
+        operation=operation,
+        reason=f"The {model_admin.model._meta.label} list does not offer {named}.",
+        request=request,
+        target=named[:200],
+    )
+
+
+def _audited_lookup_allowed(
+    model_admin: admin.ModelAdmin, original: Callable[..., bool]
+) -> Callable[..., bool]:
+    """Django's own check, which runs before the filters (it refuses a lookup across a relation
+    no filter names); a refusal is audited, and Django answers 400."""
+
+    def lookup_allowed(lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if original(lookup, value, request):
+            return True
+        _refuse_parameters(request, model_admin, "admin.lookup", [lookup])
+        return False
+
+    return lookup_allowed
+
+
+def _popup_lookups(model_admin: admin.ModelAdmin) -> set[tuple[str, str]]:
+    """The (lookup, value) pairs a raw-id popup sends for a `limit_choices_to` pointing here."""
+    pairs: set[tuple[str, str]] = set()
+    for fk_lookup in model_admin.model._meta.related_fkey_lookups:
+        limits = fk_lookup() if callable(fk_lookup) else fk_lookup
+        pairs.update(widgets.url_params_from_lookup_dict(limits).items())
+    return pairs
+
+
+class GuardedChangeList(ChangeList):
+    """A changelist that refuses (400, audited) every lookup its filters did not take."""
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(request, *args, **kwargs)
+        except DisallowedModelAdminToField:
+            # Django refuses this before it reads the lookups: the refusal is audited all the same.
+            to_field = request.GET.get("_to_field", "")
+            _refuse_parameters(request, self.model_admin, "admin.to_field", [to_field])
+            raise
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        sent: Mapping[str, list[str]] = self.get_filters_params()
+        result = super().get_filters(request)
+        # What the list filters and the date hierarchy took is gone from the remaining lookups;
+        # the date hierarchy's own bounds were not sent, so they are not counted.
+        remaining = result[2]
+        popups = _popup_lookups(self.model_admin)
+        stray = sorted(
+            key
+            for key in remaining
+            if key in sent
+            and key not in NOT_LOOKUPS
+            and not all((key, value) in popups for value in sent[key])
+        )
+        if stray:
+            _refuse_parameters(request, self.model_admin, "admin.lookup", stray)
+            raise DisallowedModelAdminLookup(f"Filtering by {', '.join(stray)} not allowed")
+        return result
+
+
+_GUARDED_CLASSES: dict[type[ChangeList], type[ChangeList]] = {}
+
+
+def _guarded_changelist(original: Callable[..., type[ChangeList]]) -> Callable[..., Any]:
+    """`get_changelist`, answering the guarded form of whichever ChangeList the admin uses."""
+
+    def get_changelist(request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        cls = original(request, **kwargs)
+        if issubclass(cls, GuardedChangeList):
+            return cls
+        if cls not in _GUARDED_CLASSES:
+            _GUARDED_CLASSES[cls] = type(f"Guarded{cls.__name__}", (GuardedChangeList, cls), {})
+        return _GUARDED_CLASSES[cls]
+
+    return get_changelist
+
+
+def _one_action(model_admin: admin.ModelAdmin, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`changelist_view`, refusing first (before any action check reads one of them) a POST that
+    names more actions than the page has action bars."""
+    bars = max(1, int(model_admin.actions_on_top) + int(model_admin.actions_on_bottom))
+
+    def changelist_view(
+        request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        posted = request.POST.getlist("action") if request.method == "POST" else []
+        if len(posted) > bars:
+            access.refuse(
+                operation="admin.action",
+                reason=f"{len(posted)} actions posted to the "
+                f"{model_admin.model._meta.label} list at once.",
+                request=request,
+                target=", ".join(posted)[:200],
+            )
+            raise SuspiciousOperation("More than one admin action posted.")
+        return original(request, extra_context)
+
+    return changelist_view
+
+
+def guard_admins(site: admin.AdminSite = admin.site) -> None:
+    """Wrap every ModelAdmin registered on `site` in the guards above (once each).
+
+    Run from `AppConfig.ready`, before the admin's URLs are built: they bind `changelist_view`.
+    """
     for model_admin in site._registry.values():
-        if not getattr(model_admin, "_selection_guarded", False):
-            model_admin.response_action = _guarded(model_admin, model_admin.response_action)
-            model_admin._selection_guarded = True
+        if getattr(model_admin, "_console_guarded", False):
+            continue
+        model_admin.response_action = _guarded(model_admin, model_admin.response_action)
+        model_admin.lookup_allowed = _audited_lookup_allowed(
+            model_admin, model_admin.lookup_allowed
+        )
+        model_admin.get_changelist = _guarded_changelist(model_admin.get_changelist)
+        model_admin.changelist_view = _one_action(model_admin, model_admin.changelist_view)
+        model_admin._console_guarded = True
 
 
 class ReadOnlyAdminMixin:
