@@ -22,12 +22,13 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
-from django.db.models import Max, Model
+from django.db.models import Model
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser
 from tests.factories import client_for
+from tests.helpers import last_sequence
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
@@ -44,10 +45,6 @@ REGISTERED: dict[str, admin.ModelAdmin] = {
 
 def changelist(model: type[Model]) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-
-
-def last_sequence() -> int:
-    return AuditEvent.objects.aggregate(top=Max("sequence"))["top"] or 0
 
 
 def probes(model: type[Model]) -> Iterator[str]:
@@ -93,7 +90,7 @@ def offered_queries(model_admin: admin.ModelAdmin, user: User) -> list[dict[str,
     return queries
 
 
-def refusals_since(sequence: int) -> list[AuditEvent]:
+def events_since(sequence: int) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(sequence__gt=sequence).order_by("sequence"))
 
 
@@ -101,7 +98,7 @@ def assert_refused_once(client: Client, url: str, lookup: str, who: str) -> None
     before = last_sequence()
     response = client.get(url, {lookup: "x"})
     assert response.status_code == HTTPStatus.BAD_REQUEST, (who, url, lookup)
-    events = refusals_since(before)
+    events = events_since(before)
     assert [(e.action, e.outcome) for e in events] == [("access.refused", "refused")], (
         who,
         url,
@@ -130,14 +127,14 @@ def test_a_changelist_refuses_every_lookup_its_filters_do_not_offer(
             # A role that may not open the list is refused the probe too (403, audited once).
             before = last_sequence()
             assert client.get(url, {"pk__regex": "x"}).status_code == HTTPStatus.FORBIDDEN
-            assert [e.action for e in refusals_since(before)] == ["access.refused"]
+            assert [e.action for e in events_since(before)] == ["access.refused"]
             continue
         opened += 1
         for query in offered_queries(model_admin, user):
             before = last_sequence()
             response = client.get(url + "?" + urlencode(query))
             assert response.status_code == HTTPStatus.OK, (role, url, query)
-            assert refusals_since(before) == [], (role, url, query)
+            assert events_since(before) == [], (role, url, query)
         for lookup in probes(model):
             assert_refused_once(client, url, lookup, role)
     assert opened, f"no role opens {url}"  # the superuser always does
@@ -155,7 +152,7 @@ def test_the_mcp_url_is_no_oracle_on_the_sessions_list(
         response = client.get(url + "?mcp_url__startswith=https")
 
         assert response.status_code == HTTPStatus.BAD_REQUEST, role
-        events = refusals_since(before)
+        events = events_since(before)
         assert [(e.action, e.actor_username) for e in events] == [
             ("access.refused", role_clients[role][0].username)
         ]
@@ -174,7 +171,7 @@ def test_a_refused_to_field_on_a_changelist_is_audited_once(
     )
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    events = refusals_since(before)
+    events = events_since(before)
     assert [(e.action, e.details["operation"]) for e in events] == [
         ("access.refused", "admin.to_field")
     ]
@@ -206,9 +203,26 @@ def test_a_post_naming_two_actions_is_refused_and_audited_once(
     )
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    events = refusals_since(before)
+    events = events_since(before)
     assert [(e.action, e.details["operation"]) for e in events] == [
         ("access.refused", "admin.action")
     ]
     assert events[0].details["target"] == ", ".join(actions)
     assert (EndUser.objects.count(), User.objects.count()) == users_before
+
+
+def test_a_raw_id_popup_keeps_the_lookup_its_limit_choices_to_sends(
+    role_clients: dict[str, tuple[User, Client]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No model here limits a foreign key's choices; one that did would open its popup with the
+    # limit as a lookup (Django's ForeignKeyRawIdWidget), and that exact lookup stays allowed.
+    monkeypatch.setattr(EndUser._meta, "related_fkey_lookups", [{"external_id": "usr_access"}])
+    _, client = role_clients["superuser"]
+    url = reverse("admin:sessions_app_enduser_changelist")
+
+    response = client.get(url, {"external_id": "usr_access", "_popup": "1", "_to_field": "id"})
+
+    assert response.status_code == HTTPStatus.OK
+    before = last_sequence()
+    assert client.get(url, {"external_id": "usr_other"}).status_code == HTTPStatus.BAD_REQUEST
+    assert [e.details["target"] for e in events_since(before)] == ["external_id"]
