@@ -360,6 +360,13 @@ def test_malformed_keys_fail_the_system_check(settings: Any, keys: str, message:
         call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
 
 
+def test_a_missing_production_key_is_a_deploy_check(settings: Any) -> None:
+    settings.SECURE, settings.AUDIT_HMAC_KEYS, settings.AUDIT_HMAC_KEY = True, "", ""
+    call_command("check", stdout=io.StringIO(), stderr=io.StringIO())  # migrate may still run
+    with pytest.raises(SystemCheckError, match=r"sessions_app.E002.*DJANGO_SECURE is on"):
+        call_command("check", deploy=True, stdout=io.StringIO(), stderr=io.StringIO())
+
+
 def test_check_deploy_refuses_the_dev_key(settings: Any) -> None:
     settings.AUDIT_HMAC_KEYS = settings.AUDIT_HMAC_KEY = ""
     with pytest.raises(SystemCheckError, match=r"sessions_app.E002.*public development key"):
@@ -395,7 +402,7 @@ def _deploy_check(**extra: str) -> subprocess.CompletedProcess[str]:
 def test_check_deploy_with_production_settings_fails_without_the_audit_key() -> None:
     missing = _deploy_check()
     assert missing.returncode != 0
-    assert "sessions_app.E001" in missing.stderr and "AUDIT_HMAC_KEY" in missing.stderr
+    assert "sessions_app.E002" in missing.stderr and "set AUDIT_HMAC_KEY" in missing.stderr
     present = _deploy_check(AUDIT_HMAC_KEY="a-production-audit-key-from-the-secret-store")
     assert present.returncode == 0, present.stderr
     assert "no issues" in present.stdout

@@ -1,4 +1,5 @@
-"""System checks for the audit chain's key: malformed keys always, the public dev key on deploy."""
+"""System checks for the audit chain's key: malformed keys always; on deploy, a missing key or the
+public dev key."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from sessions_app.chain.hashing import keyring
+from sessions_app.chain.hashing import MissingAuditKey, keyring
+
+_HINT = "e.g. AUDIT_HMAC_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
 
 
 @checks.register(checks.Tags.security)
 def audit_keys_are_well_formed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001: AUDIT_HMAC_KEYS/AUDIT_HMAC_KEY cannot be read (or is missing under DJANGO_SECURE)."""
+    """E001: AUDIT_HMAC_KEYS/AUDIT_HMAC_KEY cannot be read."""
     try:
         keyring()
+    except MissingAuditKey:
+        return []  # a deploy check (E002)
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="sessions_app.E001")]
     return []
@@ -24,9 +29,11 @@ def audit_keys_are_well_formed(app_configs: Any = None, **kwargs: Any) -> list[c
 def audit_key_is_not_the_dev_key(
     app_configs: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """E002 (deploy): the audit chain would be signed with the public dev key."""
+    """E002 (deploy): production has no audit key, or the chain is signed with the dev key."""
     try:
         ring = keyring()
+    except MissingAuditKey as exc:
+        return [checks.Error(str(exc), hint=_HINT, id="sessions_app.E002")]
     except ImproperlyConfigured:
         return []  # reported by E001
     if not ring.is_dev:
@@ -36,8 +43,7 @@ def audit_key_is_not_the_dev_key(
             "The audit chain is signed with the public development key: anyone could re-chain "
             "edited events. Set AUDIT_HMAC_KEY (and AUDIT_HMAC_KEY_ID) or AUDIT_HMAC_KEYS from "
             "a secret store.",
-            hint="e.g. AUDIT_HMAC_KEY=$(python -c "
-            "'import secrets; print(secrets.token_urlsafe(48))')",
+            hint=_HINT,
             id="sessions_app.E002",
         )
     ]

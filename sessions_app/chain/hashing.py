@@ -29,6 +29,10 @@ DEV_KEY = "dev-only-audit-hmac-key-not-for-production"
 KEY_ID_MAX_LENGTH = 40
 
 
+class MissingAuditKey(ImproperlyConfigured):
+    """Production (DJANGO_SECURE) without an audit key: nothing may be signed."""
+
+
 @dataclass(frozen=True)
 class Keyring:
     """The key that signs new events, and every key that may verify an old one."""
@@ -61,7 +65,7 @@ def keyring() -> Keyring:
     elif settings.AUDIT_HMAC_KEY:
         pairs = [(settings.AUDIT_HMAC_KEY_ID, settings.AUDIT_HMAC_KEY)]
     elif settings.SECURE:
-        raise ImproperlyConfigured(
+        raise MissingAuditKey(
             "DJANGO_SECURE is on: set AUDIT_HMAC_KEY (or AUDIT_HMAC_KEYS) to sign the audit chain."
         )
     else:
