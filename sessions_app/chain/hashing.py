@@ -42,7 +42,8 @@ class Keyring:
 
     @property
     def is_dev(self) -> bool:
-        return self.current_id == DEV_KEY_ID
+        """Signing with the public dev key, whether by default or configured by mistake."""
+        return self.current_id == DEV_KEY_ID or DEV_KEY.encode() in self.keys.values()
 
 
 def _parse_pairs(text: str) -> list[tuple[str, str]]:
