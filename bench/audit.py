@@ -172,7 +172,9 @@ def seed() -> None:
         "sequence",
         "prev_hash",
         "row_hash",
+        "key_id",
     ]
+    key_id = trail.keyring().current_id
     prev = trail.GENESIS_HASH
     step = dt.timedelta(seconds=300 * 24 * 3600 / EVENTS)
     batch = []
@@ -196,6 +198,7 @@ def seed() -> None:
             toolkit_slugs=f" {slug} ",
             sequence=n,
             prev_hash=prev,
+            key_id=key_id,
         )
         event.row_hash = trail.chain_hash(prev, event)
         prev = event.row_hash
@@ -218,6 +221,7 @@ def seed() -> None:
                 n,
                 event.prev_hash,
                 event.row_hash,
+                key_id,
             ]
         )
         if len(batch) == 50_000:

@@ -249,6 +249,19 @@ COMPOSIO_SAFE_RETRIES = env.int("COMPOSIO_SAFE_RETRIES", default=2)
 # Key for fingerprints of MCP URLs in logs and the audit trail (defaults to SECRET_KEY).
 MCP_FINGERPRINT_KEY = env.str("MCP_FINGERPRINT_KEY", default="") or SECRET_KEY
 
+# --- The audit chain (docs/audit.md) -----------------------------------------------------------
+# HMAC keys that sign the audit chain, never stored in the database. Either one key with its id,
+# or "k2:secret2,k1:secret1": the first signs new events, the others still verify the events they
+# signed (rotation). Neither set: a public dev key that `check --deploy` refuses, and that
+# production (DJANGO_SECURE) never falls back to.
+AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", default="")
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
+AUDIT_HMAC_KEY_ID = env.str("AUDIT_HMAC_KEY_ID", default="k1")
+# Where `manage.py anchor_audit` appends the chain head (ship it off the host in production).
+AUDIT_ANCHOR_PATH = env.str(
+    "AUDIT_ANCHOR_PATH", default=str(BASE_DIR / "var" / "audit-anchors.jsonl")
+)
+
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several
 # workers on several machines share one PostgreSQL. TASKS_BACKEND=immediate runs tasks inline.

@@ -10,6 +10,7 @@ class SessionsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from sessions_app import admin, signals  # noqa: F401  (registers the admin and the receivers)
+        from sessions_app.chain import checks  # noqa: F401  (registers the audit key checks)
 
         signals.connect()
 

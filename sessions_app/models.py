@@ -281,10 +281,12 @@ class AuditEvent(models.Model):
     # Toolkit slugs the event is about, space-delimited (" github slack "), for the log's filter.
     toolkit_slugs = models.CharField(max_length=2000, blank=True, default="")
     # The hash chain: position (gapless), the previous event's hash and this event's hash
-    # (sha256 of prev_hash + the canonical event). Written by `trail.record` under a lock.
+    # (HMAC-SHA-256 of prev_hash + the canonical event under the key `key_id` names; the key
+    # itself lives in the environment only). Written by `trail.record` under a lock.
     sequence = models.PositiveBigIntegerField(unique=True)
     prev_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=40)
 
     objects = AuditEventQuerySet.as_manager()
 

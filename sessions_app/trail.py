@@ -1,14 +1,15 @@
 """The one way to write the audit trail.
 
-Every event is a link of one hash chain: `row_hash = sha256(prev_hash || canonical event)`, with a
-gapless `sequence`. Writers are serialised (a PostgreSQL advisory lock; SQLite's IMMEDIATE
-transactions) so the chain never forks; `manage.py verify_audit` walks it.
+Every event is a link of one keyed hash chain: `row_hash = HMAC-SHA-256(key, prev_hash ||
+canonical event)` under the current key of `AUDIT_HMAC_KEYS` (its id stored in `key_id`), with a
+gapless `sequence` (`sessions_app.chain`). Writers are serialised (a PostgreSQL advisory lock;
+SQLite's IMMEDIATE transactions) so the chain never forks; `manage.py verify_audit` walks it
+against the keys and the anchors that `manage.py anchor_audit` writes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +22,13 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from sessions_app.chain.hashing import (  # noqa: F401  (re-exported: the trail's one hash)
+    GENESIS_HASH,
+    canonical_event,
+    chain_hash,
+    keyring,
+)
+from sessions_app.chain.hashing import utc_iso as _utc_iso  # noqa: F401  (bench/audit.py)
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 from sessions_app.request_context import NO_REQUEST_ID, client_ip, current_request_id
 
@@ -46,45 +54,8 @@ def _scrub(value: Any) -> Any:
 
 # --- The hash chain ---------------------------------------------------------------------------
 
-GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key that serialises audit writers ("trcaudit" as a 64-bit integer).
 CHAIN_LOCK_KEY = int.from_bytes(b"trcaudit", "big") - 2**63
-
-
-def _utc_iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def canonical_event(event: Any) -> bytes:
-    """The stable byte form of an event's content, as hashed into the chain.
-
-    Everything an auditor relies on is in it; `sequence` is not (the `prev_hash` link carries
-    the order), so a reordering shows up as a broken link rather than as an edit.
-    Changing this function invalidates every existing chain: never do it without a migration.
-    """
-    content = {
-        "action": event.action,
-        "actor_id": event.actor_id,
-        "actor_username": event.actor_username,
-        "created_at": _utc_iso(event.created_at),
-        "details": event.details,
-        "end_user_external_id": event.end_user_external_id,
-        "end_user_id": event.end_user_id,
-        "ip_address": event.ip_address,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "request_id": event.request_id,
-        "session_id": event.session_id,
-        "session_ref": event.session_ref,
-        "toolkit_slugs": event.toolkit_slugs,
-    }
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
-    ).encode()
-
-
-def chain_hash(prev_hash: str, event: Any) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical_event(event)).hexdigest()
 
 
 def _lock_chain() -> None:
@@ -176,6 +147,8 @@ def record(
         details=clean_details,
         toolkit_slugs=_toolkit_slugs(action, clean_details, session),
     )
+    # Read before the lock: a missing production key fails here, before anything is written.
+    ring = keyring()
     with transaction.atomic():
         _lock_chain()
         last_sequence, prev_hash, last_at = _chain_head()
@@ -185,7 +158,8 @@ def record(
         event.created_at = now if last_at is None or now >= last_at else last_at
         event.sequence = last_sequence + 1
         event.prev_hash = prev_hash
-        event.row_hash = chain_hash(prev_hash, event)
+        event.key_id = ring.current_id
+        event.row_hash = chain_hash(prev_hash, event, ring)
         event.save(force_insert=True)
     return event
 

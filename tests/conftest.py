@@ -31,6 +31,15 @@ from tests.factories import (
     sync_catalog,
 )
 
+# --- The audit chain's anchor file ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _private_audit_anchors(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test anchors to a file of its own, never the developer's var/audit-anchors.jsonl."""
+    settings.AUDIT_ANCHOR_PATH = str(tmp_path_factory.mktemp("anchors") / "audit-anchors.jsonl")
+
+
 # --- Actors -------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "console.example.com",
     "DJANGO_CSRF_TRUSTED_ORIGINS": "https://console.example.com",
+    "AUDIT_HMAC_KEY": secrets.token_urlsafe(48),
 }
 
 

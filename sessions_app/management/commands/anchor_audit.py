@@ -1,0 +1,27 @@
+"""Append the audit chain's head to the anchor file (AUDIT_ANCHOR_PATH); schedule it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from sessions_app.chain.anchors import anchor_head, anchor_path
+
+
+class Command(BaseCommand):
+    help = (
+        "Append the audit chain's head (sequence, id, hash, key id, time) as one JSON line to "
+        "AUDIT_ANCHOR_PATH, opened append-only. Run it every few minutes and ship the file off "
+        "the host; verify_audit then catches a deleted or re-chained tail."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        anchor = anchor_head()
+        if anchor is None:
+            self.stdout.write("The audit log is empty: nothing to anchor.")
+            return
+        self.stdout.write(
+            f"Anchored event #{anchor.sequence}:{anchor.row_hash} (key {anchor.key_id}) "
+            f"in {anchor_path()}"
+        )
