@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 from http import HTTPStatus
 
 import httpx
@@ -29,6 +30,7 @@ def test_control_api_round_trip(emu: Emulator, emu_http: httpx.Client) -> None:
     control.latency(0.3, endpoint="toolkits.list")
     with pytest.raises(httpx.ReadTimeout):
         emu_http.get(TOOLKITS_URL, timeout=0.05)
+    time.sleep(0.3)  # let the server finish the timed-out request before faults change again
     control.clear_faults()
     assert emu_http.get(TOOLKITS_URL).status_code == HTTPStatus.OK
 

@@ -25,6 +25,9 @@ def test_latency_makes_a_short_client_timeout_fire(emu: Emulator, emu_http: http
 
     assert emu.count("toolkits.list") == 1  # recorded on arrival, before the delay
     assert emu_http.post(SESSION_URL, json={"user_id": "u"}, timeout=0.4).status_code == 201
+    # The server still holds the timed-out request for the rest of its delay. Let it finish
+    # here: waking later, it would take the next test's queued fault on the shared emulator.
+    time.sleep(0.5)
 
 
 def test_enqueued_429_carries_retry_after(emu: Emulator, emu_http: httpx.Client) -> None:
