@@ -1,7 +1,7 @@
 """Speed of the access report and the filtered audit log at 100k sessions and 1M events.
 
     createdb -h 127.0.0.1 -U postgres trc_bench_audit   # once
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_audit .venv/bin/python bench/trail.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_audit .venv/bin/python bench/audit.py
 
 Seeds once (skipped when the data is there; --reseed drops and recreates the database), then
 times each page through Django's test Client and prints p50/p95 server time.
@@ -38,6 +38,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from sessions_app import roles, trail  # noqa: E402
+from sessions_app.chain import hashing  # noqa: E402
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession  # noqa: E402
 
 SESSIONS = 100_000
@@ -204,7 +205,7 @@ def seed() -> None:
         prev = event.row_hash
         batch.append(
             [
-                trail._utc_iso(event.created_at),
+                hashing.utc_iso(event.created_at),
                 event.actor_id,
                 event.actor_username,
                 event.ip_address,
@@ -256,7 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("bench/trail.py needs PostgreSQL: set DATABASE_URL")
+        sys.exit("bench/audit.py needs PostgreSQL: set DATABASE_URL")
     if args.reseed:
         connection.close()
         for sql in (f"DROP DATABASE IF EXISTS {db['NAME']}", f"CREATE DATABASE {db['NAME']}"):

@@ -28,7 +28,6 @@ from sessions_app.chain.hashing import (  # noqa: F401  (re-exported: the trail'
     chain_hash,
     keyring,
 )
-from sessions_app.chain.hashing import utc_iso as _utc_iso  # noqa: F401  (bench/audit.py)
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 from sessions_app.request_context import NO_REQUEST_ID, client_ip, current_request_id
 

@@ -24,7 +24,7 @@ from sessions_app.admin.forms import SessionToolkitsForm
 from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import progress
 from sessions_app.models import BulkJob, EndUser, ToolRouterSession
-from sessions_app.tool_router import rejections, sessions
+from sessions_app.tool_router import rejections, selectors, sessions
 
 # What a toolkit action does to one end user with the toolkits chosen (None: keep the current).
 Run = Callable[[HttpRequest, EndUser, list[str] | None], sessions.SessionResult]
@@ -34,7 +34,7 @@ def active_session(user: EndUser) -> ToolRouterSession | None:
     """The end user's active session (from `active_sessions` when the admin prefetched it)."""
     prefetched = getattr(user, "active_sessions", None)
     if prefetched is None:
-        return user.sessions.filter(status=ToolRouterSession.Status.ACTIVE).first()
+        return selectors.active_session(end_user=user)
     return prefetched[0] if prefetched else None
 
 

@@ -110,10 +110,15 @@ def bulk_job_failures_csv(request: HtmxHttpRequest, public_id: UUID) -> Streamin
 
 
 def _act(
-    request: HtmxHttpRequest, public_id: UUID, act: Callable[[BulkJob], str | None]
+    request: HtmxHttpRequest,
+    public_id: UUID,
+    act: Callable[[BulkJob], str | None],
+    *,
+    nothing_done: str = "",
 ) -> HttpResponse:
-    """Run a job action; its refusal is the console's 403, a bad state a message, and the
-    answer goes back to the page that asked."""
+    """Run a job action; its refusal is the console's 403, a bad state a message, an action
+    that found nothing to do says `nothing_done`, and the answer goes back to the page that
+    asked."""
     job = _get_job(public_id)
     try:
         done = act(job)
@@ -125,7 +130,7 @@ def _act(
         if done:
             messages.success(request, done)
         else:
-            messages.warning(request, "No failed users to retry (unknown ones are never re-sent).")
+            messages.warning(request, nothing_done)
     return redirect(_back(request, job))
 
 
@@ -149,7 +154,12 @@ def bulk_job_retry(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
         count = bulk.bulk_job_retry_failed(job=job, actor=request.user, request=request)
         return f"Retrying {count} failed users." if count else None
 
-    return _act(request, public_id, retry)
+    return _act(
+        request,
+        public_id,
+        retry,
+        nothing_done="No failed users to retry (unknown ones are never re-sent).",
+    )
 
 
 def _back(request: HtmxHttpRequest, job: BulkJob) -> str:
