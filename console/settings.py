@@ -295,6 +295,11 @@ SUPPORT_REVEALS_PER_HOUR = env.int("SUPPORT_REVEALS_PER_HOUR", default=30)
 SUPPORT_SEARCH_LIMIT = env.int("SUPPORT_SEARCH_LIMIT", default=25)
 # How long a revealed MCP URL stays on screen before it masks itself again (seconds).
 SUPPORT_REVEAL_SECONDS = env.int("SUPPORT_REVEAL_SECONDS", default=60)
+# The end-user CSV import: the largest file and row count it takes, and how long a checked file
+# waits on the server for its confirmation (seconds).
+END_USER_IMPORT_MAX_BYTES = env.int("END_USER_IMPORT_MAX_BYTES", default=8 * 1024 * 1024)
+END_USER_IMPORT_MAX_ROWS = env.int("END_USER_IMPORT_MAX_ROWS", default=100_000)
+END_USER_IMPORT_STAGED_SECONDS = env.int("END_USER_IMPORT_STAGED_SECONDS", default=3600)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
 # reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -54,23 +55,19 @@ class EndUserImportMixin(admin.ModelAdmin):
 
     def _import_preview(self, request: HttpRequest, form: EndUserImportForm) -> dict[str, Any]:
         """The preview's context, or nothing with the file's error added to `form`."""
-        content = form.cleaned_data["csv_file"].read(end_users.IMPORT_MAX_BYTES + 1)
-        preview = end_users.end_user_import_checked(
+        content = form.cleaned_data["csv_file"].read(settings.END_USER_IMPORT_MAX_BYTES + 1)
+        staged = end_users.end_user_import_staged(
             content=content, actor=request.user, request=request
         )
+        preview = staged.preview
         if preview.error:
             form.add_error("csv_file", preview.error + " Nothing was imported.")
             return {}
-        return {
-            "preview": preview,
-            "csv_text": content.decode("utf-8-sig"),
-            "first_valid": preview.valid[:20],
-        }
+        return {"preview": preview, "token": staged.token, "first_valid": preview.valid[:20]}
 
     def _import_confirmed(self, request: HttpRequest) -> HttpResponse:
-        content = request.POST.get("csv_text", "").encode()
-        preview, created = end_users.end_user_import(
-            content=content, actor=request.user, request=request
+        preview, created = end_users.end_user_import_confirmed(
+            token=request.POST.get("token", ""), actor=request.user, request=request
         )
         if preview.error:
             self.message_user(request, preview.error + " Nothing was imported.", messages.ERROR)

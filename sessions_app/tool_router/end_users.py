@@ -5,22 +5,27 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from sessions_app import access, trail
-from sessions_app.models import AuditEvent, EndUser
+from sessions_app.models import AuditEvent, EndUser, StagedImport
 from sessions_app.validators import external_id_problem
 
-IMPORT_MAX_BYTES = 2 * 1024 * 1024
-
-IMPORT_MAX_ROWS = 10_000
-
 IMPORT_COLUMNS = ("external_id", "name", "email")
+
+_STAGED_SALT = "sessions_app.end_user_import.staged"
+
+# Existing external ids are looked up this many at a time (under SQLite's bound-variable limit).
+_LOOKUP_BATCH = 900
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,9 @@ def end_user_import_preview(*, content: bytes) -> ImportPreview:
     big) gives `error`; otherwise each row is valid or rejected with its reasons (bad external id,
     duplicate in the file, already exists, bad email, name too long).
     """
-    if len(content) > IMPORT_MAX_BYTES:
-        return ImportPreview(error=f"The file is larger than {IMPORT_MAX_BYTES // 1024} KB.")
+    if len(content) > settings.END_USER_IMPORT_MAX_BYTES:
+        limit = settings.END_USER_IMPORT_MAX_BYTES // 1024
+        return ImportPreview(error=f"The file is larger than {limit} KB.")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -78,9 +84,10 @@ def end_user_import_preview(*, content: bytes) -> ImportPreview:
     body = rows[1:]
     if not body:
         return ImportPreview(error="The file has a header but no rows.")
-    if len(body) > IMPORT_MAX_ROWS:
+    if len(body) > settings.END_USER_IMPORT_MAX_ROWS:
         return ImportPreview(
-            error=f"The file has {len(body)} rows; the limit is {IMPORT_MAX_ROWS}."
+            error=f"The file has {len(body)} rows; the limit is "
+            f"{settings.END_USER_IMPORT_MAX_ROWS}."
         )
     for number, row in enumerate(body, start=2):
         if len(row) != len(IMPORT_COLUMNS):
@@ -94,11 +101,13 @@ def end_user_import_preview(*, content: bytes) -> ImportPreview:
 def _check_rows(body: list[list[str]]) -> ImportPreview:
     """Each row valid, or rejected with its reasons (bad external id, duplicate in the file,
     already exists, bad email, name too long)."""
-    existing = set(
-        EndUser.objects.filter(external_id__in=[r[0] for r in body]).values_list(
-            "external_id", flat=True
+    ids = [r[0] for r in body]
+    existing: set[str] = set()
+    for start in range(0, len(ids), _LOOKUP_BATCH):
+        batch = ids[start : start + _LOOKUP_BATCH]
+        existing.update(
+            EndUser.objects.filter(external_id__in=batch).values_list("external_id", flat=True)
         )
-    )
     seen: set[str] = set()
     valid: list[ImportRow] = []
     rejected: list[ImportRow] = []
@@ -206,3 +215,64 @@ def end_user_import_checked(
         # it see the file keeps the event written in one place.
         end_user_import(content=content, actor=actor, request=request)
     return preview
+
+
+@dataclass(frozen=True)
+class StagedPreview:
+    """A checked CSV and, when it has rows to import, the signed token that confirms it."""
+
+    preview: ImportPreview
+    token: str = ""
+
+
+def end_user_import_staged(
+    *, content: bytes, actor: access.Actor, request: HttpRequest | None = None
+) -> StagedPreview:
+    """Preview a CSV (`end_user_import_checked`) and keep it on the server until it is confirmed.
+
+    The confirm step then posts only the token, signed and bound to this actor, so a large file
+    is never sent back through a form field. Checked files older than
+    END_USER_IMPORT_STAGED_SECONDS are discarded here.
+    """
+    preview = end_user_import_checked(content=content, actor=actor, request=request)
+    if preview.error or not preview.valid or getattr(actor, "pk", None) is None:
+        return StagedPreview(preview)
+    expired = timezone.now() - timedelta(seconds=settings.END_USER_IMPORT_STAGED_SECONDS)
+    StagedImport.objects.filter(created_at__lt=expired).delete()
+    staged = StagedImport.objects.create(actor=actor, content=content)
+    token = signing.dumps({"id": str(staged.pk), "by": actor.pk}, salt=_STAGED_SALT)
+    return StagedPreview(preview, token)
+
+
+def end_user_import_confirmed(
+    *, token: str, actor: access.Actor, request: HttpRequest | None = None
+) -> tuple[ImportPreview, int]:
+    """Import the CSV that `token` names (`end_user_import`), once.
+
+    A forged, expired, already used or another user's token imports nothing and is audited as
+    one rejected `enduser.import` event; an actor without the permission is refused first.
+    """
+    content = _claim_staged(token, actor)
+    if content is None:
+        if not access.may(actor, "sessions_app.add_enduser"):
+            return end_user_import(content=b"", actor=actor, request=request)
+        message = "This preview has expired or was already imported; upload the file again."
+        _audit_import(AuditEvent.Outcome.REJECTED, message, actor=actor, request=request)
+        return ImportPreview(error=message), 0
+    return end_user_import(content=content, actor=actor, request=request)
+
+
+def _claim_staged(token: str, actor: access.Actor) -> bytes | None:
+    """The content a valid token names, removed from the server so it imports at most once."""
+    try:
+        named = signing.loads(
+            token, salt=_STAGED_SALT, max_age=settings.END_USER_IMPORT_STAGED_SECONDS
+        )
+    except signing.BadSignature:
+        return None
+    if not isinstance(named, dict) or named.get("by") != getattr(actor, "pk", None):
+        return None
+    staged = StagedImport.objects.filter(pk=named.get("id"), actor_id=named["by"]).first()
+    if staged is None or not StagedImport.objects.filter(pk=staged.pk).delete()[0]:
+        return None
+    return bytes(staged.content)

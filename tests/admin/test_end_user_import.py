@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -10,8 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app.models import AuditEvent, EndUser
-from tests.factories import ENDUSER_CHANGELIST, client_for
+from sessions_app import roles
+from sessions_app.models import AuditEvent, EndUser, StagedImport
+from tests.factories import ENDUSER_CHANGELIST, client_for, make_staff
 from tests.helpers import messages_of
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +39,18 @@ def upload(client: Client, text: str | bytes, name: str = "users.csv"):
     return client.post(import_url(), {"csv_file": SimpleUploadedFile(name, data, "text/csv")})
 
 
+def staged_token(client: Client, text: str | bytes) -> str:
+    """Upload a file and return the token its preview's confirm form posts."""
+    response = upload(client, text)
+    token = response.context["token"]
+    assert token and f'name="token" value="{token}"' in response.content.decode()
+    return token
+
+
+def confirm(client: Client, token: str, **extra: object):
+    return client.post(import_url(), {"token": token, "post": "yes"}, **extra)
+
+
 def test_the_preview_lists_each_bad_row_and_why_and_writes_nothing(
     session_admin_client: Client,
 ) -> None:
@@ -57,10 +71,10 @@ def test_the_preview_lists_each_bad_row_and_why_and_writes_nothing(
 
 def test_confirming_imports_only_the_valid_rows_and_audits_it(session_admin_client: Client) -> None:
     EndUser.objects.create(external_id="usr_old")
+    token = staged_token(session_admin_client, GOOD_AND_BAD)
+    assert EndUser.objects.count() == 1
 
-    response = session_admin_client.post(
-        import_url(), {"csv_text": GOOD_AND_BAD, "post": "yes"}, follow=True
-    )
+    response = confirm(session_admin_client, token, follow=True)
 
     assert "Imported 2 end users; 5 rows were skipped." in messages_of(response)
     assert set(EndUser.objects.values_list("external_id", flat=True)) == {
@@ -90,9 +104,7 @@ def test_a_malformed_file_is_refused_and_writes_nothing(
 
     assert response.status_code == HTTPStatus.OK
     assert fragment in response.content.decode()
-    assert not EndUser.objects.exists()
-
-    session_admin_client.post(import_url(), {"csv_text": content, "post": "yes"})
+    assert "token" not in response.context
     assert not EndUser.objects.exists()
 
 
@@ -100,7 +112,7 @@ def test_import_needs_the_add_permission(client: Client, support_user: User) -> 
     client.force_login(support_user)
 
     assert client.get(import_url()).status_code == HTTPStatus.FORBIDDEN
-    response = client.post(import_url(), {"csv_text": GOOD_AND_BAD, "post": "yes"})
+    response = confirm(client, "any-token")
 
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not EndUser.objects.exists()
@@ -118,3 +130,72 @@ def test_the_changelist_links_to_the_import_for_admins_only(
     changelist = reverse(ENDUSER_CHANGELIST)
     assert import_url() in session_admin_client.get(changelist).content.decode()
     assert import_url() not in client_for(support_user).get(changelist).content.decode()
+
+
+def test_the_confirm_form_carries_only_a_token_never_the_file(session_admin_client: Client) -> None:
+    response = upload(session_admin_client, GOOD_AND_BAD)
+
+    confirm_form = (
+        response.content.decode().split('name="post" value="yes"')[0].rsplit("<form", 1)[1]
+    )
+    assert "Grace Hopper" not in confirm_form and "textarea" not in confirm_form
+    assert StagedImport.objects.filter(actor__username="ada_admin").count() == 1
+
+
+def test_a_token_imports_once(session_admin_client: Client) -> None:
+    token = staged_token(session_admin_client, GOOD_AND_BAD)
+    confirm(session_admin_client, token)
+    assert EndUser.objects.count() == 3
+
+    response = confirm(session_admin_client, token, follow=True)
+
+    assert "expired or was already imported" in " ".join(messages_of(response))
+    assert EndUser.objects.count() == 3 and not StagedImport.objects.exists()
+    assert list(
+        AuditEvent.objects.filter(action="enduser.import")
+        .order_by("id")
+        .values_list("outcome", flat=True)
+    ) == ["success", "rejected"]
+
+
+@pytest.mark.parametrize("forge", ["another user", "edited", "expired", "garbage"])
+def test_a_forged_expired_or_foreign_token_imports_nothing(
+    session_admin_client: Client, forge: str, settings: Any
+) -> None:
+    token = staged_token(session_admin_client, GOOD_AND_BAD)
+    client = session_admin_client
+    if forge == "another user":
+        client = client_for(make_staff("other_admin", roles.SESSION_ADMIN))
+    elif forge == "edited":
+        token = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
+    elif forge == "expired":
+        settings.END_USER_IMPORT_STAGED_SECONDS = -1
+    else:
+        token = "x" * 500
+
+    response = confirm(client, token, follow=True)
+
+    assert "expired or was already imported" in " ".join(messages_of(response))
+    assert not EndUser.objects.exists()
+    event = AuditEvent.objects.filter(action="enduser.import").latest("id")
+    assert event.outcome == "rejected"
+
+
+def test_a_five_megabyte_non_ascii_csv_imports(session_admin_client: Client) -> None:
+    name = "Zoë Ångström-Müller 日本語のなまえ Łódź Ærøskøbing " * 3
+    lines = ["external_id,name,email"]
+    size = len(lines[0])
+    while size < 5 * 1024 * 1024:
+        n = len(lines)
+        lines.append(f"usr_{n:06d},{name[:190]} {n},u{n}@example.com")
+        size += len(lines[-1].encode()) + 1
+    data = "\n".join(lines).encode()
+    assert len(data) >= 5 * 1024 * 1024
+
+    token = staged_token(session_admin_client, data)
+    response = confirm(session_admin_client, token, follow=True)
+
+    rows = len(lines) - 1
+    assert f"Imported {rows} end users; 0 rows were skipped." in messages_of(response)
+    assert EndUser.objects.count() == rows
+    assert EndUser.objects.get(external_id="usr_000001").display_name.startswith("Zoë Ångström")

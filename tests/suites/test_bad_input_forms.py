@@ -134,7 +134,7 @@ def test_a_confirmed_import_of_random_text_is_refused_with_one_rejected_event(
     @given(text=st.one_of(st.text(max_size=500), LONG, CONTROL))
     def check(text: str) -> None:
         watch = Watch()
-        data = {"post": "yes", "csv_text": text}
+        data = {"post": "yes", "token": text}
         no_server_error(root_client.post("/admin/sessions_app/enduser/import/", data))
         watch.assert_wrote([("enduser.import", "rejected")])
 
