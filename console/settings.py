@@ -261,6 +261,8 @@ AUDIT_HMAC_KEY_ID = env.str("AUDIT_HMAC_KEY_ID", default="k1")
 AUDIT_ANCHOR_PATH = env.str(
     "AUDIT_ANCHOR_PATH", default=str(BASE_DIR / "var" / "audit-anchors.jsonl")
 )
+# How often the task workers anchor the chain once `anchor_audit --schedule` has booked it.
+AUDIT_HOUSEKEEPING_SECONDS = env.int("AUDIT_HOUSEKEEPING_SECONDS", default=300)
 
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several

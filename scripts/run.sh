@@ -42,6 +42,8 @@ $PY manage.py seed_demo
 echo "==> Starting ${BULK_WORKERS:-1} background worker(s) for bulk jobs (var/worker-N.log)"
 # Jobs interrupted by an earlier stop get fresh runner tasks, so the workers resume them at once.
 $PY manage.py bulk_resume
+# The workers also anchor the audit chain every AUDIT_HOUSEKEEPING_SECONDS (books it once).
+$PY manage.py anchor_audit --schedule
 for n in $(seq 1 "${BULK_WORKERS:-1}"); do
   $PY manage.py db_worker --no-reload --worker-id "run-sh-$n-$$" >"var/worker-$n.log" 2>&1 &
   pids+=($!)

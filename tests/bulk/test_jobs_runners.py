@@ -17,31 +17,10 @@ from sessions_app.composio.emulator import Emulator
 from sessions_app.models import SessionOperation
 from sessions_app.tool_router import rate_limit
 from tests.factories import give_session, make_end_users, start_bulk_job
-from tests.helpers import item_states
+from tests.helpers import item_states, run_queue_once
 
 # Jobs run at once unless a test asks for the `queued` backend (which then wins).
 pytestmark = pytest.mark.usefixtures("fast_bulk", "immediate")
-
-
-def run_queue_once() -> None:
-    """Run every task that is due, in this process, as `db_worker --batch` does (its loop also
-    closes old connections, which would end the test's transaction)."""
-    from django_tasks_db.management.commands.db_worker import Worker
-    from django_tasks_db.models import DBTaskResult
-
-    worker = Worker(
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="test-worker",
-        excluded_queue_names=[],
-    )
-    while (task := DBTaskResult.objects.ready().first()) is not None:
-        task.claim(worker.worker_id)
-        worker.run_task(task)
 
 
 def test_a_database_queue_worker_runs_the_job_and_its_stand_ins_then_stand_down(
