@@ -9,7 +9,8 @@ class SessionsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from sessions_app import admin, signals  # noqa: F401  (registers the admin and the receivers)
+        # Imported for what they register: the admin, the signal receivers, the proxy checks.
+        from sessions_app import admin, request_context, signals  # noqa: F401
         from sessions_app.chain import checks  # noqa: F401  (registers the audit key checks)
 
         signals.connect()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.core import checks
 from django.http import HttpRequest
 
 # "-" outside a request (a management command, a task), as the log lines show it.
@@ -78,3 +79,32 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_trusted_proxies(**kwargs: object) -> list[checks.CheckMessage]:
+    """Proxy settings that would silently do nothing: forwarded headers are believed only from
+    DJANGO_TRUSTED_PROXIES, so a hop count or a TLS proxy with an empty list has no effect."""
+    if settings.TRUSTED_PROXIES:
+        return []
+    hint = "Set DJANGO_TRUSTED_PROXIES to the proxy's address or network (CIDR)."
+    found: list[checks.CheckMessage] = []
+    if settings.TRUSTED_PROXY_COUNT > 0:
+        found.append(
+            checks.Warning(
+                "DJANGO_TRUSTED_PROXY_COUNT is set but DJANGO_TRUSTED_PROXIES is empty: "
+                "X-Forwarded-For is ignored from every peer and each client is its REMOTE_ADDR.",
+                hint=hint,
+                id="sessions_app.W001",
+            )
+        )
+    if settings.SECURE_PROXY_SSL_HEADER:
+        found.append(
+            checks.Warning(
+                "DJANGO_BEHIND_TLS_PROXY is on but DJANGO_TRUSTED_PROXIES is empty: "
+                "X-Forwarded-Proto is dropped from every peer, so no request counts as HTTPS.",
+                hint=hint,
+                id="sessions_app.W002",
+            )
+        )
+    return found

@@ -14,6 +14,7 @@ from http import HTTPStatus
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.checks import run_checks
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 
@@ -182,3 +183,32 @@ def test_a_bad_trusted_proxies_value_stops_the_start(tmp_path) -> None:
     )
     assert result.returncode != 0
     assert "DJANGO_TRUSTED_PROXIES" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("count", "tls_header", "expected"),
+    [
+        (0, None, []),
+        (1, None, ["sessions_app.W001"]),
+        (0, ("HTTP_X_FORWARDED_PROTO", "https"), ["sessions_app.W002"]),
+        (2, ("HTTP_X_FORWARDED_PROTO", "https"), ["sessions_app.W001", "sessions_app.W002"]),
+    ],
+)
+def test_proxy_settings_that_would_do_nothing_are_deploy_warnings(
+    settings, count: int, tls_header: tuple[str, str] | None, expected: list[str]
+) -> None:
+    settings.TRUSTED_PROXIES = ()
+    settings.TRUSTED_PROXY_COUNT = count
+    settings.SECURE_PROXY_SSL_HEADER = tls_header
+
+    found = [m.id for m in run_checks(include_deployment_checks=True) if m.id.startswith("sess")]
+
+    assert [i for i in found if i in {"sessions_app.W001", "sessions_app.W002"}] == expected
+
+
+def test_a_listed_proxy_silences_the_proxy_warnings(settings, behind_a_proxy: None) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    found = {m.id for m in run_checks(include_deployment_checks=True)}
+
+    assert not found & {"sessions_app.W001", "sessions_app.W002"}
