@@ -154,23 +154,38 @@ def _write_items(job: BulkJob, end_users: QuerySet[EndUser]) -> int:
 
 
 def _audit_start(
-    job: BulkJob, *, actor: AbstractBaseUser | AnonymousUser, request: HttpRequest | None
+    job: BulkJob,
+    *,
+    actor: AbstractBaseUser | AnonymousUser,
+    request: HttpRequest | None,
+    retry: int = 0,
 ) -> None:
-    estimate = expected_seconds(kind=job.kind, count=job.total)
+    """Audit `bulk.start`: a new job, or one started again to retry `retry` failed items."""
+    if retry:
+        reason = f"Retrying {retry} failed items of a background {job.kind} job."
+        details: dict[str, object] = {"retry": retry}
+    else:
+        estimate = expected_seconds(kind=job.kind, count=job.total)
+        reason = (
+            f"Started a background job to {job.kind} the sessions of {job.total} end users "
+            f"(about {duration_words(estimate)} at {job.rate_per_minute} requests/minute)."
+        )
+        details = {
+            "total": job.total,
+            "toolkits": job.toolkits,
+            "keep_current_toolkits": job.toolkits is None,
+            "concurrency": job.concurrency,
+            "rate_per_minute": job.rate_per_minute,
+            "expected_seconds": round(estimate),
+        }
     record_job_event(
         job,
         action="bulk.start",
         outcome=AuditEvent.Outcome.SUCCESS,
         actor=actor,
         request=request,
-        reason=f"Started a background job to {job.kind} the sessions of {job.total} end users "
-        f"(about {duration_words(estimate)} at {job.rate_per_minute} requests/minute).",
-        total=job.total,
-        toolkits=job.toolkits,
-        keep_current_toolkits=job.toolkits is None,
-        concurrency=job.concurrency,
-        rate_per_minute=job.rate_per_minute,
-        expected_seconds=round(estimate),
+        reason=reason,
+        **details,
     )
 
 
@@ -223,15 +238,7 @@ def bulk_job_retry_failed(
         locked.paused_until = None
         locked.cancelled_by_username = ""
         locked.save(update_fields=["state", "finished_at", "paused_until", "cancelled_by_username"])
-        record_job_event(
-            locked,
-            action="bulk.start",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            actor=actor,
-            request=request,
-            reason=f"Retrying {count} failed items of a background {locked.kind} job.",
-            retry=count,
-        )
+        _audit_start(locked, actor=actor, request=request, retry=count)
         arm(locked)
     job.refresh_from_db()
     return count
