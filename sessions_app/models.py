@@ -1,12 +1,10 @@
 """The console's records: end users, their Tool Router sessions, the toolkit catalog, the audit.
-
-Composio cannot list sessions, so these tables are the only record of which session belongs to
-which end user.
-"""
+Composio cannot list sessions: only these tables say which session belongs to which end user."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -34,9 +32,7 @@ class EndUser(models.Model):
 
     class Meta:
         ordering = ["external_id"]
-        indexes = [
-            models.Index(Lower("email"), name="enduser_email_lower_idx"),
-        ]
+        indexes = [models.Index(Lower("email"), name="enduser_email_lower_idx")]
 
     def __str__(self) -> str:
         return self.external_id
@@ -94,11 +90,7 @@ class ToolRouterSession(models.Model):
     config_version = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     replaces = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
@@ -156,12 +148,9 @@ class SessionToolkit(models.Model):
 
 
 class SessionOperation(models.Model):
-    """The intent behind one call to Composio, committed before the call.
-
-    If the process dies or the local commit fails after Composio acted, this row still says what
-    was asked and, once known, which remote session resulted, so reconciliation can adopt or
-    delete it: nothing is orphaned silently.
-    """
+    """The intent behind one call to Composio, committed before the call: if the process dies or
+    the local commit fails after Composio acted, it still says what was asked and (once known)
+    which remote session resulted, so reconciliation can adopt or delete it, orphaning nothing."""
 
     class Kind(models.TextChoices):
         CREATE = "create", "Create"
@@ -196,8 +185,7 @@ class SessionOperation(models.Model):
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # What `reconcile_sessions` did about an intent left pending or unknown (or why it needs a
-    # human); `resolved_at` is set when it closed the intent (state `resolved`).
+    # What `reconcile_sessions` did with a stuck intent (or why a human must), and when it closed.
     resolution = models.CharField(max_length=500, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
@@ -229,13 +217,20 @@ class AuditLogIsAppendOnly(Exception):
     pass
 
 
-class AuditEvent(models.Model):
-    """Who did what, when, from where, to whom, and how it ended. Append-only.
+# An audit event's foreign keys: unconstrained, next to a text snapshot (see AuditEvent).
+_SNAPSHOT_REFERENCE: dict[str, Any] = {
+    "null": True,
+    "blank": True,
+    "on_delete": models.DO_NOTHING,
+    "db_constraint": False,
+    "related_name": "+",
+}
 
-    References are snapshots (usernames, external ids, session ids as text) plus unconstrained
-    foreign keys, so deleting a user or a session never needs to touch the audit trail.
-    Write events only through `sessions_app.trail.record`.
-    """
+
+class AuditEvent(models.Model):
+    """Who did what, when, from where, to whom, and how it ended. Append-only: write events only
+    through `sessions_app.trail.record`. References are text snapshots (usernames, external ids,
+    session ids) plus unconstrained foreign keys: deleting a user or a session never touches it."""
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Success"
@@ -245,44 +240,22 @@ class AuditEvent(models.Model):
         REJECTED = "rejected", "Rejected input"
 
     created_at = models.DateTimeField(db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, **_SNAPSHOT_REFERENCE)
     actor_username = models.CharField(max_length=150, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     action = models.CharField(max_length=64)
     outcome = models.CharField(max_length=12, choices=Outcome)
-    end_user = models.ForeignKey(
-        EndUser,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
+    end_user = models.ForeignKey(EndUser, **_SNAPSHOT_REFERENCE)
     end_user_external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, blank=True)
-    session = models.ForeignKey(
-        ToolRouterSession,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
+    session = models.ForeignKey(ToolRouterSession, **_SNAPSHOT_REFERENCE)
     session_ref = models.CharField(max_length=128, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     details = models.JSONField(default=dict, blank=True)
     # Toolkit slugs the event is about, space-delimited (" github slack "), for the log's filter.
     toolkit_slugs = models.CharField(max_length=2000, blank=True, default="")
-    # The hash chain: position (gapless), the previous event's hash and this event's hash
-    # (HMAC-SHA-256 of prev_hash + the canonical event under the key `key_id` names; the key
-    # itself lives in the environment only). Written by `trail.record` under a lock.
+    # The hash chain, written by `trail.record` under a lock: gapless position, previous hash and
+    # HMAC-SHA-256 of prev_hash + the canonical event under key `key_id`; the key stays in the env.
     sequence = models.PositiveBigIntegerField(unique=True)
     prev_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64)
@@ -316,10 +289,8 @@ class AuditEvent(models.Model):
 
 
 class BulkJob(models.Model):
-    """Create or refresh the sessions of many end users in the background (one item per user).
-
-    Runs in `django-tasks` workers (`sessions_app.bulk.runner`); `sessions_app.bulk` does the work.
-    """
+    """Create or refresh the sessions of many end users in the background, one item per user, in
+    `django-tasks` workers (`sessions_app.bulk.runner`; `sessions_app.bulk` does the work)."""
 
     class Kind(models.TextChoices):
         CREATE = "create", "Create sessions"
@@ -416,11 +387,9 @@ class RateBudget(models.Model):
 
 
 class RevealLock(models.Model):
-    """One row per staff user who has revealed an MCP URL: the lock their reveals take.
-
-    A reveal locks its user's row, counts the user's reveals in the audit trail and writes the
-    new event in one transaction, so concurrent reveals by one user cannot all pass the limit.
-    """
+    """The lock a staff user's MCP URL reveals take (made on their first): a reveal locks it, counts
+    the user's reveals in the audit trail and writes its event in one transaction, so concurrent
+    reveals by one user cannot all pass the limit."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"

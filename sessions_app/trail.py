@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -161,6 +161,32 @@ def record(
         event.row_hash = chain_hash(prev_hash, event, ring)
         event.save(force_insert=True)
     return event
+
+
+def session_recorder(
+    action: str,
+    session: ToolRouterSession,
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    request: HttpRequest | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Callable[..., AuditEvent]:
+    """`record` for one kind of event about `session` and its end user: the function returned
+    takes the outcome and, optionally, the reason."""
+
+    def record_outcome(outcome: str, reason: str = "") -> AuditEvent:
+        return record(
+            action=action,
+            outcome=outcome,
+            actor=actor,
+            request=request,
+            end_user=session.end_user,
+            session=session,
+            reason=reason,
+            details=details,
+        )
+
+    return record_outcome
 
 
 def _request_id_or_blank() -> str:

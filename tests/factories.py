@@ -133,13 +133,7 @@ def store_deleted_session(
     session = store_session(
         end_user, session_id, status="deleted", deleted_at=timezone.now(), **fields
     )
-    trail.record(
-        action="session.delete",
-        outcome=AuditEvent.Outcome.SUCCESS,
-        actor=deleted_by,
-        end_user=end_user,
-        session=session,
-    )
+    trail.session_recorder("session.delete", session, actor=deleted_by)(AuditEvent.Outcome.SUCCESS)
     return session
 
 

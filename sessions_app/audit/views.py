@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
@@ -14,7 +17,7 @@ from sessions_app.access import permission_required
 from sessions_app.audit import charts, point_in_time, reports
 from sessions_app.audit.events import filtered_events
 from sessions_app.audit.forms import AccessFilterForm, EventFilterForm, PointInTimeForm
-from sessions_app.csv_export import csv_response
+from sessions_app.csv_export import Columns, csv_response
 from sessions_app.models import AuditEvent, Toolkit
 
 LOG_PAGE_SIZE = 50
@@ -99,23 +102,31 @@ def event_list(request: HttpRequest) -> HttpResponse:
 # --- The access report ------------------------------------------------------------------------
 
 
-TOOLKIT_CSV_HEADER = ["toolkit", "name", "end_users", "allowed", "in_catalog", "flag"]
-POINT_CSV_HEADER = ["end_user", "session", "from_utc", "until_utc", "granted_by"]
-
-
-def _toolkit_row(row: reports.ToolkitAccess) -> list[object]:
-    return [
-        row.slug,
-        row.name,
-        row.users,
-        "yes" if row.is_allowed else "no",
-        "yes" if row.in_catalog else "no",
-        row.problem if row.flagged else "",
-    ]
-
-
-def _past_row(row: point_in_time.PastAccess) -> list[object]:
-    return [row.external_id, row.session_id, row.from_at, row.until, row.granted_by]
+# Every column of the access report's CSVs by header, read from the row of any export that has it.
+ACCESS_CELLS: dict[str, Callable[[Any], object]] = {
+    "toolkit": attrgetter("slug"),
+    "name": attrgetter("name"),
+    "end_users": attrgetter("users"),
+    "allowed": lambda row: "yes" if row.is_allowed else "no",
+    "in_catalog": lambda row: "yes" if row.in_catalog else "no",
+    "flag": lambda row: row.problem if row.flagged else "",
+    "end_user": attrgetter("external_id"),
+    "session": attrgetter("session_id"),
+    "session_created_utc": attrgetter("session_created_at"),
+    "since_utc": attrgetter("since"),
+    "from_utc": attrgetter("from_at"),
+    "until_utc": attrgetter("until"),
+    "granted_by": attrgetter("granted_by"),
+    "toolkits": lambda row: " ".join(row.toolkits),
+}
+TOOLKIT_CSV = Columns(ACCESS_CELLS, "toolkit", "name", "end_users", "allowed", "in_catalog", "flag")
+POINT_CSV = Columns(ACCESS_CELLS, "end_user", "session", "from_utc", "until_utc", "granted_by")
+HOLDER_CSV = Columns(
+    ACCESS_CELLS, "end_user", "session", "session_created_utc", "since_utc", "granted_by"
+)
+USER_CSV = Columns(
+    ACCESS_CELLS, "end_user", "session", "session_created_utc", "granted_by", "toolkits"
+)
 
 
 @permission_required("sessions_app.view_access_report")
@@ -143,12 +154,10 @@ def access_report(request: HttpRequest) -> HttpResponse:
 
     export = request.GET.get("export")
     if export == "toolkits" and filters_ok:
-        return csv_response("toolkit-access.csv", TOOLKIT_CSV_HEADER, map(_toolkit_row, rows))
+        return TOOLKIT_CSV.response("toolkit-access.csv", rows)
     if export == "point_in_time" and past is not None:
         toolkit, day = point.cleaned_data["toolkit"], point.cleaned_data["on"]
-        return csv_response(
-            f"access-{toolkit.slug}-{day.isoformat()}.csv", POINT_CSV_HEADER, map(_past_row, past)
-        )
+        return POINT_CSV.response(f"access-{toolkit.slug}-{day.isoformat()}.csv", past)
 
     first_day, last_day = reports.default_chart_range()
     if data.get("granted_from") and data.get("granted_to"):
@@ -183,13 +192,6 @@ def _has_any(request: HttpRequest, form: type[forms.Form]) -> bool:
     return any(name in request.GET for name in form.base_fields)
 
 
-HOLDER_CSV_HEADER = ["end_user", "session", "session_created_utc", "since_utc", "granted_by"]
-
-
-def _holder_row(row: reports.Holder) -> list[object]:
-    return [row.external_id, row.session_id, row.session_created_at, row.since, row.granted_by]
-
-
 def _page_number(request: HttpRequest) -> int:
     try:
         return max(1, min(int(request.GET.get("page", "1")), 100_000))
@@ -201,10 +203,8 @@ def _page_number(request: HttpRequest) -> int:
 def access_toolkit(request: HttpRequest, slug: str) -> HttpResponse:
     toolkit = get_object_or_404(Toolkit, slug=slug)
     if request.GET.get("export") == "csv":
-        return csv_response(
-            f"access-{toolkit.slug}.csv",
-            HOLDER_CSV_HEADER,
-            map(_holder_row, reports.toolkit_holders(toolkit=toolkit)),
+        return HOLDER_CSV.response(
+            f"access-{toolkit.slug}.csv", reports.toolkit_holders(toolkit=toolkit)
         )
     page = _page_number(request)
     total = reports.toolkit_holder_count(toolkit=toolkit)
@@ -227,25 +227,10 @@ def access_toolkit(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-USER_CSV_HEADER = ["end_user", "session", "session_created_utc", "granted_by", "toolkits"]
-
-
-def _user_row(row: reports.UserAccess) -> list[object]:
-    return [
-        row.external_id,
-        row.session_id,
-        row.session_created_at,
-        row.granted_by,
-        " ".join(row.toolkits),
-    ]
-
-
 @permission_required("sessions_app.view_access_report")
 def access_users(request: HttpRequest) -> HttpResponse:
     if request.GET.get("export") == "csv":
-        return csv_response(
-            "access-by-user.csv", USER_CSV_HEADER, map(_user_row, reports.user_access())
-        )
+        return USER_CSV.response("access-by-user.csv", reports.user_access())
     page = _page_number(request)
     total = reports.active_session_count()
     users = list(reports.user_access(limit=REPORT_PAGE_SIZE, offset=(page - 1) * REPORT_PAGE_SIZE))

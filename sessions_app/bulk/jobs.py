@@ -16,10 +16,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from sessions_app import access, trail
+from sessions_app import access
 from sessions_app.bulk import runner
 from sessions_app.bulk.progress import concurrency, duration_words, expected_seconds
-from sessions_app.bulk.settle import finish_if_done, skip_pending
+from sessions_app.bulk.settle import finish_if_done, record_job_event, skip_pending
 from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser
 from sessions_app.tool_router import rate_limit, toolkit_catalog
 
@@ -154,26 +154,38 @@ def _write_items(job: BulkJob, end_users: QuerySet[EndUser]) -> int:
 
 
 def _audit_start(
-    job: BulkJob, *, actor: AbstractBaseUser | AnonymousUser, request: HttpRequest | None
+    job: BulkJob,
+    *,
+    actor: AbstractBaseUser | AnonymousUser,
+    request: HttpRequest | None,
+    retry: int = 0,
 ) -> None:
-    estimate = expected_seconds(kind=job.kind, count=job.total)
-    trail.record(
-        action="bulk.start",
-        outcome=AuditEvent.Outcome.SUCCESS,
-        actor=actor,
-        request=request,
-        reason=f"Started a background job to {job.kind} the sessions of {job.total} end users "
-        f"(about {duration_words(estimate)} at {job.rate_per_minute} requests/minute).",
-        details={
-            "job": str(job.public_id),
-            "kind": job.kind,
+    """Audit `bulk.start`: a new job, or one started again to retry `retry` failed items."""
+    if retry:
+        reason = f"Retrying {retry} failed items of a background {job.kind} job."
+        details: dict[str, object] = {"retry": retry}
+    else:
+        estimate = expected_seconds(kind=job.kind, count=job.total)
+        reason = (
+            f"Started a background job to {job.kind} the sessions of {job.total} end users "
+            f"(about {duration_words(estimate)} at {job.rate_per_minute} requests/minute)."
+        )
+        details = {
             "total": job.total,
             "toolkits": job.toolkits,
             "keep_current_toolkits": job.toolkits is None,
             "concurrency": job.concurrency,
             "rate_per_minute": job.rate_per_minute,
             "expected_seconds": round(estimate),
-        },
+        }
+    record_job_event(
+        job,
+        action="bulk.start",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=actor,
+        request=request,
+        reason=reason,
+        **details,
     )
 
 
@@ -226,14 +238,7 @@ def bulk_job_retry_failed(
         locked.paused_until = None
         locked.cancelled_by_username = ""
         locked.save(update_fields=["state", "finished_at", "paused_until", "cancelled_by_username"])
-        trail.record(
-            action="bulk.start",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            actor=actor,
-            request=request,
-            reason=f"Retrying {count} failed items of a background {locked.kind} job.",
-            details={"job": str(locked.public_id), "kind": locked.kind, "retry": count},
-        )
+        _audit_start(locked, actor=actor, request=request, retry=count)
         arm(locked)
     job.refresh_from_db()
     return count

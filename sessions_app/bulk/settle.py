@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from sessions_app import trail
@@ -270,18 +271,37 @@ def finish_if_done(job_id: int) -> bool:
 def _audit_end(job: BulkJob, counts: dict[str, int], *, cancelled: bool) -> None:
     trouble = counts[Item.FAILED] + counts[Item.UNKNOWN]
     summary = ", ".join(f"{counts[s]} {s}" for s in TERMINAL_ITEM_STATES)
-    trail.record(
+    record_job_event(
+        job,
         action="bulk.end",
         outcome=AuditEvent.Outcome.FAILURE if trouble else AuditEvent.Outcome.SUCCESS,
         actor=job.started_by,
         reason=f"Background {job.kind} job {'cancelled' if cancelled else 'finished'}: "
         f"{summary} (of {job.total}).",
-        details={
-            "job": str(job.public_id),
-            "kind": job.kind,
-            "state": job.state,
-            "counts": counts,
-            "total": job.total,
-            "cancelled_by": job.cancelled_by_username or None,
-        },
+        state=job.state,
+        counts=counts,
+        total=job.total,
+        cancelled_by=job.cancelled_by_username or None,
+    )
+
+
+def record_job_event(
+    job: BulkJob,
+    *,
+    action: str,
+    outcome: str,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    reason: str,
+    request: HttpRequest | None = None,
+    **details: object,
+) -> None:
+    """Audit one event of a whole job (`bulk.start`, `bulk.end`); its details name the job and
+    its kind first, then `details`."""
+    trail.record(
+        action=action,
+        outcome=outcome,
+        actor=actor,
+        request=request,
+        reason=reason,
+        details={"job": str(job.public_id), "kind": job.kind, **details},
     )

@@ -26,16 +26,7 @@ def remote_delete(
     Returns whether it is gone. A session Composio no longer knows counts as gone.
     """
 
-    def record(outcome: str, reason: str) -> None:
-        trail.record(
-            action="session.remote_delete",
-            outcome=outcome,
-            actor=actor,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            reason=reason,
-        )
+    record = trail.session_recorder("session.remote_delete", session, actor=actor, request=request)
 
     try:
         composio_seam.delete_session_if_known(session.session_id)

@@ -76,19 +76,13 @@ def mcp_url_reveal(
     (the lock order is: this user's reveal lock, then the trail's chain lock).
     """
     limit = settings.SUPPORT_REVEALS_PER_HOUR
-    fingerprint = mcp_url.fingerprint(session.mcp_url)
-
-    def record(outcome: str, reason: str = "") -> None:
-        trail.record(
-            action="mcp_url.reveal",
-            outcome=outcome,
-            actor=actor,
-            request=request,
-            end_user=session.end_user,
-            session=session,
-            reason=reason,
-            details={"fingerprint": fingerprint},
-        )
+    record = trail.session_recorder(
+        "mcp_url.reveal",
+        session,
+        actor=actor,
+        request=request,
+        details={"fingerprint": mcp_url.fingerprint(session.mcp_url)},
+    )
 
     try:
         with transaction.atomic():

@@ -64,17 +64,25 @@ def toolkit_list_item(tk: dict[str, Any]) -> dict[str, Any]:
         "is_local_toolkit": False,
         "type": "native",
         "deprecated": {"toolkitId": _toolkit_id(tk["slug"])},
-        "meta": {
-            "description": tk["description"],
-            "logo": logo_url(tk["slug"]),
-            "app_url": None,
-            "categories": [{"id": c["id"], "name": c["name"]} for c in tk["categories"]],
-            "tools_count": _tools_count(tk["slug"]),
-            "triggers_count": 0,
-            "created_at": CATALOG_TIMESTAMP,
-            "updated_at": CATALOG_TIMESTAMP,
-            "version": TOOLKIT_VERSION,
-        },
+        "meta": _meta(
+            tk, categories=[{"id": c["id"], "name": c["name"]} for c in tk["categories"]]
+        ),
+    }
+
+
+def _meta(tk: dict[str, Any], **varying: Any) -> dict[str, Any]:
+    """A toolkit's `meta`, as the list and the detail give it: `varying` are the keys they give
+    differently (the categories' shape; the detail's available versions)."""
+    return {
+        "description": tk["description"],
+        "logo": logo_url(tk["slug"]),
+        "app_url": None,
+        **varying,
+        "tools_count": _tools_count(tk["slug"]),
+        "triggers_count": 0,
+        "created_at": CATALOG_TIMESTAMP,
+        "updated_at": CATALOG_TIMESTAMP,
+        "version": TOOLKIT_VERSION,
     }
 
 
@@ -118,18 +126,11 @@ def toolkit_detail(tk: dict[str, Any]) -> dict[str, Any]:
             "getCurrentUserEndpoint": None,
             "rawProxyInfoByAuthSchemes": [],
         },
-        "meta": {
-            "description": tk["description"],
-            "logo": logo_url(tk["slug"]),
-            "app_url": None,
-            "available_versions": [TOOLKIT_VERSION],
-            "categories": [{"name": c["name"], "slug": c["id"]} for c in tk["categories"]],
-            "tools_count": _tools_count(tk["slug"]),
-            "triggers_count": 0,
-            "created_at": CATALOG_TIMESTAMP,
-            "updated_at": CATALOG_TIMESTAMP,
-            "version": TOOLKIT_VERSION,
-        },
+        "meta": _meta(
+            tk,
+            available_versions=[TOOLKIT_VERSION],
+            categories=[{"name": c["name"], "slug": c["id"]} for c in tk["categories"]],
+        ),
     }
 
 

@@ -55,31 +55,25 @@ class EmulatorControl:
     def count(self, endpoint: str) -> int:
         return int(self.requests(endpoint)["total"])
 
-    def add_fault(self, kind: str, **kwargs: Any) -> dict[str, Any]:
-        return self._call("POST", "/faults", {"kind": kind, **kwargs})
+    def add_fault(self, kind: str, **options: Any) -> dict[str, Any]:
+        """Add a fault of `kind` with the options `faults.Faults` takes for it (`endpoint`,
+        `times`, ...); the emulator's own defaults fill in the options left out."""
+        return self._call("POST", "/faults", {"kind": kind, **options})
 
-    def latency(self, seconds: float, endpoint: str | None = None) -> dict[str, Any]:
-        return self.add_fault("latency", seconds=seconds, endpoint=endpoint)
+    def latency(self, seconds: float, **options: Any) -> dict[str, Any]:
+        return self.add_fault("latency", seconds=seconds, **options)
 
-    def enqueue(
-        self,
-        status: int,
-        endpoint: str | None = None,
-        retry_after: float | int | str | None = None,
-        times: int = 1,
-    ) -> dict[str, Any]:
-        return self.add_fault(
-            "enqueue", status=status, endpoint=endpoint, retry_after=retry_after, times=times
-        )
+    def enqueue(self, status: int, **options: Any) -> dict[str, Any]:
+        return self.add_fault("enqueue", status=status, **options)
 
-    def malformed(self, endpoint: str | None = None, times: int = 1) -> dict[str, Any]:
-        return self.add_fault("malformed", endpoint=endpoint, times=times)
+    def malformed(self, **options: Any) -> dict[str, Any]:
+        return self.add_fault("malformed", **options)
 
-    def truncated(self, endpoint: str | None = None, times: int = 1) -> dict[str, Any]:
-        return self.add_fault("truncated", endpoint=endpoint, times=times)
+    def truncated(self, **options: Any) -> dict[str, Any]:
+        return self.add_fault("truncated", **options)
 
-    def drop(self, endpoint: str | None = None, times: int = 1) -> dict[str, Any]:
-        return self.add_fault("drop", endpoint=endpoint, times=times)
+    def drop(self, **options: Any) -> dict[str, Any]:
+        return self.add_fault("drop", **options)
 
     def clear_faults(self) -> dict[str, Any]:
         return self._call("DELETE", "/faults")
