@@ -19,7 +19,15 @@ from django.utils import timezone
 from sessions_app import roles
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser, SessionOperation, Toolkit
+from sessions_app.models import (
+    AuditEvent,
+    BulkJob,
+    BulkJobItem,
+    EndUser,
+    SessionOperation,
+    Toolkit,
+    ToolRouterSession,
+)
 from tests.factories import (
     ALLOWED,
     EMULATOR_KEY,
@@ -152,6 +160,13 @@ def catalog(emulator: Emulator, db: None) -> Emulator:
     sync_catalog(ALLOWED)
     emulator.reset()
     return emulator
+
+
+@pytest.fixture
+def alices_session(catalog: Emulator, alice: EndUser, session_admin: User) -> ToolRouterSession:
+    """Alice's active github session, made by the session admin through the session service, so
+    the emulator has it too (its `session.create` stays in the request log)."""
+    return give_session(alice, ["github"], session_admin)
 
 
 @pytest.fixture
