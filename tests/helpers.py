@@ -292,6 +292,15 @@ def no_server_error(response: Any) -> Any:
     return response
 
 
+def harmless(send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The response of `send(*args, **kwargs)` (a test client's `get` or `post`), once it is known
+    to answer below 500, to have changed no table and to have written no audit event."""
+    watch = Watch()
+    response = no_server_error(send(*args, **kwargs))
+    watch.assert_wrote([])
+    return response
+
+
 # The audit events a refused request and a rejected toolkit choice write.
 REFUSED = [("access.refused", "refused")]
 REJECTED = [("input.rejected", "rejected")]

@@ -22,7 +22,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_app.models import EndUser
-from tests.helpers import CONTROL, FUZZ, LONG, VALUES, Watch, access_url, no_server_error
+from tests.helpers import (
+    CONTROL,
+    FUZZ,
+    LONG,
+    VALUES,
+    Watch,
+    access_url,
+    harmless,
+    no_server_error,
+)
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 
@@ -55,11 +64,9 @@ def test_adding_an_end_user_with_a_bad_external_id_writes_nothing(
     @FUZZ
     @given(external_id=BAD_EXTERNAL_IDS, display_name=VALUES, email=VALUES)
     def check(external_id: str, display_name: str, email: str) -> None:
-        watch = Watch()
         data = {"external_id": external_id, "display_name": display_name, "email": email}
-        response = no_server_error(root_client.post("/admin/sessions_app/enduser/add/", data))
+        response = harmless(root_client.post, "/admin/sessions_app/enduser/add/", data)
         assert response.status_code == HTTPStatus.OK
-        watch.assert_wrote([])
 
     check()
 
@@ -190,9 +197,7 @@ def test_console_posts_for_unknown_objects_answer_404_and_write_nothing(
     @FUZZ
     @given(segment=st.one_of(st.uuids().map(str), VALUES))
     def check(segment: str) -> None:
-        watch = Watch()
-        response = root_client.post(template.replace("{}", quote(segment, safe="")))
-        assert no_server_error(response).status_code == HTTPStatus.NOT_FOUND
-        watch.assert_wrote([])
+        response = harmless(root_client.post, template.replace("{}", quote(segment, safe="")))
+        assert response.status_code == HTTPStatus.NOT_FOUND
 
     check()
