@@ -21,8 +21,6 @@ from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import (
     AuditEvent,
-    BulkJob,
-    BulkJobItem,
     EndUser,
     SessionOperation,
     Toolkit,
@@ -34,8 +32,11 @@ from tests.factories import (
     SHIPPED_CATALOG,
     client_for,
     give_session,
+    make_axes_records,
     make_end_user,
+    make_finished_job,
     make_staff,
+    make_task_result,
     sync_catalog,
 )
 
@@ -221,52 +222,17 @@ def access_world(
     outsider: User,
 ) -> dict[str, Any]:
     """One user per role and a real object behind every URL parameter of the access matrix."""
-    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
-    from django_tasks_db.models import DBTaskResult
-
     root = User.objects.create_superuser("root_super", email="root@example.com", password=None)
     sync_catalog(ALLOWED, actor=root)
     end_user = make_end_user("usr_access", "Access Tester")
     session = give_session(end_user, ["github"], root)
     now = timezone.now()
-    # An ended job with one succeeded item: cancel and retry answer without starting work.
-    job = BulkJob.objects.create(
-        kind=BulkJob.Kind.REFRESH,
-        state=BulkJob.State.FINISHED,
-        started_by=root,
-        started_by_username=root.username,
-        total=1,
-        counts={"succeeded": 1},
-        finished_at=now,
-    )
-    BulkJobItem.objects.create(
-        job=job, end_user=end_user, state=BulkJobItem.State.SUCCEEDED, session=session
-    )
-    axes = {
-        "user_agent": "pytest",
-        "ip_address": "127.0.0.1",
-        "username": "someone",
-        "http_accept": "*/*",
-        "path_info": "/accounts/login/",
-    }
-    task = DBTaskResult.objects.create(
-        enqueued_at=now,
-        args_kwargs={"args": [], "kwargs": {}},
-        task_path="sessions_app.bulk.runner.nothing",
-        backend_name="default",
-        run_after=now,
-        exception_class_path="",
-        traceback="",
-    )
+    job = make_finished_job(end_user, session, root, now)
     ids = {
         "group": Group.objects.get(name=roles.SUPPORT).pk,
         "user": outsider.pk,
-        "accessattempt": AccessAttempt.objects.create(
-            **axes, attempt_time=now, get_data="", post_data="", failures_since_start=1
-        ).pk,
-        "accesslog": AccessLog.objects.create(**axes, attempt_time=now).pk,
-        "accessfailurelog": AccessFailureLog.objects.create(**axes, attempt_time=now).pk,
-        "dbtaskresult": task.pk,
+        **make_axes_records(now),
+        "dbtaskresult": make_task_result(now),
         "enduser": end_user.pk,
         "end_user_uuid": end_user.public_id,
         "enduser_ct": ContentType.objects.get_for_model(EndUser).pk,

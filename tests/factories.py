@@ -25,6 +25,7 @@ from sessions_app.composio.emulator.catalog import load_catalog
 from sessions_app.models import (
     AuditEvent,
     BulkJob,
+    BulkJobItem,
     EndUser,
     SessionToolkit,
     Toolkit,
@@ -60,6 +61,63 @@ def make_staff(username: str, *groups: str) -> User:
 def make_end_user(external_id: str, display_name: str = "", email: str = "") -> EndUser:
     """One end user, with no session."""
     return EndUser.objects.create(external_id=external_id, display_name=display_name, email=email)
+
+
+def make_finished_job(
+    end_user: EndUser, session: ToolRouterSession, started_by: User, at: datetime
+) -> BulkJob:
+    """An ended refresh job with one succeeded item (`end_user`'s `session`): cancel and retry
+    answer without starting any work."""
+    job = BulkJob.objects.create(
+        kind=BulkJob.Kind.REFRESH,
+        state=BulkJob.State.FINISHED,
+        started_by=started_by,
+        started_by_username=started_by.username,
+        total=1,
+        counts={"succeeded": 1},
+        finished_at=at,
+    )
+    BulkJobItem.objects.create(
+        job=job, end_user=end_user, state=BulkJobItem.State.SUCCEEDED, session=session
+    )
+    return job
+
+
+def make_axes_records(at: datetime) -> dict[str, int]:
+    """One record of each kind django-axes keeps of a login, their ids by model name."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    login = {
+        "user_agent": "pytest",
+        "ip_address": "127.0.0.1",
+        "username": "someone",
+        "http_accept": "*/*",
+        "path_info": "/accounts/login/",
+        "attempt_time": at,
+    }
+    attempt = AccessAttempt.objects.create(
+        **login, get_data="", post_data="", failures_since_start=1
+    )
+    return {
+        "accessattempt": attempt.pk,
+        "accesslog": AccessLog.objects.create(**login).pk,
+        "accessfailurelog": AccessFailureLog.objects.create(**login).pk,
+    }
+
+
+def make_task_result(at: datetime) -> int:
+    """A queued task's row in the database task backend: its id."""
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.create(
+        enqueued_at=at,
+        args_kwargs={"args": [], "kwargs": {}},
+        task_path="sessions_app.bulk.runner.nothing",
+        backend_name="default",
+        run_after=at,
+        exception_class_path="",
+        traceback="",
+    ).pk
 
 
 def make_end_users(count: int, prefix: str = "usr", digits: int = 5) -> list[EndUser]:
