@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from sessions_app.models import ToolRouterSession
+
 ROLES = ("anonymous", "support", "session admin", "auditor", "no role", "superuser")
 
 # --- The matrix ---------------------------------------------------------------------------------
@@ -185,6 +187,24 @@ def url_of(route: str) -> str:
     for pattern, replacement in _PARAMETERS:
         route = pattern.sub(replacement, route)
     return "/" + route
+
+
+def access_placeholders(access_world: dict[str, Any]) -> dict[str, Any]:
+    """The object ids the access matrix's URLs name, read fresh for each request.
+
+    Fresh each time: a refresh earlier in a walk replaces the active session.
+    """
+    session = access_world["end_user"].sessions.get(status=ToolRouterSession.Status.ACTIVE)
+    return {
+        **access_world["ids"],
+        "toolroutersession": session.pk,
+        "session_uuid": session.public_id,
+    }
+
+
+def access_url(template: str, access_world: dict[str, Any]) -> str:
+    """A URL template of the access matrix with its `{placeholders}` filled from the world."""
+    return template.format(**access_placeholders(access_world))
 
 
 @dataclass(frozen=True)

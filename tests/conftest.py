@@ -28,6 +28,7 @@ from sessions_app.models import (
 )
 from tests.factories import (
     ALLOWED,
+    AUDIT_KEY_K1,
     EMULATOR_KEY,
     SHIPPED_CATALOG,
     client_for,
@@ -40,13 +41,20 @@ from tests.factories import (
     sync_catalog,
 )
 
-# --- The audit chain's anchor file ---------------------------------------------------------------
+# --- The audit chain's anchor file and key --------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
 def _private_audit_anchors(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each test anchors to a file of its own, never the developer's var/audit-anchors.jsonl."""
     settings.AUDIT_ANCHOR_PATH = str(tmp_path_factory.mktemp("anchors") / "audit-anchors.jsonl")
+
+
+@pytest.fixture
+def keyed(settings: Any) -> Any:
+    """Production-like keys: k1 only (tests rotate by changing the setting)."""
+    settings.AUDIT_HMAC_KEYS = AUDIT_KEY_K1
+    return settings
 
 
 # --- Actors -------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ ENDUSER_CHANGELIST = "admin:sessions_app_enduser_changelist"
 # Secrets no page or export may show: the MCP URL `store_grant` stores, an API key to set.
 SECRET_MCP_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
 SECRET_API_KEY = "sk-SENTINEL-API-KEY-123456"
+# The audit chain's key in the `keyed` fixture ("<key id>:<secret>").
+AUDIT_KEY_K1 = "k1:first-secret-of-at-least-thirty-two-chars"
 
 
 def make_staff(username: str, *groups: str) -> User:
@@ -61,6 +63,14 @@ def make_staff(username: str, *groups: str) -> User:
 def make_end_user(external_id: str, display_name: str = "", email: str = "") -> EndUser:
     """One end user, with no session."""
     return EndUser.objects.create(external_id=external_id, display_name=display_name, email=email)
+
+
+def record_events(count: int, start: int = 1) -> list[AuditEvent]:
+    """`count` audit events written through the trail, their reasons "event <start>" on."""
+    return [
+        trail.record(action="catalog.sync", outcome="success", reason=f"event {n}")
+        for n in range(start, start + count)
+    ]
 
 
 def make_finished_job(

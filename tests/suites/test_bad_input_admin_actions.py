@@ -28,7 +28,7 @@ from tests.helpers import (
     query_strategy,
 )
 
-pytestmark = pytest.mark.usefixtures("fast_passwords")
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 
 SESSION_ACTIONS = ["create_sessions", "refresh_sessions", "change_session_toolkits"]
@@ -57,7 +57,6 @@ def bad_pks() -> st.SearchStrategy[list[str]]:
     )
 
 
-@pytest.mark.django_db
 def test_a_crafted_toolkit_choice_writes_exactly_one_rejected_event_and_nothing_else(
     access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
@@ -77,7 +76,6 @@ def test_a_crafted_toolkit_choice_writes_exactly_one_rejected_event_and_nothing_
     assert emulator.count("session.create") == 1  # the access access_world's own session only
 
 
-@pytest.mark.django_db
 def test_random_session_action_posts_never_break_and_write_at_most_the_rejection(
     access_world: dict[str, Any], root_client: Client, emulator: Any
 ) -> None:
@@ -108,7 +106,6 @@ def test_random_session_action_posts_never_break_and_write_at_most_the_rejection
     assert emulator.count("session.create") == creates
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("changelist", "actions"),
     [
@@ -130,7 +127,6 @@ def test_selections_naming_no_object_are_refused_cleanly(
     check()
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("changelist", "action"),
     [
