@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from sessions_app.models import ToolRouterSession
+
 ROLES = ("anonymous", "support", "session admin", "auditor", "no role", "superuser")
 
 # --- The matrix ---------------------------------------------------------------------------------
@@ -35,6 +37,8 @@ ROLES = ("anonymous", "support", "session admin", "auditor", "no role", "superus
 # (route as the resolver spells it, method, expected answer per role in the order of ROLES). The
 # URL requested is the route with each parameter replaced by a real object (`url_of`); a route
 # may have several rows (GET and POST). A POST to an admin list posts the action in POST_DATA.
+# The rows every admin model has, and the two of a POST-only URL, are spelled once
+# (`admin_model`, `post_only`); answers many rows share are named.
 
 A = "admin login"
 L = "login"
@@ -45,136 +49,107 @@ RA = "302 audited"
 NF = "404"
 NA = "405"
 
+# Answers shared by many rows, one a role in the order of ROLES.
+EVERYONE = (OK, OK, OK, OK, OK, OK)
+REDIRECTED = (L, R, R, R, R, R)  # logged-in users are sent on
+GET_OF_A_POST_URL = (L, NA, NA, NA, NA, NA)  # a POST-only URL refuses any GET
+REFUSED = (L, NOA, NOA, NOA, NOA, NOA)  # nobody, the superuser included
+SUPERUSER_ONLY = (L, NOA, NOA, NOA, NOA, OK)
+STAFF_READERS = (L, OK, OK, OK, NOA, OK)  # support, session admin, auditor
+SESSION_ADMIN = (L, NOA, OK, NOA, NOA, OK)
+SESSION_ADMIN_REDIRECTED = (L, NOA, R, NOA, NOA, R)
+AUDITOR = (L, NOA, NOA, OK, NOA, OK)
+SUPPORT = (L, OK, OK, NOA, NOA, OK)
+
+Answers = tuple[str, str, str, str, str, str]
+MatrixRow = tuple[str, str, Answers]
+
+
+def admin_model(model: str, view: Answers, *, add: Answers, delete: Answers) -> list[MatrixRow]:
+    """The six GET rows the admin serves for one model (`app_label/model_name`).
+
+    Whoever may `view` it gets its list, an object's history and its change page; `add` and
+    `delete` are the add page and an object's delete page; an object's bare URL redirects.
+    """
+    changelist = f"admin/{model}/"
+    obj = f"{changelist}<path:object_id>/"
+    return [
+        (changelist, "GET", view),
+        (f"{changelist}add/", "GET", add),
+        (f"{obj}history/", "GET", view),
+        (f"{obj}delete/", "GET", delete),
+        (f"{obj}change/", "GET", view),
+        (obj, "GET", REDIRECTED),
+    ]
+
+
+def admin_site(route: str, method: str, logged_in: tuple[str, str, str, str, str]) -> MatrixRow:
+    """A page of the admin site itself (not a model's), which sends anonymous visitors to the
+    admin's login page; `logged_in` is what each other role gets, in the order of ROLES."""
+    return (route, method, (A, *logged_in))
+
+
+def post_only(route: str, post: Answers) -> list[MatrixRow]:
+    """A POST-only URL: a GET answers 405 to whoever is logged in, the POST as `post` says."""
+    return [(route, "GET", GET_OF_A_POST_URL), (route, "POST", post)]
+
+
 # fmt: off
-MATRIX: list[tuple[str, str, tuple[str, str, str, str, str, str]]] = [
+MATRIX: list[MatrixRow] = [
     # route, method,  (anonymous, support, session admin, auditor, no role, superuser)
-    ("", "GET", (L, R, R, R, R, R)),
-    ("healthz", "GET", (OK, OK, OK, OK, OK, OK)),
-    ("accounts/login/", "GET", (OK, OK, OK, OK, OK, OK)),
-    ("accounts/logout/", "GET", (L, NA, NA, NA, NA, NA)),
-    ("accounts/logout/", "POST", (L, L, L, L, L, L)),
-    ("admin/", "GET", (A, OK, OK, OK, OK, OK)),
+    ("", "GET", REDIRECTED),
+    ("healthz", "GET", EVERYONE),
+    ("accounts/login/", "GET", EVERYONE),
+    *post_only("accounts/logout/", (L, L, L, L, L, L)),
+    admin_site("admin/", "GET", (OK, OK, OK, OK, OK)),
     ("admin/login/", "GET", (OK, R, R, R, R, R)),
-    ("admin/logout/", "GET", (A, NA, NA, NA, NA, NA)),
-    ("admin/logout/", "POST", (A, L, L, L, L, L)),
-    ("admin/password_change/", "GET", (A, OK, OK, OK, OK, OK)),
-    ("admin/password_change/done/", "GET", (A, OK, OK, OK, OK, OK)),
-    ("admin/autocomplete/", "GET", (A, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/jsi18n/", "GET", (A, OK, OK, OK, OK, OK)),
-    ("admin/r/<path:content_type_id>/<path:object_id>/", "GET", (A, NF, NF, NF, NF, NF)),
-    ("admin/auth/group/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/group/add/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/group/<path:object_id>/history/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/group/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/group/<path:object_id>/change/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/group/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/auth/user/<id>/password/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/user/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/user/add/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/user/<path:object_id>/history/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/user/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/user/<path:object_id>/change/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/auth/user/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/axes/accessattempt/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessattempt/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/axes/accessattempt/<path:object_id>/history/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessattempt/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessattempt/<path:object_id>/change/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessattempt/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/axes/accesslog/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accesslog/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/axes/accesslog/<path:object_id>/history/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accesslog/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accesslog/<path:object_id>/change/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accesslog/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/axes/accessfailurelog/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessfailurelog/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/axes/accessfailurelog/<path:object_id>/history/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessfailurelog/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessfailurelog/<path:object_id>/change/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/axes/accessfailurelog/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/django_tasks_database/dbtaskresult/", "GET", (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/django_tasks_database/dbtaskresult/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/django_tasks_database/dbtaskresult/<path:object_id>/history/", "GET",
-        (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/django_tasks_database/dbtaskresult/<path:object_id>/delete/", "GET",
-        (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/django_tasks_database/dbtaskresult/<path:object_id>/change/", "GET",
-        (L, NOA, NOA, NOA, NOA, OK)),
-    ("admin/django_tasks_database/dbtaskresult/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/sessions_app/enduser/import/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/enduser/import/", "POST", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/enduser/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/enduser/add/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/enduser/<path:object_id>/history/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/enduser/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/enduser/<path:object_id>/change/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/enduser/<path:object_id>/", "GET", (L, R, R, R, R, R)),
+    admin_site("admin/logout/", "GET", (NA, NA, NA, NA, NA)),
+    admin_site("admin/logout/", "POST", (L, L, L, L, L)),
+    admin_site("admin/password_change/", "GET", (OK, OK, OK, OK, OK)),
+    admin_site("admin/password_change/done/", "GET", (OK, OK, OK, OK, OK)),
+    admin_site("admin/autocomplete/", "GET", (NOA, NOA, NOA, NOA, NOA)),
+    admin_site("admin/jsi18n/", "GET", (OK, OK, OK, OK, OK)),
+    admin_site("admin/r/<path:content_type_id>/<path:object_id>/", "GET", (NF, NF, NF, NF, NF)),
+    *admin_model("auth/group", SUPERUSER_ONLY, add=SUPERUSER_ONLY, delete=SUPERUSER_ONLY),
+    ("admin/auth/user/<id>/password/", "GET", SUPERUSER_ONLY),
+    *admin_model("auth/user", SUPERUSER_ONLY, add=SUPERUSER_ONLY, delete=SUPERUSER_ONLY),
+    *admin_model("axes/accessattempt", SUPERUSER_ONLY, add=REFUSED, delete=SUPERUSER_ONLY),
+    *admin_model("axes/accesslog", SUPERUSER_ONLY, add=REFUSED, delete=SUPERUSER_ONLY),
+    *admin_model("axes/accessfailurelog", SUPERUSER_ONLY, add=REFUSED, delete=SUPERUSER_ONLY),
+    *admin_model("django_tasks_database/dbtaskresult", SUPERUSER_ONLY, add=REFUSED, delete=REFUSED),
+    ("admin/sessions_app/enduser/import/", "GET", SESSION_ADMIN),
+    ("admin/sessions_app/enduser/import/", "POST", SESSION_ADMIN),
+    *admin_model("sessions_app/enduser", STAFF_READERS, add=SESSION_ADMIN, delete=REFUSED),
     ("admin/sessions_app/enduser/", "POST", (L, RA, OK, RA, RA, OK)),
-    ("admin/sessions_app/toolroutersession/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/toolroutersession/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/toolroutersession/<path:object_id>/history/", "GET",
-        (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/toolroutersession/<path:object_id>/delete/", "GET",
-        (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/toolroutersession/<path:object_id>/change/", "GET",
-        (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/toolroutersession/<path:object_id>/", "GET", (L, R, R, R, R, R)),
+    *admin_model("sessions_app/toolroutersession", STAFF_READERS, add=REFUSED, delete=REFUSED),
     ("admin/sessions_app/toolroutersession/", "POST", (L, RA, R, RA, RA, R)),
-    ("admin/sessions_app/toolkit/sync/", "GET", (L, NA, NA, NA, NA, NA)),
-    ("admin/sessions_app/toolkit/sync/", "POST", (L, NOA, R, NOA, NOA, R)),
-    ("admin/sessions_app/toolkit/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/toolkit/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/toolkit/<path:object_id>/history/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/toolkit/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/toolkit/<path:object_id>/change/", "GET", (L, OK, OK, OK, NOA, OK)),
-    ("admin/sessions_app/toolkit/<path:object_id>/", "GET", (L, R, R, R, R, R)),
+    *post_only("admin/sessions_app/toolkit/sync/", (L, NOA, R, NOA, NOA, R)),
+    *admin_model("sessions_app/toolkit", STAFF_READERS, add=REFUSED, delete=REFUSED),
     ("admin/sessions_app/toolkit/", "POST", (L, RA, R, RA, RA, R)),
-    ("admin/sessions_app/bulkjob/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/bulkjob/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/bulkjob/<path:object_id>/history/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/bulkjob/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/bulkjob/<path:object_id>/change/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/bulkjob/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/sessions_app/sessionoperation/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/sessionoperation/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/sessionoperation/<path:object_id>/history/", "GET",
-        (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/sessionoperation/<path:object_id>/delete/", "GET",
-        (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/sessionoperation/<path:object_id>/change/", "GET",
-        (L, NOA, OK, NOA, NOA, OK)),
-    ("admin/sessions_app/sessionoperation/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/sessions_app/auditevent/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("admin/sessions_app/auditevent/add/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/auditevent/<path:object_id>/history/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("admin/sessions_app/auditevent/<path:object_id>/delete/", "GET", (L, NOA, NOA, NOA, NOA, NOA)),
-    ("admin/sessions_app/auditevent/<path:object_id>/change/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("admin/sessions_app/auditevent/<path:object_id>/", "GET", (L, R, R, R, R, R)),
-    ("admin/^(?P<app_label>auth|axes|django_tasks_database|sessions_app)/$", "GET",
-        (A, OK, OK, OK, NF, OK)),
-    ("admin/(?P<url>.*)$", "GET", (A, NF, NF, NF, NF, NF)),
-    ("jobs/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("jobs/<uuid:public_id>/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("jobs/<uuid:public_id>/progress/", "GET", (L, NOA, R, NOA, NOA, R)),
-    ("jobs/<uuid:public_id>/failures.csv", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("jobs/<uuid:public_id>/cancel/", "GET", (L, NA, NA, NA, NA, NA)),
-    ("jobs/<uuid:public_id>/cancel/", "POST", (L, NOA, R, NOA, NOA, R)),
-    ("jobs/<uuid:public_id>/retry/", "GET", (L, NA, NA, NA, NA, NA)),
-    ("jobs/<uuid:public_id>/retry/", "POST", (L, NOA, R, NOA, NOA, R)),
-    ("audit/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("audit/events/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("audit/access/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("audit/access/users/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("audit/access/toolkits/<slug:slug>/", "GET", (L, NOA, NOA, OK, NOA, OK)),
-    ("support/", "GET", (L, OK, OK, NOA, NOA, OK)),
-    ("support/users/<uuid:public_id>/", "GET", (L, OK, OK, NOA, NOA, OK)),
+    *admin_model("sessions_app/bulkjob", SESSION_ADMIN, add=REFUSED, delete=REFUSED),
+    *admin_model("sessions_app/sessionoperation", SESSION_ADMIN, add=REFUSED, delete=REFUSED),
+    *admin_model("sessions_app/auditevent", AUDITOR, add=REFUSED, delete=REFUSED),
+    admin_site("admin/^(?P<app_label>auth|axes|django_tasks_database|sessions_app)/$", "GET",
+        (OK, OK, OK, NF, OK)),
+    admin_site("admin/(?P<url>.*)$", "GET", (NF, NF, NF, NF, NF)),
+    ("jobs/", "GET", SESSION_ADMIN),
+    ("jobs/<uuid:public_id>/", "GET", SESSION_ADMIN),
+    ("jobs/<uuid:public_id>/progress/", "GET", SESSION_ADMIN_REDIRECTED),
+    ("jobs/<uuid:public_id>/failures.csv", "GET", SESSION_ADMIN),
+    *post_only("jobs/<uuid:public_id>/cancel/", SESSION_ADMIN_REDIRECTED),
+    *post_only("jobs/<uuid:public_id>/retry/", SESSION_ADMIN_REDIRECTED),
+    ("audit/", "GET", AUDITOR),
+    ("audit/events/", "GET", AUDITOR),
+    ("audit/access/", "GET", AUDITOR),
+    ("audit/access/users/", "GET", AUDITOR),
+    ("audit/access/toolkits/<slug:slug>/", "GET", AUDITOR),
+    ("support/", "GET", SUPPORT),
+    ("support/users/<uuid:public_id>/", "GET", SUPPORT),
     ("support/users/<uuid:public_id>/row/", "GET", (L, R, R, NOA, NOA, R)),
-    ("support/sessions/<uuid:public_id>/reveal/", "GET", (L, NA, NA, NA, NA, NA)),
-    ("support/sessions/<uuid:public_id>/reveal/", "POST", (L, OK, OK, NOA, NOA, OK)),
-    ("support/sessions/<uuid:public_id>/connections/", "GET", (L, OK, OK, NOA, NOA, OK)),
-    ("support/users/<uuid:public_id>/refresh/", "GET", (L, NOA, OK, NOA, NOA, OK)),
-    ("support/users/<uuid:public_id>/refresh/", "POST", (L, NOA, R, NOA, NOA, R)),
+    *post_only("support/sessions/<uuid:public_id>/reveal/", SUPPORT),
+    ("support/sessions/<uuid:public_id>/connections/", "GET", SUPPORT),
+    ("support/users/<uuid:public_id>/refresh/", "GET", SESSION_ADMIN),
+    ("support/users/<uuid:public_id>/refresh/", "POST", SESSION_ADMIN_REDIRECTED),
 ]
 # fmt: on
 
@@ -212,6 +187,24 @@ def url_of(route: str) -> str:
     for pattern, replacement in _PARAMETERS:
         route = pattern.sub(replacement, route)
     return "/" + route
+
+
+def access_placeholders(access_world: dict[str, Any]) -> dict[str, Any]:
+    """The object ids the access matrix's URLs name, read fresh for each request.
+
+    Fresh each time: a refresh earlier in a walk replaces the active session.
+    """
+    session = access_world["end_user"].sessions.get(status=ToolRouterSession.Status.ACTIVE)
+    return {
+        **access_world["ids"],
+        "toolroutersession": session.pk,
+        "session_uuid": session.public_id,
+    }
+
+
+def access_url(template: str, access_world: dict[str, Any]) -> str:
+    """A URL template of the access matrix with its `{placeholders}` filled from the world."""
+    return template.format(**access_placeholders(access_world))
 
 
 @dataclass(frozen=True)

@@ -19,25 +19,42 @@ from django.utils import timezone
 from sessions_app import roles
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser, SessionOperation, Toolkit
+from sessions_app.models import (
+    AuditEvent,
+    EndUser,
+    SessionOperation,
+    Toolkit,
+    ToolRouterSession,
+)
 from tests.factories import (
     ALLOWED,
+    AUDIT_KEY_K1,
     EMULATOR_KEY,
     SHIPPED_CATALOG,
     client_for,
     give_session,
+    make_axes_records,
     make_end_user,
+    make_finished_job,
     make_staff,
+    make_task_result,
     sync_catalog,
 )
 
-# --- The audit chain's anchor file ---------------------------------------------------------------
+# --- The audit chain's anchor file and key --------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
 def _private_audit_anchors(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each test anchors to a file of its own, never the developer's var/audit-anchors.jsonl."""
     settings.AUDIT_ANCHOR_PATH = str(tmp_path_factory.mktemp("anchors") / "audit-anchors.jsonl")
+
+
+@pytest.fixture
+def keyed(settings: Any) -> Any:
+    """Production-like keys: k1 only (tests rotate by changing the setting)."""
+    settings.AUDIT_HMAC_KEYS = AUDIT_KEY_K1
+    return settings
 
 
 # --- Actors -------------------------------------------------------------------------------------
@@ -155,6 +172,13 @@ def catalog(emulator: Emulator, db: None) -> Emulator:
 
 
 @pytest.fixture
+def alices_session(catalog: Emulator, alice: EndUser, session_admin: User) -> ToolRouterSession:
+    """Alice's active github session, made by the session admin through the session service, so
+    the emulator has it too (its `session.create` stays in the request log)."""
+    return give_session(alice, ["github"], session_admin)
+
+
+@pytest.fixture
 def unreachable_composio(settings) -> Iterator[None]:
     """The seam pointed at a loopback port nobody listens on, with no retries."""
     settings.COMPOSIO_API_KEY = ""
@@ -206,52 +230,17 @@ def access_world(
     outsider: User,
 ) -> dict[str, Any]:
     """One user per role and a real object behind every URL parameter of the access matrix."""
-    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
-    from django_tasks_db.models import DBTaskResult
-
     root = User.objects.create_superuser("root_super", email="root@example.com", password=None)
     sync_catalog(ALLOWED, actor=root)
     end_user = make_end_user("usr_access", "Access Tester")
     session = give_session(end_user, ["github"], root)
     now = timezone.now()
-    # An ended job with one succeeded item: cancel and retry answer without starting work.
-    job = BulkJob.objects.create(
-        kind=BulkJob.Kind.REFRESH,
-        state=BulkJob.State.FINISHED,
-        started_by=root,
-        started_by_username=root.username,
-        total=1,
-        counts={"succeeded": 1},
-        finished_at=now,
-    )
-    BulkJobItem.objects.create(
-        job=job, end_user=end_user, state=BulkJobItem.State.SUCCEEDED, session=session
-    )
-    axes = {
-        "user_agent": "pytest",
-        "ip_address": "127.0.0.1",
-        "username": "someone",
-        "http_accept": "*/*",
-        "path_info": "/accounts/login/",
-    }
-    task = DBTaskResult.objects.create(
-        enqueued_at=now,
-        args_kwargs={"args": [], "kwargs": {}},
-        task_path="sessions_app.bulk.runner.nothing",
-        backend_name="default",
-        run_after=now,
-        exception_class_path="",
-        traceback="",
-    )
+    job = make_finished_job(end_user, session, root, now)
     ids = {
         "group": Group.objects.get(name=roles.SUPPORT).pk,
         "user": outsider.pk,
-        "accessattempt": AccessAttempt.objects.create(
-            **axes, attempt_time=now, get_data="", post_data="", failures_since_start=1
-        ).pk,
-        "accesslog": AccessLog.objects.create(**axes, attempt_time=now).pk,
-        "accessfailurelog": AccessFailureLog.objects.create(**axes, attempt_time=now).pk,
-        "dbtaskresult": task.pk,
+        **make_axes_records(now),
+        "dbtaskresult": make_task_result(now),
         "enduser": end_user.pk,
         "end_user_uuid": end_user.public_id,
         "enduser_ct": ContentType.objects.get_for_model(EndUser).pk,

@@ -25,6 +25,7 @@ from sessions_app.composio.emulator.catalog import load_catalog
 from sessions_app.models import (
     AuditEvent,
     BulkJob,
+    BulkJobItem,
     EndUser,
     SessionToolkit,
     Toolkit,
@@ -48,6 +49,8 @@ ENDUSER_CHANGELIST = "admin:sessions_app_enduser_changelist"
 # Secrets no page or export may show: the MCP URL `store_grant` stores, an API key to set.
 SECRET_MCP_URL = "https://mcp.example.test/tool_router/trs_secret/mcp?token=SENTINEL-MCP-TOKEN"
 SECRET_API_KEY = "sk-SENTINEL-API-KEY-123456"
+# The audit chain's key in the `keyed` fixture ("<key id>:<secret>").
+AUDIT_KEY_K1 = "k1:first-secret-of-at-least-thirty-two-chars"
 
 
 def make_staff(username: str, *groups: str) -> User:
@@ -60,6 +63,71 @@ def make_staff(username: str, *groups: str) -> User:
 def make_end_user(external_id: str, display_name: str = "", email: str = "") -> EndUser:
     """One end user, with no session."""
     return EndUser.objects.create(external_id=external_id, display_name=display_name, email=email)
+
+
+def record_events(count: int, start: int = 1) -> list[AuditEvent]:
+    """`count` audit events written through the trail, their reasons "event <start>" on."""
+    return [
+        trail.record(action="catalog.sync", outcome="success", reason=f"event {n}")
+        for n in range(start, start + count)
+    ]
+
+
+def make_finished_job(
+    end_user: EndUser, session: ToolRouterSession, started_by: User, at: datetime
+) -> BulkJob:
+    """An ended refresh job with one succeeded item (`end_user`'s `session`): cancel and retry
+    answer without starting any work."""
+    job = BulkJob.objects.create(
+        kind=BulkJob.Kind.REFRESH,
+        state=BulkJob.State.FINISHED,
+        started_by=started_by,
+        started_by_username=started_by.username,
+        total=1,
+        counts={"succeeded": 1},
+        finished_at=at,
+    )
+    BulkJobItem.objects.create(
+        job=job, end_user=end_user, state=BulkJobItem.State.SUCCEEDED, session=session
+    )
+    return job
+
+
+def make_axes_records(at: datetime) -> dict[str, int]:
+    """One record of each kind django-axes keeps of a login, their ids by model name."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    login = {
+        "user_agent": "pytest",
+        "ip_address": "127.0.0.1",
+        "username": "someone",
+        "http_accept": "*/*",
+        "path_info": "/accounts/login/",
+        "attempt_time": at,
+    }
+    attempt = AccessAttempt.objects.create(
+        **login, get_data="", post_data="", failures_since_start=1
+    )
+    return {
+        "accessattempt": attempt.pk,
+        "accesslog": AccessLog.objects.create(**login).pk,
+        "accessfailurelog": AccessFailureLog.objects.create(**login).pk,
+    }
+
+
+def make_task_result(at: datetime) -> int:
+    """A queued task's row in the database task backend: its id."""
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.create(
+        enqueued_at=at,
+        args_kwargs={"args": [], "kwargs": {}},
+        task_path="sessions_app.bulk.runner.nothing",
+        backend_name="default",
+        run_after=at,
+        exception_class_path="",
+        traceback="",
+    ).pk
 
 
 def make_end_users(count: int, prefix: str = "usr", digits: int = 5) -> list[EndUser]:

@@ -1,5 +1,6 @@
 """Helpers several test modules share that make no objects: reconcile runs, forced failures, URLs,
-the emulator's wire calls, and the inputs and table watch of the bad-input suites.
+the emulator's wire calls, tampering with the audit chain, and the inputs and table watch of the
+bad-input suites.
 
 Kept out of the test modules so that no test module imports another.
 """
@@ -7,6 +8,7 @@ Kept out of the test modules so that no test module imports another.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import threading
 from collections import Counter
@@ -19,8 +21,9 @@ import httpx
 import pytest
 from django.apps import apps
 from django.conf import settings as django_settings
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, ManagementUtility, call_command
 from django.db import connection, connections
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Max
 from django.urls import reverse
 from hypothesis import HealthCheck, settings
@@ -95,17 +98,60 @@ def item_states(job: BulkJob) -> dict[str, int]:
     return {k: v for k, v in progress.item_counts(job).items() if v}
 
 
-def access_placeholders(access_world: dict[str, Any]) -> dict[str, Any]:
-    """The object ids the access matrix's URLs name, read fresh for each request.
+# --- The audit chain (tests/test_trail.py, tests/chain/) ---------------------------------------
 
-    Fresh each time: a refresh earlier in a walk replaces the active session.
-    """
-    session = access_world["end_user"].sessions.get(status=ToolRouterSession.Status.ACTIVE)
-    return {
-        **access_world["ids"],
-        "toolroutersession": session.pk,
-        "session_uuid": session.public_id,
-    }
+AUDIT_TABLE = AuditEvent._meta.db_table
+_CHAIN_MIGRATION = importlib.import_module("sessions_app.migrations.0004_audit_chain")
+
+
+def _audit_trigger_sql(*, on: bool) -> list[str]:
+    """The statements that restore (`on`) or drop/disable the audit table's triggers."""
+    if connection.vendor == "sqlite":
+        return _CHAIN_MIGRATION.SQLITE_TRIGGERS if on else _CHAIN_MIGRATION.SQLITE_DROP
+    return [f"ALTER TABLE {AUDIT_TABLE} {'ENABLE' if on else 'DISABLE'} TRIGGER USER"]
+
+
+@contextmanager
+def tampering() -> Iterator[CursorWrapper]:
+    """A cursor with the append-only triggers off: what the database owner could do."""
+    with connection.cursor() as cursor:
+        for sql in _audit_trigger_sql(on=False):
+            cursor.execute(sql)
+        try:
+            yield cursor
+        finally:
+            for sql in _audit_trigger_sql(on=True):
+                cursor.execute(sql)
+
+
+def rehash(cursor: Any, events: list[AuditEvent], make_hash: Any, key_id: str) -> None:
+    """Rewrite the links of `events` (in order) with `make_hash(prev_hash, event)`."""
+    prev = AuditEvent.objects.get(pk=events[0].pk).prev_hash
+    for event in events:
+        stored = AuditEvent.objects.get(pk=event.pk)
+        stored.key_id = key_id
+        row_hash = make_hash(prev, stored)
+        cursor.execute(
+            f"UPDATE {AUDIT_TABLE} SET prev_hash = %s, row_hash = %s, key_id = %s WHERE id = %s",
+            [prev, row_hash, key_id, event.pk],
+        )
+        prev = row_hash
+
+
+def verify_audit() -> str:
+    """What `verify_audit` prints; it raises CommandError on a broken chain."""
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    return out.getvalue()
+
+
+def exit_code(*argv: str) -> int:
+    """Run a command as `manage.py` would, returning its exit status."""
+    try:
+        ManagementUtility(["manage.py", *argv]).execute()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
 
 
 # --- The emulator over raw HTTP (tests/composio/test_emulator_*.py) ----------------------------
@@ -292,6 +338,15 @@ def no_server_error(response: Any) -> Any:
     return response
 
 
+def harmless(send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The response of `send(*args, **kwargs)` (a test client's `get` or `post`), once it is known
+    to answer below 500, to have changed no table and to have written no audit event."""
+    watch = Watch()
+    response = no_server_error(send(*args, **kwargs))
+    watch.assert_wrote([])
+    return response
+
+
 # The audit events a refused request and a rejected toolkit choice write.
 REFUSED = [("access.refused", "refused")]
 REJECTED = [("input.rejected", "rejected")]
@@ -300,11 +355,6 @@ REJECTED = [("input.rejected", "rejected")]
 def reveal_url(session: ToolRouterSession) -> str:
     """The support page's POST endpoint that reveals this session's MCP URL."""
     return reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
-
-
-def access_url(template: str, access_world: dict[str, Any]) -> str:
-    """A URL template of the access matrix with its `{placeholders}` filled from the world."""
-    return template.format(**access_placeholders(access_world))
 
 
 # Tests that race real threads on PostgreSQL (SQLite admits one writer at a time).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +15,8 @@ from django.db.backends.utils import CursorWrapper
 
 from sessions_app import trail
 from sessions_app.models import AuditEvent, AuditLogIsAppendOnly
-
-TABLE = AuditEvent._meta.db_table
-chain_migration = importlib.import_module("sessions_app.migrations.0004_audit_chain")
+from tests.factories import record_events
+from tests.helpers import AUDIT_TABLE, tampering, verify_audit
 
 
 @contextmanager
@@ -32,44 +30,9 @@ def refused_by_the_trigger() -> Iterator[CursorWrapper]:
         yield cursor
 
 
-def _switch_triggers(*, on: bool) -> None:
-    """Drop or restore (SQLite), disable or enable (PostgreSQL) the audit table's triggers."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            for sql in chain_migration.SQLITE_TRIGGERS if on else chain_migration.SQLITE_DROP:
-                cursor.execute(sql)
-        else:
-            cursor.execute(f"ALTER TABLE {TABLE} {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
-
-
-@contextmanager
-def triggers_disabled() -> Iterator[None]:
-    """What an attacker with the database owner's rights would do first."""
-    _switch_triggers(on=False)
-    try:
-        yield
-    finally:
-        _switch_triggers(on=True)
-
-
-def _events(count: int) -> list[AuditEvent]:
-    return [
-        trail.record(action="catalog.sync", outcome="success", reason=f"event {n}")
-        for n in range(1, count + 1)
-    ]
-
-
-def _verify() -> str:
-    from io import StringIO
-
-    out = StringIO()
-    call_command("verify_audit", stdout=out)
-    return out.getvalue()
-
-
 @pytest.mark.django_db
 def test_orm_update_and_delete_of_an_event_raise() -> None:
-    (event,) = _events(1)
+    (event,) = record_events(1)
     event.reason = "edited"
     with pytest.raises(AuditLogIsAppendOnly):
         event.save()
@@ -82,17 +45,17 @@ def test_orm_update_and_delete_of_an_event_raise() -> None:
 
 @pytest.mark.django_db
 def test_raw_sql_update_is_refused_by_the_database_trigger() -> None:
-    (event,) = _events(1)
+    (event,) = record_events(1)
     with refused_by_the_trigger() as cursor:
-        cursor.execute(f"UPDATE {TABLE} SET reason = 'edited' WHERE id = %s", [event.pk])
+        cursor.execute(f"UPDATE {AUDIT_TABLE} SET reason = 'edited' WHERE id = %s", [event.pk])
     assert AuditEvent.objects.get(pk=event.pk).reason == "event 1"
 
 
 @pytest.mark.django_db
 def test_raw_sql_delete_is_refused_by_the_database_trigger() -> None:
-    _events(2)
+    record_events(2)
     with refused_by_the_trigger() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE}")
+        cursor.execute(f"DELETE FROM {AUDIT_TABLE}")
     assert AuditEvent.objects.count() == 2
 
 
@@ -100,9 +63,11 @@ def test_raw_sql_delete_is_refused_by_the_database_trigger() -> None:
 def test_raw_sql_truncate_is_refused_outside_a_test_database() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has no TRUNCATE; its DELETE trigger is tested above")
-    _events(1)
+    record_events(1)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [f"{TABLE}_refuse_change"])
+        cursor.execute(
+            "SELECT prosrc FROM pg_proc WHERE proname = %s", [f"{AUDIT_TABLE}_refuse_change"]
+        )
         (source,) = cursor.fetchone()
     # Django's test databases are named test_*, where flush must TRUNCATE between tests.
     assert "TG_OP = 'TRUNCATE' AND current_database() LIKE 'test\\_%'" in source
@@ -110,7 +75,7 @@ def test_raw_sql_truncate_is_refused_outside_a_test_database() -> None:
 
 @pytest.mark.django_db
 def test_each_event_links_to_the_one_before_it() -> None:
-    first, second, third = _events(3)
+    first, second, third = record_events(3)
     assert [first.sequence, second.sequence, third.sequence] == [1, 2, 3]
     assert first.prev_hash == trail.GENESIS_HASH
     assert second.prev_hash == first.row_hash and third.prev_hash == second.row_hash
@@ -120,41 +85,43 @@ def test_each_event_links_to_the_one_before_it() -> None:
 
 @pytest.mark.django_db
 def test_verify_audit_passes_on_an_intact_log() -> None:
-    events = _events(5)
-    assert _verify() == f"Audit chain intact: 5 events, head #5:{events[-1].row_hash}\n"
+    events = record_events(5)
+    assert verify_audit() == f"Audit chain intact: 5 events, head #5:{events[-1].row_hash}\n"
 
 
 @pytest.mark.django_db
 def test_verify_audit_passes_on_an_empty_log() -> None:
-    assert _verify() == "Audit chain intact: 0 events\n"
+    assert verify_audit() == "Audit chain intact: 0 events\n"
 
 
 @pytest.mark.django_db
 def test_verify_audit_names_the_first_edited_event() -> None:
-    events = _events(6)
-    with triggers_disabled(), connection.cursor() as cursor:
+    events = record_events(6)
+    with tampering() as cursor:
         cursor.execute(
-            f"UPDATE {TABLE} SET reason = 'nothing to see' WHERE id = %s", [events[2].pk]
+            f"UPDATE {AUDIT_TABLE} SET reason = 'nothing to see' WHERE id = %s", [events[2].pk]
         )
-        cursor.execute(f"UPDATE {TABLE} SET reason = 'me neither' WHERE id = %s", [events[4].pk])
+        cursor.execute(
+            f"UPDATE {AUDIT_TABLE} SET reason = 'me neither' WHERE id = %s", [events[4].pk]
+        )
     with pytest.raises(CommandError, match=r"ALTERED: event #3 \(id \d+, catalog.sync") as exc:
-        _verify()
+        verify_audit()
     assert "#5" not in str(exc.value)
 
 
 @pytest.mark.django_db
 def test_verify_audit_catches_an_edit_whose_hash_was_recomputed() -> None:
-    events = _events(4)
+    events = record_events(4)
     forged = AuditEvent.objects.get(pk=events[1].pk)
     forged.reason = "forged"
     forged_hash = trail.chain_hash(forged.prev_hash, forged)
-    with triggers_disabled(), connection.cursor() as cursor:
+    with tampering() as cursor:
         cursor.execute(
-            f"UPDATE {TABLE} SET reason = 'forged', row_hash = %s WHERE id = %s",
+            f"UPDATE {AUDIT_TABLE} SET reason = 'forged', row_hash = %s WHERE id = %s",
             [forged_hash, forged.pk],
         )
     with pytest.raises(CommandError, match=r"ALTERED: event #2 .* no longer matches"):
-        _verify()
+        verify_audit()
 
 
 @pytest.mark.django_db
@@ -167,34 +134,34 @@ def test_verify_audit_catches_an_edit_whose_hash_was_recomputed() -> None:
     ids=["a middle event", "the first event"],
 )
 def test_verify_audit_names_a_deleted_event(count: int, deleted: int, message: str) -> None:
-    events = _events(count)
-    with triggers_disabled(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[deleted].pk])
+    events = record_events(count)
+    with tampering() as cursor:
+        cursor.execute(f"DELETE FROM {AUDIT_TABLE} WHERE id = %s", [events[deleted].pk])
     with pytest.raises(CommandError, match=message):
-        _verify()
+        verify_audit()
 
 
 @pytest.mark.django_db
 def test_verify_audit_names_reordered_events() -> None:
-    events = _events(5)
+    events = record_events(5)
     third, fourth = events[2], events[3]
-    with triggers_disabled(), connection.cursor() as cursor:
+    with tampering() as cursor:
         # Swap the positions of events 3 and 4 (via a free number: sequence is unique).
-        cursor.execute(f"UPDATE {TABLE} SET sequence = 1000 WHERE id = %s", [third.pk])
-        cursor.execute(f"UPDATE {TABLE} SET sequence = 3 WHERE id = %s", [fourth.pk])
-        cursor.execute(f"UPDATE {TABLE} SET sequence = 4 WHERE id = %s", [third.pk])
+        cursor.execute(f"UPDATE {AUDIT_TABLE} SET sequence = 1000 WHERE id = %s", [third.pk])
+        cursor.execute(f"UPDATE {AUDIT_TABLE} SET sequence = 3 WHERE id = %s", [fourth.pk])
+        cursor.execute(f"UPDATE {AUDIT_TABLE} SET sequence = 4 WHERE id = %s", [third.pk])
     with pytest.raises(CommandError, match=rf"REORDERED: event #3 \(id {fourth.pk},"):
-        _verify()
+        verify_audit()
 
 
 @pytest.mark.django_db
 def test_verify_audit_with_a_recorded_head_catches_a_cut_off_tail() -> None:
-    events = _events(4)
+    events = record_events(4)
     head = f"4:{events[-1].row_hash}"
     call_command("verify_audit", head=head, stdout=None)
-    with triggers_disabled(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[-1].pk])
-    _verify()  # the chain itself is still consistent...
+    with tampering() as cursor:
+        cursor.execute(f"DELETE FROM {AUDIT_TABLE} WHERE id = %s", [events[-1].pk])
+    verify_audit()  # the chain itself is still consistent...
     with pytest.raises(CommandError, match="recorded head #4 is missing or changed"):
         call_command("verify_audit", head=head)
 
@@ -212,7 +179,7 @@ def test_the_hash_covers_the_details_and_the_time() -> None:
 
 @pytest.mark.django_db
 def test_an_event_rolled_back_with_its_transaction_leaves_no_gap() -> None:
-    _events(2)
+    record_events(2)
     with pytest.raises(RuntimeError), transaction.atomic():
         trail.record(action="catalog.sync", outcome="success")
         raise RuntimeError("the caller's work failed")
@@ -222,7 +189,7 @@ def test_an_event_rolled_back_with_its_transaction_leaves_no_gap() -> None:
         2,
         3,
     ]
-    _verify()
+    verify_audit()
 
 
 @pytest.mark.skipif(
@@ -254,7 +221,7 @@ def test_the_chain_stays_valid_with_20_threads_writing_at_once() -> None:
     assert AuditEvent.objects.count() == 200
     sequences = list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, 201))
-    assert _verify().startswith("Audit chain intact: 200 events")
+    assert verify_audit().startswith("Audit chain intact: 200 events")
 
 
 @pytest.mark.django_db
@@ -262,11 +229,13 @@ def test_only_a_test_database_flush_may_empty_the_audit_table() -> None:
     from sessions_app.management.commands.flush import _is_test_database
 
     assert _is_test_database("default")  # the test runner's database
-    _events(2)
+    record_events(2)
     with trail.erasable_for_test_flush(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE}" if connection.vendor == "sqlite" else "SELECT 1")
+        cursor.execute(
+            f"DELETE FROM {AUDIT_TABLE}" if connection.vendor == "sqlite" else "SELECT 1"
+        )
     if connection.vendor == "sqlite":
         assert AuditEvent.objects.count() == 0
-    _events(1)
+    record_events(1)
     with refused_by_the_trigger() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE}")
+        cursor.execute(f"DELETE FROM {AUDIT_TABLE}")

@@ -93,6 +93,75 @@ def _build(history, allowed: set[str], vanished: set[str]) -> list[dict]:
     return made
 
 
+def assert_toolkit_access_is_counted(
+    made: list[dict], allowed: set[str], vanished: set[str]
+) -> None:
+    """The access report's users per toolkit now, its flagged toolkits and its two filters."""
+    now_users: Counter[str] = Counter()
+    for record in made:
+        if record["active"]:
+            now_users.update(record["slugs"])
+    rows = reports.toolkit_access()
+    expected = {s: now_users[s] for s in SLUGS if now_users[s] or s in allowed}
+    assert {r.slug: r.users for r in rows} == expected
+    assert [r.slug for r in reports.flagged_toolkits()] == sorted(
+        (s for s in now_users if s not in allowed or s in vanished),
+        key=lambda s: (-now_users[s], s),
+    )
+    assert sorted(r.slug for r in reports.toolkit_access(allowed=True)) == sorted(
+        s for s in expected if s in allowed
+    )
+    assert sorted(r.slug for r in reports.toolkit_access(not_in_catalog=True)) == sorted(
+        s for s in expected if s in vanished
+    )
+
+
+def assert_access_on_every_other_day(made: list[dict], toolkit: Toolkit) -> None:
+    """Who had the toolkit on a day, for every other day of the histories' span."""
+    days = [T0.date() + dt.timedelta(days=n) for n in range(0, 40, 2)]
+    for day in days:
+        start, end = reports.day_bounds(day)
+        brute = {
+            r["user"]
+            for r in made
+            if toolkit.slug in r["slugs"]
+            and r["start"] < end
+            and (r["end"] is None or r["end"] > start)
+        }
+        assert {p.external_id for p in access_on(toolkit=toolkit, day=day)} == brute
+
+
+def assert_holders_since_their_first_grant(made: list[dict], toolkit: Toolkit) -> None:
+    """Who holds the toolkit now, each since the start of the unbroken run of refreshes that
+    kept it."""
+    holders = list(reports.toolkit_holders(toolkit=toolkit, chunk=2))
+    brute_holders = {}
+    for r in made:
+        if r["active"] and toolkit.slug in r["slugs"]:
+            first = r
+            while first["replaces"] is not None and toolkit.slug in first["replaces"]["slugs"]:
+                first = first["replaces"]
+            brute_holders[r["user"]] = first["start"]
+    assert {h.external_id: h.since for h in holders} == brute_holders
+
+
+def assert_grants_and_revocations_per_day(made: list[dict]) -> None:
+    """Toolkits granted and revoked each day: a refresh grants and revokes only the difference."""
+    grants: Counter[dt.date] = Counter()
+    revocations: Counter[dt.date] = Counter()
+    successors = {id(r["replaces"]): r for r in made if r["replaces"] is not None}
+    for r in made:
+        before = r["replaces"]["slugs"] if r["replaces"] else set()
+        grants[r["start"].date()] += len(r["slugs"] - before)
+        if r["end"] is not None:
+            after = successors[id(r)]["slugs"] if id(r) in successors else set()
+            revocations[r["end"].date()] += len(r["slugs"] - after)
+    first_day, last_day = T0.date() - dt.timedelta(days=1), T0.date() + dt.timedelta(days=60)
+    series = reports.grants_and_revocations(first_day=first_day, last_day=last_day)
+    assert {d.day: d.grants for d in series if d.grants} == +grants
+    assert {d.day: d.revocations for d in series if d.revocations} == +revocations
+
+
 @pytest.mark.django_db
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -103,62 +172,12 @@ def test_report_figures_equal_a_brute_force_count(history, flags) -> None:
     with transaction.atomic():
         made = _build(history, allowed, vanished)
 
-        now_users: Counter[str] = Counter()
-        for record in made:
-            if record["active"]:
-                now_users.update(record["slugs"])
-        rows = reports.toolkit_access()
-        expected = {s: now_users[s] for s in SLUGS if now_users[s] or s in allowed}
-        assert {r.slug: r.users for r in rows} == expected
-        assert [r.slug for r in reports.flagged_toolkits()] == sorted(
-            (s for s in now_users if s not in allowed or s in vanished),
-            key=lambda s: (-now_users[s], s),
-        )
-        assert sorted(r.slug for r in reports.toolkit_access(allowed=True)) == sorted(
-            s for s in expected if s in allowed
-        )
-        assert sorted(r.slug for r in reports.toolkit_access(not_in_catalog=True)) == sorted(
-            s for s in expected if s in vanished
-        )
-
-        days = [T0.date() + dt.timedelta(days=n) for n in range(0, 40, 2)]
+        assert_toolkit_access_is_counted(made, allowed, vanished)
         for slug in SLUGS:
             toolkit = Toolkit.objects.get(slug=slug)
-            for day in days:
-                start, end = reports.day_bounds(day)
-                brute = {
-                    r["user"]
-                    for r in made
-                    if slug in r["slugs"]
-                    and r["start"] < end
-                    and (r["end"] is None or r["end"] > start)
-                }
-                assert {p.external_id for p in access_on(toolkit=toolkit, day=day)} == brute
-
-            holders = list(reports.toolkit_holders(toolkit=toolkit, chunk=2))
-            brute_holders = {}
-            for r in made:
-                if r["active"] and slug in r["slugs"]:
-                    first = r
-                    while first["replaces"] is not None and slug in first["replaces"]["slugs"]:
-                        first = first["replaces"]
-                    brute_holders[r["user"]] = first["start"]
-            assert {h.external_id: h.since for h in holders} == brute_holders
-
-        grants: Counter[dt.date] = Counter()
-        revocations: Counter[dt.date] = Counter()
-        successors = {id(r["replaces"]): r for r in made if r["replaces"] is not None}
-        for r in made:
-            before = r["replaces"]["slugs"] if r["replaces"] else set()
-            grants[r["start"].date()] += len(r["slugs"] - before)
-            if r["end"] is not None:
-                after = successors[id(r)]["slugs"] if id(r) in successors else set()
-                revocations[r["end"].date()] += len(r["slugs"] - after)
-        first_day, last_day = T0.date() - dt.timedelta(days=1), T0.date() + dt.timedelta(days=60)
-        series = reports.grants_and_revocations(first_day=first_day, last_day=last_day)
-        assert {d.day: d.grants for d in series if d.grants} == +grants
-        assert {d.day: d.revocations for d in series if d.revocations} == +revocations
-
+            assert_access_on_every_other_day(made, toolkit)
+            assert_holders_since_their_first_grant(made, toolkit)
+        assert_grants_and_revocations_per_day(made)
         users = list(reports.user_access(chunk=2))
         assert {(u.external_id, u.toolkits) for u in users} == {
             (r["user"], tuple(sorted(r["slugs"]))) for r in made if r["active"]

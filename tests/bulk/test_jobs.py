@@ -14,7 +14,6 @@ from sessions_app.models import (
     AuditEvent,
     BulkJob,
     BulkJobItem,
-    EndUser,
     SessionOperation,
     ToolRouterSession,
 )
@@ -67,8 +66,7 @@ def test_a_refresh_job_keeps_each_users_toolkits_and_skips_users_without_a_sessi
 def test_a_user_locked_by_a_manual_change_is_skipped_with_the_reason(
     catalog: Emulator, session_admin: User
 ) -> None:
-    make_end_users(3)
-    busy = EndUser.objects.order_by("external_id").first()
+    busy = make_end_users(3)[0]
     # A manual refresh of this user is in flight (its intent is committed, the call not done).
     SessionOperation.objects.create(kind="refresh", end_user=busy, actor=session_admin)
 

@@ -112,10 +112,14 @@ def test_an_item_whose_worker_died_is_settled_from_its_intent(
     assert done.state == "succeeded" and done.session.end_user == done.end_user
 
 
-def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, settings) -> None:
+def ten_a_second(settings, *, burst: int) -> None:
+    """The shared rate budget at 600 requests a minute (10 a second), `burst` of them at once."""
+    settings.BULK_RATE_PER_MINUTE = 600
+    settings.BULK_RATE_BURST = burst
 
-    settings.BULK_RATE_PER_MINUTE = 600  # 10 per second
-    settings.BULK_RATE_BURST = 2
+
+def test_the_rate_budget_is_shared_and_makes_callers_wait_their_turn(db: None, settings) -> None:
+    ten_a_second(settings, burst=2)
     clock = [1000.0]
     waits = [rate_limit.reserve(1, now=lambda: clock[0]) for _ in range(5)]
     assert waits == pytest.approx([0, 0, 0.1, 0.2, 0.3])
@@ -129,8 +133,7 @@ def test_when_the_budget_binds_runners_still_send_at_the_budgets_pace(
 ) -> None:
     # 600 requests/minute = 10/s and no burst: every create waits 0.1 s for its turn; 15 creates
     # take about 1.5 s, and they do happen.
-    settings.BULK_RATE_PER_MINUTE = 600
-    settings.BULK_RATE_BURST = 1
+    ten_a_second(settings, burst=1)
     make_end_users(15)
     started = time.monotonic()
 

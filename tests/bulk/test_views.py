@@ -52,7 +52,7 @@ def finished_job(catalog: Emulator, users: list[EndUser], session_admin: User, i
 def job_urls(job: BulkJob) -> dict[str, str]:
     return {
         name: reverse(f"bulk:{name}", kwargs={"public_id": job.public_id})
-        for name in ("job_detail", "job_progress", "job_failures")
+        for name in ("job_detail", "job_progress", "job_failures", "job_cancel", "job_retry")
     } | {"job_list": reverse("bulk:job_list")}
 
 
@@ -92,7 +92,7 @@ def test_session_admins_see_every_job_page(
 def test_cancel_and_retry_are_posts_for_session_admins_only(
     client: Client, running_job: BulkJob, support_user: User, action: str
 ) -> None:
-    url = reverse(f"bulk:{action}", kwargs={"public_id": running_job.public_id})
+    url = job_urls(running_job)[action]
     response = client.post(url)
     assert response.status_code == HTTPStatus.FOUND and "login" in response.url
     client.force_login(support_user)
@@ -103,7 +103,7 @@ def test_cancel_and_retry_are_posts_for_session_admins_only(
 
 def test_cancel_is_never_a_get(client: Client, running_job: BulkJob, session_admin: User) -> None:
     client.force_login(session_admin)
-    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    url = job_urls(running_job)["job_cancel"]
     assert client.get(url).status_code == HTTPStatus.METHOD_NOT_ALLOWED
     running_job.refresh_from_db()
     assert running_job.state == "running"
@@ -112,29 +112,41 @@ def test_cancel_is_never_a_get(client: Client, running_job: BulkJob, session_adm
 # --- the job page ------------------------------------------------------------------------------
 
 
-def test_the_progress_fragment_polls_while_the_job_runs(
-    client: Client, running_job: BulkJob, session_admin: User
+@pytest.mark.parametrize(
+    ("job", "shown", "not_shown"),
+    [
+        pytest.param(
+            "running_job",
+            ['hx-trigger="every 2s"', '<progress class="bulk-bar" max="12" value="0">', "0 of 12"],
+            ["<html"],
+            id="polls while the job runs",
+        ),
+        pytest.param(
+            "finished_job",
+            [
+                "12 of 12",
+                'value="12"',
+                '<strong data-state="failed">2</strong>',
+                '<strong data-state="unknown">1</strong>',
+            ],
+            ["<html", "hx-trigger"],
+            id="stops polling once the job has ended",
+        ),
+    ],
+)
+def test_the_progress_fragment(
+    session_admin_client: Client,
+    request: pytest.FixtureRequest,
+    job: str,
+    shown: list[str],
+    not_shown: list[str],
 ) -> None:
-    client.force_login(session_admin)
-    response = client.get(job_urls(running_job)["job_progress"], headers=HX)
+    url = job_urls(request.getfixturevalue(job))["job_progress"]
+    response = session_admin_client.get(url, headers=HX)
     html = response.content.decode()
-    assert b"<html" not in response.content
-    assert 'hx-trigger="every 2s"' in html
-    assert '<progress class="bulk-bar" max="12" value="0">' in html
-    assert "0 of 12" in html
+    assert [text for text in shown if text not in html] == []
+    assert [text for text in not_shown if text in html] == []
     assert response["Cache-Control"].startswith("max-age=0")
-
-
-def test_the_progress_fragment_stops_polling_once_the_job_has_ended(
-    client: Client, finished_job: BulkJob, session_admin: User
-) -> None:
-    client.force_login(session_admin)
-    response = client.get(job_urls(finished_job)["job_progress"], headers=HX)
-    html = response.content.decode()
-    assert "hx-trigger" not in html
-    assert "12 of 12" in html and 'value="12"' in html
-    assert '<strong data-state="failed">2</strong>' in html
-    assert '<strong data-state="unknown">1</strong>' in html
 
 
 def test_the_progress_url_without_htmx_leads_to_the_job_page(
@@ -187,26 +199,30 @@ def test_the_failures_csv_defuses_cells_a_spreadsheet_would_run(
     assert ["'=HYPERLINK(1)", "'@SUM(1)"] in [[r[0], r[3]] for r in rows[1:]]
 
 
+def press(client: Client, job: BulkJob, button: str) -> str:
+    """Press a button of the job page (`job_cancel`, `job_retry`): the page it leads to. The job
+    is read again afterwards."""
+    response = client.post(job_urls(job)[button], follow=True)
+    job.refresh_from_db()
+    return response.content.decode()
+
+
 def test_cancel_from_the_job_page_skips_what_has_not_started(
-    client: Client, running_job: BulkJob, session_admin: User
+    session_admin_client: Client, running_job: BulkJob
 ) -> None:
-    client.force_login(session_admin)
-    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
-    response = client.post(url, follow=True)
-    assert "12 users not started yet are skipped" in response.content.decode()
-    running_job.refresh_from_db()
+    page = press(session_admin_client, running_job, "job_cancel")
+
+    assert "12 users not started yet are skipped" in page
     assert running_job.state == "cancelled"
     assert running_job.counts["skipped"] == 12
 
 
 def test_retry_from_the_job_page_sends_the_failed_users_again(
-    client: Client, finished_job: BulkJob, session_admin: User, catalog: Emulator
+    session_admin_client: Client, finished_job: BulkJob
 ) -> None:
-    client.force_login(session_admin)
-    url = reverse("bulk:job_retry", kwargs={"public_id": finished_job.public_id})
-    response = client.post(url, follow=True)
-    assert "Retrying 2 failed users." in response.content.decode()
-    finished_job.refresh_from_db()
+    page = press(session_admin_client, finished_job, "job_retry")
+
+    assert "Retrying 2 failed users." in page
     assert finished_job.counts == {
         "pending": 0,
         "running": 0,
@@ -250,7 +266,7 @@ def test_the_admin_cancel_comes_back_to_the_admin_job_page(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
     client.force_login(session_admin)
-    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    url = job_urls(running_job)["job_cancel"]
     back = reverse("admin:sessions_app_bulkjob_change", args=[running_job.pk])
     response = client.post(url, {"next": back})
     assert response.url == back
@@ -260,9 +276,9 @@ def test_cancel_never_sends_the_user_to_another_site(
     client: Client, running_job: BulkJob, session_admin: User
 ) -> None:
     client.force_login(session_admin)
-    url = reverse("bulk:job_cancel", kwargs={"public_id": running_job.public_id})
+    url = job_urls(running_job)["job_cancel"]
     response = client.post(url, {"next": "https://evil.example/phish"})
-    assert response.url == reverse("bulk:job_detail", kwargs={"public_id": running_job.public_id})
+    assert response.url == job_urls(running_job)["job_detail"]
 
 
 def test_a_selection_above_the_limit_gets_a_background_confirmation_with_the_expected_time(

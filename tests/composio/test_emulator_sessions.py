@@ -4,6 +4,7 @@ shapes, status codes and validation, and the API key. No database.
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -11,8 +12,16 @@ import httpx
 import pytest
 
 from sessions_app.composio.emulator import Emulator
-from tests.factories import EMULATOR_KEY
+from tests.factories import EMULATOR_KEY, PROJECT_ROOT
 from tests.helpers import SESSION_URL, assert_emulator_error, emulator_create
+
+
+def documented_session() -> dict[str, Any]:
+    """The session docs/emulator.md shows under "Session (create, get, update)", every config
+    field at its default but `user_id` and `toolkits`."""
+    doc = (PROJECT_ROOT / "docs" / "emulator.md").read_text()
+    section = doc.split("### Session (create, get, update)", 1)[1]
+    return json.loads(section.split("```json", 1)[1].split("```", 1)[0])
 
 
 def test_create_answers_201_with_the_documented_shape(
@@ -33,24 +42,13 @@ def test_create_answers_201_with_the_documented_shape(
     session_id = body["session_id"]
     assert session_id.startswith("trs_")
     assert body["mcp"] == {"type": "http", "url": f"{emu.base_url}/tool_router/{session_id}/mcp"}
-    assert body["tool_router_tools"] == [
-        "COMPOSIO_SEARCH_TOOLS",
-        "COMPOSIO_MULTI_EXECUTE_TOOL",
-        "COMPOSIO_MANAGE_CONNECTIONS",
-    ]
-    assert body["config_version"] == 1
+    documented = documented_session()
+    assert body["tool_router_tools"] == documented["tool_router_tools"]
+    assert body["config_version"] == documented["config_version"]
     assert body["config"] == {
+        **documented["config"],
         "user_id": "u_1",
         "toolkits": {"enabled": ["github", "gmail"]},
-        "manage_connections": {"enabled": True, "callback_url": None},
-        "auth_configs": {},
-        "connected_accounts": {},
-        "tools": None,
-        "tags": None,
-        "execute": {"enable_multi_execute": True},
-        "search": {"enable": True},
-        "preload": {"tools": []},
-        "instant": False,
     }
     assert emu.sessions[session_id]["config"]["toolkits"] == {"enabled": ["github", "gmail"]}
 

@@ -20,9 +20,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from sessions_app.models import AuditEvent
-from tests.access_matrix import POST_DATA, ROLES, ROWS, Row, answer
+from tests.access_matrix import POST_DATA, ROLES, ROWS, Row, access_placeholders, answer
 from tests.factories import PROJECT_ROOT, client_for
-from tests.helpers import access_placeholders
 
 DOC = PROJECT_ROOT / "docs" / "access-matrix.md"
 

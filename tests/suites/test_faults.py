@@ -24,7 +24,7 @@ from sessions_app.models import AuditEvent, EndUser, SessionOperation, SessionTo
 from sessions_app.models import ToolRouterSession as Session
 from sessions_app.tool_router import sessions
 from tests.factories import give_session
-from tests.helpers import refuse_session_inserts, run_reconcile
+from tests.helpers import last_sequence, refuse_session_inserts, run_reconcile
 
 SAFE_RETRIES = 2
 
@@ -159,76 +159,69 @@ def _wait_for_sessions(emu: Emulator, count: int) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("kind", ["create", "refresh"])
-@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
-    catalog: Emulator, alice: EndUser, session_admin: User, settings, fault: Fault, kind: str
-) -> None:
-    old = None
-    if kind == "refresh":
-        old = give_session(alice, ["github"], session_admin)
-    before_sessions = set(catalog.sessions)
-    before_events = (
-        AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-    )
-    start = len(catalog.requests)
-    attempts: list[int] = []
-
-    with fault.arm(catalog, settings, attempts):
-        if kind == "create":
-            result = sessions.tool_router_session_create(
-                end_user=alice, toolkits=["gmail", "slack"], actor=session_admin
-            )
-        else:
-            result = sessions.tool_router_session_refresh(
-                end_user=alice, toolkits=["gmail", "slack"], actor=session_admin
-            )
-
-    # The person is told, in a sentence that names the user and the cause.
-    assert result.outcome == fault.outcome, result.message
-    assert "usr_alice" in result.message and fault.message in result.message
-    # No half-written session; the old one is intact.
+def assert_no_half_written_session(result: sessions.SessionResult, old: Session | None) -> None:
+    """No session row or toolkit link was written; the old session (on a refresh) is intact."""
     if old is None:
         assert not Session.objects.exists() and not SessionToolkit.objects.exists()
-    else:
-        [kept] = Session.objects.all()
-        assert (kept.pk, kept.session_id, kept.status, kept.superseded_at) == (
-            old.pk,
-            old.session_id,
-            "active",
-            None,
-        )
-        assert kept.mcp_url == old.mcp_url and kept.toolkits == ["github"]
-        assert list(SessionToolkit.objects.values_list("session_id", flat=True)) == [old.pk]
-        assert result.session == old
-    # The outcome is recorded: the intent and exactly one audit event for the attempt.
+        return
+    [kept] = Session.objects.all()
+    assert (kept.pk, kept.session_id, kept.status, kept.superseded_at) == (
+        old.pk,
+        old.session_id,
+        "active",
+        None,
+    )
+    assert kept.mcp_url == old.mcp_url and kept.toolkits == ["github"]
+    assert list(SessionToolkit.objects.values_list("session_id", flat=True)) == [old.pk]
+    assert result.session == old
+
+
+def assert_the_attempt_is_recorded(
+    fault: Fault, kind: str, end_user: EndUser, events_before: int
+) -> SessionOperation:
+    """The intent holds the outcome and exactly one audit event tells of the attempt; the intent."""
     intent = SessionOperation.objects.get(kind=kind)
     assert intent.state == fault.outcome and intent.error
     assert bool(intent.remote_session_id) == (fault.orphan == "named")
-    [event] = AuditEvent.objects.filter(sequence__gt=before_events)
-    assert (event.action, event.end_user_id) == (f"session.{kind}", alice.pk)
+    [event] = AuditEvent.objects.filter(sequence__gt=events_before)
+    assert (event.action, event.end_user_id) == (f"session.{kind}", end_user.pk)
     assert event.outcome == {"failed": "failure", "unknown": "unknown"}[fault.outcome]
     assert event.details["operation"] == str(intent.public_id)
     if fault.orphan == "named":
         # The event names the session Composio made, for reconciliation and for auditors.
         assert intent.remote_session_id in event.reason
         assert event.details["remote_session_id"] == intent.remote_session_id
-    # Requests counted where they land: one create at most, never re-sent; nothing else.
+    return intent
+
+
+def assert_composio_got_at_most_one_create(
+    catalog: Emulator, fault: Fault, start: int, attempts: list[int], sessions_before: set[str]
+) -> set[str]:
+    """Requests counted where they land: one create at most, never re-sent, nothing else; the
+    sessions Composio holds now that it did not before (the orphans)."""
     sent = catalog.requests[start:]
     assert [r.endpoint for r in sent] == ["session.create"] * fault.requests
     if fault.name == "connection refused":
         assert len(attempts) == 1 + SAFE_RETRIES  # only the seam retries what was never sent
-    # What Composio now holds.
     if fault.orphan == "none":
-        assert set(catalog.sessions) == before_sessions
+        assert set(catalog.sessions) == sessions_before
     else:
-        _wait_for_sessions(catalog, len(before_sessions) + 1)
-        assert len(catalog.sessions) == len(before_sessions) + 1
-    orphans = set(catalog.sessions) - before_sessions
-    catalog.faults.clear()
-    settings.COMPOSIO_EMULATOR_URL = catalog.base_url
-    composio_seam.reset_client()
+        _wait_for_sessions(catalog, len(sessions_before) + 1)
+        assert len(catalog.sessions) == len(sessions_before) + 1
+    return set(catalog.sessions) - sessions_before
 
+
+def assert_reconcile_settles_it(
+    catalog: Emulator,
+    fault: Fault,
+    kind: str,
+    intent: SessionOperation,
+    old: Session | None,
+    sessions_before: set[str],
+    orphans: set[str],
+) -> None:
+    """With Composio healthy again, one run of `reconcile_sessions` settles the intent (adopts or
+    deletes what Composio made) and a second finds nothing to do."""
     code, report = run_reconcile()
 
     assert code == 0, report
@@ -246,15 +239,47 @@ def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
         assert {adopted.session_id} == orphans and adopted.session_id in catalog.sessions
     elif fault.orphan == "named":
         # Deleted at Composio: the old session stays the active one.
-        assert set(catalog.sessions) == before_sessions
+        assert set(catalog.sessions) == sessions_before
         assert Session.objects.get(status="active") == old
     elif fault.orphan == "unnamed":
         # Composio cannot list sessions: nobody can find this one (see reliability-suites.md).
         assert "Composio lists no sessions" in report
-        assert set(catalog.sessions) - before_sessions == orphans
+        assert set(catalog.sessions) - sessions_before == orphans
         assert not Session.objects.filter(session_id__in=orphans).exists()
     # A second run finds nothing to do.
     assert run_reconcile() == (0, "Nothing to reconcile.\n")
+
+
+@pytest.mark.parametrize("kind", ["create", "refresh"])
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_a_fault_leaves_no_half_written_session_and_reconcile_settles_it(
+    catalog: Emulator, alice: EndUser, session_admin: User, settings, fault: Fault, kind: str
+) -> None:
+    old = give_session(alice, ["github"], session_admin) if kind == "refresh" else None
+    sessions_before = set(catalog.sessions)
+    events_before = last_sequence()
+    start = len(catalog.requests)
+    attempts: list[int] = []
+    service = {
+        "create": sessions.tool_router_session_create,
+        "refresh": sessions.tool_router_session_refresh,
+    }[kind]
+
+    with fault.arm(catalog, settings, attempts):
+        result = service(end_user=alice, toolkits=["gmail", "slack"], actor=session_admin)
+
+    # The person is told, in a sentence that names the user and the cause.
+    assert result.outcome == fault.outcome, result.message
+    assert "usr_alice" in result.message and fault.message in result.message
+    assert_no_half_written_session(result, old)
+    intent = assert_the_attempt_is_recorded(fault, kind, alice, events_before)
+    orphans = assert_composio_got_at_most_one_create(
+        catalog, fault, start, attempts, sessions_before
+    )
+    catalog.faults.clear()
+    settings.COMPOSIO_EMULATOR_URL = catalog.base_url
+    composio_seam.reset_client()
+    assert_reconcile_settles_it(catalog, fault, kind, intent, old, sessions_before, orphans)
 
 
 # --- Deleting the old session after a refresh ---------------------------------------------------

@@ -38,6 +38,7 @@ from tests.factories import (
 )
 
 SENTINEL = "ak_SENTINEL_9f2c7e1b4d6a8035"
+ROOT_PASSWORD = "pw-root-long-enough"
 
 pytestmark = pytest.mark.django_db
 
@@ -127,34 +128,39 @@ def _changelist(client: Client, action: str, users: list[EndUser], toolkits: lis
     return first, admin_action_confirmed(client, action, users, toolkits)
 
 
-def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, C901, PLR0915
-    seen = Seen()
-    root = django_user_model.objects.create_superuser("root", password="pw-root-long-enough")
-    admin_user = User.objects.get(username="ada_admin")
-    support = User.objects.get(username="sam_support")
-    auditor = User.objects.get(username="aud_auditor")
-    clients = {
-        who.username: client_for(who)
-        for who in (root, admin_user, support, auditor, User.objects.get(username="olly_outsider"))
-    }
-    admin, sup, aud, root_c = (
-        clients["ada_admin"],
-        clients["sam_support"],
-        clients["aud_auditor"],
-        clients["root"],
-    )
+def _both_steps(
+    seen: Seen,
+    label: str,
+    client: Client,
+    action: str,
+    users: list[EndUser],
+    toolkits: list[str] | None,
+) -> None:
+    """An end-user admin action, its intermediate page seen as "<label> step one" and its
+    confirmed result as "<label>"."""
+    step_one, result = _changelist(client, action, users, toolkits)
+    seen.add(f"{label} step one", step_one)
+    seen.add(label, result)
 
-    # Log in and out through the real views (a failure first: audited).
+
+def _logged_in_staff(django_user_model) -> tuple[User, dict[str, Client]]:  # noqa: ANN001
+    """A superuser made now; a logged-in client for it and each named actor the test asked for
+    (every user there is), by username."""
+    root = django_user_model.objects.create_superuser("root", password=ROOT_PASSWORD)
+    return root, {who.username: client_for(who) for who in User.objects.all()}
+
+
+def _log_in_and_out(seen: Seen) -> None:
+    """Log in and out through the real views (a failure first: audited)."""
     anon = Client()
     seen.add("login page", anon.get(reverse("login")))
     seen.add("login failed", anon.post(reverse("login"), {"username": "root", "password": "no"}))
-    seen.add(
-        "login",
-        anon.post(reverse("login"), {"username": "root", "password": "pw-root-long-enough"}),
-    )
+    seen.add("login", anon.post(reverse("login"), {"username": "root", "password": ROOT_PASSWORD}))
     seen.add("logout", anon.post(reverse("logout")))
 
-    # Catalog sync and the allow-list, from the admin.
+
+def _sync_and_allow_toolkits(seen: Seen, admin: Client) -> None:
+    """Catalog sync and the allow-list, from the admin, then the sync command."""
     seen.add("toolkit sync", admin.post(reverse("admin:sessions_app_toolkit_sync"), follow=True))
     toolkits = list(Toolkit.objects.filter(slug__in=ALLOWED).values_list("pk", flat=True))
     seen.add(
@@ -165,28 +171,17 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
             follow=True,
         ),
     )
-    users = [EndUser.objects.create(external_id=f"usr_{n}", display_name=f"U{n}") for n in range(6)]
     _command(seen, "sync_toolkits")
 
-    # Create, refresh, change toolkits, delete: admin actions, support refresh, commands.
-    for label, response in zip(
-        ("create step one", "create"),
-        _changelist(admin, "create_sessions", users[:2], ["github", "gmail"]),
-        strict=True,
-    ):
-        seen.add(label, response)
-    for label, response in zip(
-        ("refresh step one", "refresh"),
-        _changelist(admin, "refresh_sessions", users[:1], ["slack"]),
-        strict=True,
-    ):
-        seen.add(label, response)
-    for label, response in zip(
-        ("change step one", "change toolkits"),
-        _changelist(admin, "change_session_toolkits", users[1:2], ["github", "notion"]),
-        strict=True,
-    ):
-        seen.add(label, response)
+
+def _change_sessions(seen: Seen, admin: Client, users: list[EndUser]) -> str:
+    """Create, refresh, change toolkits, delete: admin actions, support refresh, commands. The
+    support refresh URL of the first user."""
+    _both_steps(seen, "create", admin, "create_sessions", users[:2], ["github", "gmail"])
+    _both_steps(seen, "refresh", admin, "refresh_sessions", users[:1], ["slack"])
+    _both_steps(
+        seen, "change toolkits", admin, "change_session_toolkits", users[1:2], ["github", "notion"]
+    )
     _command(seen, "create_session", "usr_2", "--toolkits", "github")
     _command(seen, "refresh_session", "usr_2")
     card_url = reverse("sessions_app:support_session_refresh", args=[users[0].public_id])
@@ -194,27 +189,25 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
     seen.add("support refresh", admin.post(card_url, follow=True))
     seen.add("support refresh htmx", admin.post(card_url, HTTP_HX_REQUEST="true"))
     _command(seen, "create_session", "usr_3", "--toolkits", "slack")
-    for label, response in zip(
-        ("delete step one", "delete"),
-        _changelist(admin, "delete_sessions", users[3:4], None),
-        strict=True,
-    ):
-        seen.add(label, response)
+    _both_steps(seen, "delete", admin, "delete_sessions", users[3:4], None)
     _command(seen, "create_session", "usr_3", "--toolkits", "slack")
     _command(seen, "delete_session", "usr_3")
+    return card_url
 
-    # Bulk: more users than the synchronous limit go to a background job (when it exists).
-    if importlib.util.find_spec("sessions_app.bulk.jobs") is not None:
-        for label, response in zip(
-            ("bulk step one", "bulk create"),
-            _changelist(admin, "create_sessions", users[3:], ["github"]),
-            strict=True,
-        ):
-            seen.add(label, response)
-        with contextlib.suppress(NoReverseMatch):
-            seen.add("bulk job list", admin.get(reverse("bulk:job_list")))
 
-    # Errors Composio can give, through the same pages.
+def _bulk_job(seen: Seen, admin: Client, users: list[EndUser]) -> None:
+    """More users than the synchronous limit go to a background job (when it exists)."""
+    if importlib.util.find_spec("sessions_app.bulk.jobs") is None:
+        return
+    _both_steps(seen, "bulk create", admin, "create_sessions", users[3:], ["github"])
+    with contextlib.suppress(NoReverseMatch):
+        seen.add("bulk job list", admin.get(reverse("bulk:job_list")))
+
+
+def _composio_errors(
+    seen: Seen, emu: Emulator, admin: Client, users: list[EndUser], card_url: str
+) -> None:
+    """Errors Composio can give, through the same pages; then reconcile what they left open."""
     emu.faults.enqueue(500, endpoint="session.create")
     seen.add("create fails 500", _changelist(admin, "refresh_sessions", users[:1], ["github"])[1])
     emu.faults.enqueue(401, endpoint="session.create")
@@ -227,7 +220,10 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
     _command(seen, "create_session", "usr_0", "--toolkits", "nosuchkit")
     _command(seen, "reconcile_sessions", "--grace-seconds=0", "--settle-seconds=0")
 
-    # Support: lookup, card, row, reveal, connections (also with Composio failing).
+
+def _support_pages(seen: Seen, emu: Emulator, sup: Client, aud: Client) -> None:
+    """Lookup, card, row, reveal, connections (also with Composio failing) of every active
+    session; a reveal by an auditor."""
     active = ToolRouterSession.objects.filter(status="active").select_related("end_user")
     seen.add("lookup", sup.get(reverse("sessions_app:support_lookup"), {"q": "usr"}))
     seen.add(
@@ -236,19 +232,11 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
     )
     for session in active:
         public_id = session.end_user.public_id
-        seen.add("card", sup.get(reverse("sessions_app:support_user_card", args=[public_id])))
-        seen.add(
-            "card htmx",
-            sup.get(
-                reverse("sessions_app:support_user_card", args=[public_id]), HTTP_HX_REQUEST="true"
-            ),
-        )
-        seen.add(
-            "row",
-            sup.get(
-                reverse("sessions_app:support_user_row", args=[public_id]), HTTP_HX_REQUEST="true"
-            ),
-        )
+        card = reverse("sessions_app:support_user_card", args=[public_id])
+        seen.add("card", sup.get(card))
+        seen.add("card htmx", sup.get(card, HTTP_HX_REQUEST="true"))
+        row = reverse("sessions_app:support_user_row", args=[public_id])
+        seen.add("row", sup.get(row, HTTP_HX_REQUEST="true"))
         reveal = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
         seen.add("reveal", sup.post(reveal))
         seen.add("reveal htmx", sup.post(reveal, HTTP_HX_REQUEST="true"))
@@ -258,7 +246,9 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
         seen.add("connections 503", sup.get(connections, HTTP_HX_REQUEST="true"))
     seen.add("reveal by auditor", aud.post(reveal))
 
-    # Audit trail, exports and the access report.
+
+def _audit_pages(seen: Seen, aud: Client) -> None:
+    """The audit trail, its exports and the access report."""
     for name, params in [
         ("audit:events", {}),
         ("audit:events", {"export": "csv"}),
@@ -273,7 +263,9 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
     seen.add("access toolkit", aud.get(toolkit_page))
     seen.add("access toolkit csv", aud.get(toolkit_page, {"export": "csv"}))
 
-    # Every admin page a superuser can open: index, each changelist, add and change pages.
+
+def _every_admin_page(seen: Seen, root: User, root_c: Client) -> None:
+    """Every admin page a superuser can open: index, each changelist, add and change pages."""
     from django.contrib import admin as django_admin
 
     seen.add("admin index", root_c.get(reverse("admin:index")))
@@ -286,17 +278,35 @@ def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001, 
         for obj in model._default_manager.all()[:3]:
             seen.add(f"{base} change", root_c.get(reverse(f"{base}_change", args=[obj.pk])))
             seen.add(f"{base} history", root_c.get(reverse(f"{base}_history", args=[obj.pk])))
-    _command(seen, "verify_audit")
 
-    # Error pages: 403 (no role, and CSRF), 404, and /healthz (which pings Composio).
-    seen.add("403", clients["olly_outsider"].get(reverse("sessions_app:support_lookup")))
-    strict = client_for(support, enforce_csrf_checks=True)
+
+def _error_pages(seen: Seen, outsider: Client, sup: Client) -> None:
+    """403 (no role, and CSRF), 404, and /healthz (which pings Composio)."""
+    seen.add("403", outsider.get(reverse("sessions_app:support_lookup")))
+    strict = client_for(User.objects.get(username="sam_support"), enforce_csrf_checks=True)
     seen.add(
         "403 csrf", strict.post(reverse("sessions_app:support_mcp_reveal", args=[uuid.uuid4()]))
     )
     seen.add("404", sup.get(reverse("sessions_app:support_user_card", args=[uuid.uuid4()])))
     seen.add("404 path", sup.get("/no/such/page/"))
     seen.add("healthz", Client().get(reverse("healthz")))
+
+
+def _run_every_flow(emu: Emulator, django_user_model) -> Seen:  # noqa: ANN001
+    seen = Seen()
+    root, clients = _logged_in_staff(django_user_model)
+    admin, sup, aud = clients["ada_admin"], clients["sam_support"], clients["aud_auditor"]
+    _log_in_and_out(seen)
+    _sync_and_allow_toolkits(seen, admin)
+    users = [EndUser.objects.create(external_id=f"usr_{n}", display_name=f"U{n}") for n in range(6)]
+    card_url = _change_sessions(seen, admin, users)
+    _bulk_job(seen, admin, users)
+    _composio_errors(seen, emu, admin, users, card_url)
+    _support_pages(seen, emu, sup, aud)
+    _audit_pages(seen, aud)
+    _every_admin_page(seen, root, clients["root"])
+    _command(seen, "verify_audit")
+    _error_pages(seen, clients["olly_outsider"], sup)
     return seen
 
 
@@ -318,22 +328,10 @@ def _tables() -> Iterator[tuple[str, str]]:
             yield table, text
 
 
-def test_every_flow_with_a_sentinel_key_leaves_it_nowhere_and_the_mcp_url_only_in_reveals(
-    sentinel_composio: Emulator,
-    every_logger_at_debug: pytest.LogCaptureFixture,
-    django_user_model,  # noqa: ANN001
-    session_admin: User,
-    support_user: User,
-    auditor: User,
-    outsider: User,
-) -> None:
-    seen = _run_every_flow(sentinel_composio, django_user_model)
-
-    # The run really used the sentinel key, and really showed MCP URLs where it should.
-    assert sentinel_composio.requests and all(r.authenticated for r in sentinel_composio.requests)
-    urls = set(ToolRouterSession.objects.values_list("mcp_url", flat=True)) | {
-        s["mcp"]["url"] for s in sentinel_composio.sessions.values()
-    }
+def _assert_the_run_was_real(seen: Seen, emu: Emulator, urls: set[str]) -> None:
+    """The run really used the sentinel key, its pages answered as they should, and it really
+    showed MCP URLs (`urls`, every one the run made) where it should."""
+    assert emu.requests and all(r.authenticated for r in emu.requests)
     assert len(urls) >= 5
     statuses = {label: r.status_code for label, r, _ in seen.responses}
     expected_errors = {"403", "403 csrf", "404", "404 path", "reveal by auditor", "login", "logout"}
@@ -348,7 +346,24 @@ def test_every_flow_with_a_sentinel_key_leaves_it_nowhere_and_the_mcp_url_only_i
     assert statuses["403 csrf"] == HTTPStatus.FORBIDDEN
     revealed = [body for label, _, body in seen.responses if label.startswith("reveal")]
     assert any(any(u.encode() in body for u in urls) for body in revealed)
-    assert len(seen.responses) > 60 and len(every_logger_at_debug.records) > 20
+    assert len(seen.responses) > 60
+
+
+def test_every_flow_with_a_sentinel_key_leaves_it_nowhere_and_the_mcp_url_only_in_reveals(
+    sentinel_composio: Emulator,
+    every_logger_at_debug: pytest.LogCaptureFixture,
+    django_user_model,  # noqa: ANN001
+    session_admin: User,
+    support_user: User,
+    auditor: User,
+    outsider: User,
+) -> None:
+    seen = _run_every_flow(sentinel_composio, django_user_model)
+    urls = set(ToolRouterSession.objects.values_list("mcp_url", flat=True)) | {
+        s["mcp"]["url"] for s in sentinel_composio.sessions.values()
+    }
+    _assert_the_run_was_real(seen, sentinel_composio, urls)
+    assert len(every_logger_at_debug.records) > 20
 
     # Responses: bodies, headers and (decoded) cookies.
     for label, response, body in seen.responses:

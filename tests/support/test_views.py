@@ -13,6 +13,8 @@ from django.utils import timezone
 from sessions_app.models import AuditEvent, EndUser
 from tests.factories import HX, client_for, make_end_user, store_deleted_session, store_session
 
+pytestmark = pytest.mark.django_db
+
 MCP_URL = "https://mcp.example.test/tool_router/trs_alpha0000001/mcp?token=SECRETPART"
 
 
@@ -36,7 +38,6 @@ def _get_urls(end_user: EndUser) -> list[str]:
 # --- Permission matrix -------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
 def test_every_support_page_sends_anonymous_visitors_to_the_login_page(alpha: EndUser) -> None:
     session = alpha.sessions.get()
     urls = [
@@ -54,7 +55,6 @@ def test_every_support_page_sends_anonymous_visitors_to_the_login_page(alpha: En
     assert not AuditEvent.objects.filter(action="mcp_url.reveal").exists()
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("actor", ["auditor", "outsider"])
 def test_auditors_and_staff_without_a_role_are_refused_every_support_page_and_it_is_audited(
     alpha: EndUser, actor: str, request: pytest.FixtureRequest
@@ -71,7 +71,6 @@ def test_auditors_and_staff_without_a_role_are_refused_every_support_page_and_it
     assert {e.outcome for e in refused} == {AuditEvent.Outcome.REFUSED}
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("actor", ["support_user", "session_admin"])
 def test_support_and_session_admins_can_open_every_support_page(
     alpha: EndUser, actor: str, request: pytest.FixtureRequest, emulator
@@ -82,14 +81,12 @@ def test_support_and_session_admins_can_open_every_support_page(
         assert response.status_code == HTTPStatus.OK, url
 
 
-@pytest.mark.django_db
 def test_superusers_can_open_the_lookup() -> None:
     root = User.objects.create_superuser("root", password="pw-root")
     response = client_for(root).get(reverse("sessions_app:support_lookup"))
     assert response.status_code == HTTPStatus.OK
 
 
-@pytest.mark.django_db
 def test_refresh_is_refused_to_support_without_the_refresh_permission(
     alpha: EndUser, support_user: User
 ) -> None:
@@ -101,7 +98,6 @@ def test_refresh_is_refused_to_support_without_the_refresh_permission(
     assert list(alpha.sessions.values_list("status", flat=True)) == ["active"]
 
 
-@pytest.mark.django_db
 def test_session_admins_get_the_refresh_confirmation(alpha: EndUser, session_admin: User) -> None:
     url = reverse("sessions_app:support_session_refresh", args=[alpha.public_id])
     response = client_for(session_admin).get(url, headers=HX)
@@ -110,7 +106,6 @@ def test_session_admins_get_the_refresh_confirmation(alpha: EndUser, session_adm
     assert b"<html" not in response.content
 
 
-@pytest.mark.django_db
 def test_a_user_with_only_the_view_permissions_is_refused(alpha: EndUser) -> None:
     viewer = User.objects.create_user("vic_viewer", password="pw", is_staff=True)
     viewer.user_permissions.add(
@@ -123,7 +118,6 @@ def test_a_user_with_only_the_view_permissions_is_refused(alpha: EndUser) -> Non
 # --- Fragments, pages, Vary --------------------------------------------------------------------
 
 
-@pytest.mark.django_db
 def test_htmx_lookup_gets_a_fragment_and_a_direct_load_the_full_page(
     alpha: EndUser, support_user: User
 ) -> None:
@@ -139,7 +133,6 @@ def test_htmx_lookup_gets_a_fragment_and_a_direct_load_the_full_page(
         assert "HX-Request" in response["Vary"]
 
 
-@pytest.mark.django_db
 def test_a_history_restore_request_gets_the_full_page(alpha: EndUser, support_user: User) -> None:
     client = client_for(support_user)
     url = reverse("sessions_app:support_user_card", args=[alpha.public_id])
@@ -149,7 +142,6 @@ def test_a_history_restore_request_gets_the_full_page(alpha: EndUser, support_us
     assert "HX-Request" in response["Vary"]
 
 
-@pytest.mark.django_db
 def test_the_card_shows_the_user_session_toolkits_and_a_masked_url(
     alpha: EndUser, support_user: User
 ) -> None:
@@ -167,7 +159,6 @@ def test_the_card_shows_the_user_session_toolkits_and_a_masked_url(
         assert "Refresh session" not in html  # Support has no refresh permission
 
 
-@pytest.mark.django_db
 def test_the_card_offers_refresh_only_to_staff_who_may_refresh(
     alpha: EndUser, session_admin: User
 ) -> None:
@@ -176,7 +167,6 @@ def test_the_card_offers_refresh_only_to_staff_who_may_refresh(
     assert b"Refresh session" in response.content
 
 
-@pytest.mark.django_db
 def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
     support_user: User, session_admin: User
 ) -> None:
@@ -193,13 +183,11 @@ def test_the_card_lists_superseded_and_deleted_sessions_with_who_and_when(
     assert "by ada_admin" in html  # who replaced the old one and who deleted the other
 
 
-@pytest.mark.django_db
 def test_an_unknown_user_card_is_a_404(support_user: User) -> None:
     url = reverse("sessions_app:support_user_card", args=["00000000-0000-0000-0000-000000000000"])
     assert client_for(support_user).get(url).status_code == HTTPStatus.NOT_FOUND
 
 
-@pytest.mark.django_db
 def test_the_full_mcp_url_is_absent_from_every_get_response(
     alpha: EndUser, session_admin: User, emulator
 ) -> None:
@@ -216,7 +204,6 @@ def test_the_full_mcp_url_is_absent_from_every_get_response(
             assert "SECRETPART" not in response.get("Location", "")
 
 
-@pytest.mark.django_db
 def test_the_lookup_page_focuses_the_search_box_and_shows_the_emulator_banner(
     support_user: User, settings
 ) -> None:
@@ -228,7 +215,6 @@ def test_the_lookup_page_focuses_the_search_box_and_shows_the_emulator_banner(
     assert "<script>" not in html  # no inline script: a strict CSP comes later
 
 
-@pytest.mark.django_db
 def test_reveal_is_post_only(alpha: EndUser, support_user: User) -> None:
     session = alpha.sessions.get()
     url = reverse("sessions_app:support_mcp_reveal", args=[session.public_id])
@@ -237,7 +223,6 @@ def test_reveal_is_post_only(alpha: EndUser, support_user: User) -> None:
     assert session.mcp_url.encode() not in response.content
 
 
-@pytest.mark.django_db
 def test_an_htmx_request_after_the_session_ended_gets_a_log_in_again_fragment(
     alpha: EndUser,
 ) -> None:
@@ -254,7 +239,6 @@ def test_an_htmx_request_after_the_session_ended_gets_a_log_in_again_fragment(
     assert "usr_alpha" not in html
 
 
-@pytest.mark.django_db
 def test_the_login_page_is_a_full_page_without_htmx() -> None:
     response = Client().get(reverse("login"))
     assert b"<html" in response.content and b'name="password"' in response.content

@@ -36,10 +36,10 @@ def test_with_nothing_open_it_says_so_and_exits_zero(catalog: Emulator) -> None:
     assert catalog.requests == [] and audit_events("session.reconcile") == []
 
 
+@pytest.mark.usefixtures("alices_session")  # a succeeded intent
 def test_settled_failed_and_fresh_intents_are_left_alone(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    give_session(alice, ["github"], session_admin)  # a succeeded intent
     SessionOperation.objects.create(kind="create", end_user=alice, state="failed")
     SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["gmail"])  # fresh
     catalog.reset()
@@ -85,9 +85,8 @@ def test_a_session_composio_created_but_the_console_failed_to_store_is_adopted(
 
 
 def test_a_refresh_whose_commit_failed_keeps_the_old_session_and_deletes_the_orphan(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    old = give_session(alice, ["github"], session_admin)
     with refuse_session_inserts():
         result = sessions.tool_router_session_refresh(
             end_user=alice, toolkits=["gmail"], actor=session_admin
@@ -99,11 +98,13 @@ def test_a_refresh_whose_commit_failed_keeps_the_old_session_and_deletes_the_orp
     code, out = run_reconcile()
 
     assert code == 0, out
-    assert orphan not in catalog.sessions and old.session_id in catalog.sessions
-    old.refresh_from_db()
-    assert old.status == "active" and old.superseded_at is None
-    assert list(ToolRouterSession.objects.values_list("session_id", flat=True)) == [old.session_id]
-    assert f"usr_alice keeps session {old.session_id}" in out
+    assert orphan not in catalog.sessions and alices_session.session_id in catalog.sessions
+    alices_session.refresh_from_db()
+    assert alices_session.status == "active" and alices_session.superseded_at is None
+    assert list(ToolRouterSession.objects.values_list("session_id", flat=True)) == [
+        alices_session.session_id
+    ]
+    assert f"usr_alice keeps session {alices_session.session_id}" in out
     assert audit_events("session.reconcile")[0].details["result"] == "deleted"
 
 
@@ -214,55 +215,52 @@ def test_when_composio_fails_the_item_stays_open_and_the_next_run_settles_it(
 
 
 def test_a_toolkit_change_composio_applied_is_recorded(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    session = give_session(alice, ["github"], session_admin)
     catalog.faults.truncated(endpoint="session.update")  # applied, answer cut
     result = sessions.tool_router_session_change_toolkits(
-        session=session, toolkits=["github", "slack"], actor=session_admin
+        session=alices_session, toolkits=["github", "slack"], actor=session_admin
     )
     assert result.outcome == "unknown"
-    session.refresh_from_db()
-    assert session.toolkits == ["github"]
+    alices_session.refresh_from_db()
+    assert alices_session.toolkits == ["github"]
 
     code, out = run_reconcile()
 
     assert code == 0 and "ADOPTED" in out
-    session.refresh_from_db()
-    assert session.toolkits == ["github", "slack"] and session.config_version == 2
-    assert SessionToolkit.objects.filter(session=session).count() == 2
+    alices_session.refresh_from_db()
+    assert alices_session.toolkits == ["github", "slack"] and alices_session.config_version == 2
+    assert SessionToolkit.objects.filter(session=alices_session).count() == 2
 
 
 def test_a_toolkit_change_composio_did_not_apply_is_closed(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    session = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.update")
     sessions.tool_router_session_change_toolkits(
-        session=session, toolkits=["slack"], actor=session_admin
+        session=alices_session, toolkits=["slack"], actor=session_admin
     )
 
     code, out = run_reconcile()
 
     assert code == 0 and "Composio did not apply the change" in out
-    session.refresh_from_db()
-    assert session.toolkits == ["github"] and session.config_version == 1
+    alices_session.refresh_from_db()
+    assert alices_session.toolkits == ["github"] and alices_session.config_version == 1
 
 
 def test_an_active_session_composio_lost_needs_a_person_until_it_is_replaced(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    session = give_session(alice, ["github"], session_admin)
     SessionOperation.objects.create(
-        kind="change_toolkits", end_user=alice, session=session, state="unknown"
+        kind="change_toolkits", end_user=alice, session=alices_session, state="unknown"
     )
-    composio_seam.delete_session(session.session_id)
+    composio_seam.delete_session(alices_session.session_id)
 
     code, out = run_reconcile()
     assert code == 1 and "refresh or delete it in the console" in out
     assert run_reconcile()[0] == 1  # still there: a person must act
 
-    sessions.tool_router_session_delete(session=session, actor=session_admin)
+    sessions.tool_router_session_delete(session=alices_session, actor=session_admin)
     code, out = run_reconcile()
     assert code == 0 and "no longer active" in out
 
@@ -271,70 +269,66 @@ def test_an_active_session_composio_lost_needs_a_person_until_it_is_replaced(
 
 
 def test_a_delete_of_unknown_outcome_is_finished(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    session = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(502, endpoint="session.delete")
-    result = sessions.tool_router_session_delete(session=session, actor=session_admin)
+    result = sessions.tool_router_session_delete(session=alices_session, actor=session_admin)
     assert result.outcome == "unknown"
-    assert session.session_id in catalog.sessions
+    assert alices_session.session_id in catalog.sessions
 
     code, out = run_reconcile()
 
     assert code == 0 and "finished the requested delete" in out
-    assert session.session_id not in catalog.sessions
-    session.refresh_from_db()
-    assert session.status == "deleted" and session.remote_deleted_at is not None
+    assert alices_session.session_id not in catalog.sessions
+    alices_session.refresh_from_db()
+    assert alices_session.status == "deleted" and alices_session.remote_deleted_at is not None
 
 
 def test_a_delete_composio_did_apply_is_recorded_as_deleted(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    session = give_session(alice, ["github"], session_admin)
     catalog.faults.truncated(endpoint="session.delete")
-    assert sessions.tool_router_session_delete(session=session, actor=session_admin).outcome == (
-        "unknown"
-    )
+    assert sessions.tool_router_session_delete(
+        session=alices_session, actor=session_admin
+    ).outcome == ("unknown")
 
     code, out = run_reconcile()
 
     assert code == 0 and "Composio no longer had it" in out
-    session.refresh_from_db()
-    assert session.status == "deleted"
+    alices_session.refresh_from_db()
+    assert alices_session.status == "deleted"
 
 
 # --- Superseded sessions not deleted at Composio ------------------------------------------------
 
 
 def test_a_failed_remote_delete_is_retried_until_it_succeeds(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    old = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(503, endpoint="session.delete", times=2)
     assert sessions.tool_router_session_refresh(
         end_user=alice, toolkits=["gmail"], actor=session_admin
     ).ok
-    old.refresh_from_db()
-    assert old.remote_delete_error and old.session_id in catalog.sessions
+    alices_session.refresh_from_db()
+    assert alices_session.remote_delete_error and alices_session.session_id in catalog.sessions
 
     code, out = run_reconcile()
-    assert code == 3 and f"RETRY        session {old.session_id}" in out
+    assert code == 3 and f"RETRY        session {alices_session.session_id}" in out
 
     code, out = run_reconcile()
-    assert code == 0 and f"DELETED      session {old.session_id}" in out
-    assert old.session_id not in catalog.sessions
-    old.refresh_from_db()
-    assert old.remote_deleted_at is not None and old.remote_delete_error == ""
+    assert code == 0 and f"DELETED      session {alices_session.session_id}" in out
+    assert alices_session.session_id not in catalog.sessions
+    alices_session.refresh_from_db()
+    assert alices_session.remote_deleted_at is not None and alices_session.remote_delete_error == ""
     assert [e.outcome for e in audit_events("session.reconcile")] == ["failure", "success"]
     assert run_reconcile() == (0, "Nothing to reconcile.\n")
 
 
 def test_a_superseded_session_never_deleted_is_deleted_after_the_grace_period(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    old = give_session(alice, ["github"], session_admin)
     give_session(EndUser.objects.create(external_id="usr_bob"), ["github"], session_admin)
-    ToolRouterSession.objects.filter(pk=old.pk).update(
+    ToolRouterSession.objects.filter(pk=alices_session.pk).update(
         status="superseded", superseded_at=timezone.now()
     )
 
@@ -342,4 +336,4 @@ def test_a_superseded_session_never_deleted_is_deleted_after_the_grace_period(
     code, out = run_reconcile()
 
     assert code == 0 and "deleted the superseded session at Composio." in out
-    assert old.session_id not in catalog.sessions
+    assert alices_session.session_id not in catalog.sessions

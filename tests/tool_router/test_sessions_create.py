@@ -15,10 +15,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router.sessions import (
-    tool_router_session_create,
-)
-from tests.factories import give_session
+from sessions_app.tool_router.sessions import tool_router_session_create
 
 
 def test_create_stores_the_session_its_toolkits_and_one_audit_event(
@@ -53,11 +50,10 @@ def test_create_stores_the_session_its_toolkits_and_one_audit_event(
     assert session.mcp_url not in str(event.details) and "mcp_fingerprint" in event.details
 
 
+@pytest.mark.usefixtures("alices_session")
 def test_create_skips_a_user_who_already_has_a_session_and_says_to_refresh(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    give_session(alice, ["github"], session_admin)
-
     result = tool_router_session_create(end_user=alice, toolkits=["gmail"], actor=session_admin)
 
     assert result.outcome == "skipped" and "use refresh" in result.message
@@ -65,29 +61,46 @@ def test_create_skips_a_user_who_already_has_a_session_and_says_to_refresh(
     assert ToolRouterSession.objects.count() == 1
 
 
-def test_create_with_bad_toolkits_is_rejected_audited_and_calls_nothing(
-    catalog: Emulator, alice: EndUser, session_admin: User
+@pytest.mark.parametrize(
+    ("actor", "toolkits", "outcome", "fragment", "audited"),
+    [
+        pytest.param(
+            "session_admin",
+            ["github", "nosuchkit"],
+            "failed",
+            "nosuchkit",
+            ("input.rejected", "rejected"),
+            id="bad toolkits",
+        ),
+        pytest.param(
+            "support_user",
+            ["github"],
+            "refused",
+            "permission",
+            ("access.refused", "refused"),
+            id="no permission",
+        ),
+    ],
+)
+def test_a_create_turned_away_calls_nothing_writes_nothing_and_is_audited(
+    catalog: Emulator,
+    alice: EndUser,
+    request: pytest.FixtureRequest,
+    actor: str,
+    toolkits: list[str],
+    outcome: str,
+    fragment: str,
+    audited: tuple[str, str],
 ) -> None:
     result = tool_router_session_create(
-        end_user=alice, toolkits=["github", "nosuchkit"], actor=session_admin
+        end_user=alice, toolkits=toolkits, actor=request.getfixturevalue(actor)
     )
 
-    assert result.outcome == "failed" and "nosuchkit" in result.message
+    assert result.outcome == outcome and fragment in result.message
     assert catalog.requests == []
     assert not ToolRouterSession.objects.exists() and not SessionOperation.objects.exists()
     (event,) = AuditEvent.objects.exclude(action="catalog.sync")
-    assert (event.action, event.outcome) == ("input.rejected", "rejected")
-
-
-def test_create_without_permission_is_refused_and_audited(
-    catalog: Emulator, alice: EndUser, support_user: User
-) -> None:
-    result = tool_router_session_create(end_user=alice, toolkits=["github"], actor=support_user)
-
-    assert result.outcome == "refused" and "permission" in result.message
-    assert catalog.requests == []
-    (event,) = AuditEvent.objects.exclude(action="catalog.sync")
-    assert (event.action, event.outcome) == ("access.refused", "refused")
+    assert (event.action, event.outcome) == audited
 
 
 @pytest.mark.parametrize(

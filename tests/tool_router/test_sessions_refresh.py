@@ -3,6 +3,7 @@ session's delete at Composio and its retry, failures, and the per-user lock."""
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth.models import User
 
 from sessions_app.composio.emulator import Emulator
@@ -17,29 +18,27 @@ from tests.helpers import audit_events
 
 
 def test_refresh_replaces_the_session_and_deletes_the_old_one_at_composio(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    first = give_session(alice, ["github"], session_admin)
-
     result = tool_router_session_refresh(
         end_user=alice, toolkits=["github", "slack"], actor=session_admin
     )
 
     assert result.ok, result.message
     new = result.session
-    assert new is not None and new.session_id != first.session_id
-    assert new.mcp_url != first.mcp_url
-    assert new.replaces_id == first.pk and new.toolkits == ["github", "slack"]
-    first.refresh_from_db()
-    assert first.status == "superseded" and first.superseded_at is not None
-    assert first.remote_deleted_at is not None
-    assert first.session_id not in catalog.sessions
+    assert new is not None and new.session_id != alices_session.session_id
+    assert new.mcp_url != alices_session.mcp_url
+    assert new.replaces_id == alices_session.pk and new.toolkits == ["github", "slack"]
+    alices_session.refresh_from_db()
+    assert alices_session.status == "superseded" and alices_session.superseded_at is not None
+    assert alices_session.remote_deleted_at is not None
+    assert alices_session.session_id not in catalog.sessions
     assert [r.endpoint for r in catalog.requests] == [
         "session.create",
         "session.create",
         "session.delete",
     ]
-    assert catalog.requests[-1].path.endswith(first.session_id)
+    assert catalog.requests[-1].path.endswith(alices_session.session_id)
     assert [e.outcome for e in audit_events("session.refresh")] == ["success"]
 
 
@@ -65,30 +64,28 @@ def test_refresh_of_a_user_without_a_session_is_skipped(
 
 
 def test_a_failed_refresh_keeps_the_old_session_active(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    first = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.create")
 
     result = tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
 
     assert result.outcome == "unknown" and "still active" in result.message
     assert ToolRouterSession.objects.get().status == "active"
-    assert result.session == first
+    assert result.session == alices_session
     assert catalog.count("session.delete") == 0
     assert [e.outcome for e in audit_events("session.refresh")] == ["unknown"]
 
 
 def test_a_failed_remote_delete_is_stored_audited_and_retried_later(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
 ) -> None:
-    first = give_session(alice, ["github"], session_admin)
     catalog.faults.enqueue(500, endpoint="session.delete")
 
     result = tool_router_session_refresh(end_user=alice, toolkits=["github"], actor=session_admin)
 
     assert result.ok and "will be retried" in result.message
-    old = ToolRouterSession.objects.get(pk=first.pk)
+    old = ToolRouterSession.objects.get(pk=alices_session.pk)
     assert old.status == "superseded" and old.remote_deleted_at is None
     assert "500" in old.remote_delete_error
     assert old.session_id in catalog.sessions
@@ -103,10 +100,10 @@ def test_a_failed_remote_delete_is_stored_audited_and_retried_later(
     assert [e.outcome for e in audit_events("session.remote_delete")] == ["unknown", "success"]
 
 
+@pytest.mark.usefixtures("alices_session")
 def test_a_busy_end_user_gets_already_in_progress_and_no_call(
     catalog: Emulator, alice: EndUser, session_admin: User
 ) -> None:
-    give_session(alice, ["github"], session_admin)
     SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["github"])
 
     result = tool_router_session_refresh(end_user=alice, toolkits=["gmail"], actor=session_admin)
