@@ -17,7 +17,8 @@ from sessions_app.composio.emulator import Emulator
 from sessions_app.models import SessionOperation
 from sessions_app.tool_router import rate_limit
 from tests.factories import give_session, make_end_users, start_bulk_job
-from tests.helpers import item_states, run_queue_once
+from tests.helpers import item_states
+from tests.task_queue import run_queue_once
 
 # Jobs run at once unless a test asks for the `queued` backend (which then wins).
 pytestmark = pytest.mark.usefixtures("fast_bulk", "immediate")

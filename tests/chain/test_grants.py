@@ -32,7 +32,7 @@ def test_audit_grants_refuses_a_role_name_that_is_not_plain() -> None:
         call_command("audit_grants", app_role='app"; DROP TABLE x; --', owner_role="owner")
 
 
-def test_the_app_role_may_only_insert_and_select_auditrecord_events(keyed: Any) -> None:
+def test_the_app_role_may_only_insert_and_select_audit_events(keyed: Any) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite has no roles")
     record_events(2)

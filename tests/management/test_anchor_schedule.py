@@ -14,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from sessions_app import housekeeping, trail
 from sessions_app.chain.anchors import read_anchors
 from sessions_app.models import AuditEvent
-from tests.helpers import run_queue_once
+from tests.task_queue import run_queue_once
 
 pytestmark = pytest.mark.django_db
 
