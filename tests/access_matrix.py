@@ -173,6 +173,8 @@ MATRIX: list[tuple[str, str, tuple[str, str, str, str, str, str]]] = [
     ("support/sessions/<uuid:public_id>/reveal/", "GET", (L, NA, NA, NA, NA, NA)),
     ("support/sessions/<uuid:public_id>/reveal/", "POST", (L, OK, OK, NOA, NOA, OK)),
     ("support/sessions/<uuid:public_id>/connections/", "GET", (L, OK, OK, NOA, NOA, OK)),
+    ("support/sessions/<uuid:public_id>/connections/check/", "GET", (L, NA, NA, NA, NA, NA)),
+    ("support/sessions/<uuid:public_id>/connections/check/", "POST", (L, OK, OK, NOA, NOA, OK)),
     ("support/users/<uuid:public_id>/refresh/", "GET", (L, NOA, OK, NOA, NOA, OK)),
     ("support/users/<uuid:public_id>/refresh/", "POST", (L, NOA, R, NOA, NOA, R)),
 ]

@@ -20,6 +20,7 @@ from sessions_app import roles
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser, SessionOperation, Toolkit
+from sessions_app.tool_router import connections
 from tests.factories import (
     ALLOWED,
     EMULATOR_KEY,
@@ -204,8 +205,14 @@ def access_world(
     session_admin: User,
     auditor: User,
     outsider: User,
+    settings: Any,
 ) -> dict[str, Any]:
-    """One user per role and a real object behind every URL parameter of the access matrix."""
+    """One user per role and a real object behind every URL parameter of the access matrix.
+
+    The session's connections were checked when the world was made, and the check is kept for
+    an hour: a GET of them answers from the shared cache, as a GET seconds after another does,
+    and writes nothing. (A GET on a cold cache pays its requests from the Composio budget, a
+    row write: tests/tool_router/test_connection_cache.py.)"""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django_tasks_db.models import DBTaskResult
 
@@ -213,6 +220,8 @@ def access_world(
     sync_catalog(ALLOWED, actor=root)
     end_user = make_end_user("usr_access", "Access Tester")
     session = give_session(end_user, ["github"], root)
+    settings.CONNECTION_STATUS_CACHE_SECONDS = 3600
+    connections.tool_router_session_connections(session=session, actor=root)
     now = timezone.now()
     # An ended job with one succeeded item: cancel and retry answer without starting work.
     job = BulkJob.objects.create(
