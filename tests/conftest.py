@@ -19,7 +19,15 @@ from django.utils import timezone
 from sessions_app import roles
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import AuditEvent, BulkJob, BulkJobItem, EndUser, SessionOperation, Toolkit
+from sessions_app.models import (
+    AuditEvent,
+    BulkJob,
+    BulkJobItem,
+    EndUser,
+    SessionOperation,
+    Toolkit,
+    ToolRouterSession,
+)
 from sessions_app.tool_router import connections
 from tests.factories import (
     ALLOWED,
@@ -29,6 +37,7 @@ from tests.factories import (
     give_session,
     make_end_user,
     make_staff,
+    store_session,
     sync_catalog,
 )
 
@@ -153,6 +162,19 @@ def catalog(emulator: Emulator, db: None) -> Emulator:
     sync_catalog(ALLOWED)
     emulator.reset()
     return emulator
+
+
+@pytest.fixture
+def remote_session(emulator: Emulator, db: None) -> ToolRouterSession:
+    """A session that exists at the emulator (github, gmail) for end user usr_conn, recorded
+    locally as the console would."""
+    remote = composio_seam.create_session(user_id="usr_conn", toolkits=["github", "gmail"])
+    return store_session(
+        make_end_user("usr_conn"),
+        remote.session_id,
+        mcp_url=remote.mcp_url,
+        toolkits=remote.toolkits,
+    )
 
 
 @pytest.fixture
