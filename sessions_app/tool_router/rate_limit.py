@@ -26,6 +26,8 @@ from sessions_app.models import RateBudget
 from sessions_app.tool_router.errors import BudgetSpent
 
 COMPOSIO = "composio"
+# What a web request has waited for the budget so far (seconds), kept on the request.
+_WAITED = "_composio_budget_waited"
 
 
 def rate_per_minute() -> float:
@@ -118,8 +120,9 @@ def draw(
 
     The one place web calls meet the budget: every service calls it right before the seam (session
     changes in `intents.call`, superseded deletes, connection checks, the catalog sync). It waits
-    up to COMPOSIO_WEB_MAX_WAIT_SECONDS for its turn; a longer wait takes nothing and raises
-    `BudgetSpent` with the seconds until the budget has room, so the caller sends nothing.
+    for its turn, up to COMPOSIO_WEB_MAX_WAIT_SECONDS for the whole request (an admin action
+    calling Composio for 20 users does not wait 20 times that); a longer wait takes nothing and
+    raises `BudgetSpent` with the seconds until the budget has room, so the caller sends nothing.
 
     Without a request it draws nothing: a bulk job's runner pays for each item (`take`) before it
     calls the services, which must not charge that item again; commands an operator runs are not
@@ -127,11 +130,13 @@ def draw(
     """
     if request is None:
         return
-    bound = max(0.0, float(settings.COMPOSIO_WEB_MAX_WAIT_SECONDS))
+    waited = float(getattr(request, _WAITED, 0.0))
+    bound = max(0.0, float(settings.COMPOSIO_WEB_MAX_WAIT_SECONDS) - waited)
     turn = _reserve(
         cost, name=COMPOSIO, per_minute=None, capacity=None, now=time.time, max_wait=bound
     )
     if not turn.taken:
         raise BudgetSpent(retry_after=max(1, math.ceil(turn.wait)))
     if turn.wait > 0:
+        setattr(request, _WAITED, waited + turn.wait)
         sleep(turn.wait)

@@ -88,6 +88,23 @@ def test_a_short_wait_is_slept_and_a_long_one_refused_taking_nothing(db: None, s
     assert len(slept) == 1  # refused at once, without waiting
 
 
+def test_one_web_request_waits_at_most_the_bound_in_all(db: None, settings) -> None:
+    settings.BULK_RATE_PER_MINUTE = 60  # one a second
+    settings.BULK_RATE_BURST = 1
+    settings.COMPOSIO_WEB_MAX_WAIT_SECONDS = 2
+    request, slept = _web_request(), []
+    rate_limit.draw(request, sleep=slept.append)  # the one token there is
+    rate_limit.draw(request, 1.5, sleep=slept.append)  # waits 1.5 s of the 2
+
+    with pytest.raises(BudgetSpent):
+        # A 1.6 s wait fits the bound, but not what is left of it after this request's 1.5 s.
+        rate_limit.draw(request, 0.1, sleep=slept.append)
+
+    assert len(slept) == 1 and 1.4 < slept[0] <= 1.5
+    rate_limit.draw(_web_request(), 0.1, sleep=slept.append)  # another request: its own 2 s
+    assert len(slept) == 2 and 1.5 < slept[1] <= 1.6
+
+
 # --- Bulk and web share one budget; a bulk item pays once --------------------------------------
 
 
