@@ -98,6 +98,19 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# One cache for every web process and every machine: a table in the database above (created by
+# `migrate`, sessions_app.signals). A per-process LocMem cache would let each gunicorn worker ask
+# Composio on its own, and a file cache is neither shared between machines nor atomic in `add`;
+# the table's primary key makes `add` (the check-now limit, the one-filler lock) atomic.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "console_cache",
+        "KEY_PREFIX": "trc",
+        "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_MAX_ENTRIES", default=100_000)},
+    }
+}
+
 # --- Transport and cookies -----------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -285,6 +298,10 @@ BULK_DEFAULT_RETRY_AFTER = env.int("BULK_DEFAULT_RETRY_AFTER", default=10)
 BULK_LEASE_SECONDS = env.int("BULK_LEASE_SECONDS", default=120)
 # Requests that may go out at once after a quiet spell (0: one second's worth of the rate).
 BULK_RATE_BURST = env.float("BULK_RATE_BURST", default=0)
+# The most a web request waits for its turn at Composio (the budget above, which web calls share
+# with bulk jobs, or another request's check of the same session) before it answers "try again
+# in N s" and sends nothing (seconds).
+COMPOSIO_WEB_MAX_WAIT_SECONDS = env.float("COMPOSIO_WEB_MAX_WAIT_SECONDS", default=2.0)
 # How long one runner task works before handing its slot on to a fresh task (seconds).
 BULK_SLICE_SECONDS = env.float("BULK_SLICE_SECONDS", default=30)
 # A slot whose runner has not been heard from for this long is re-armed by a stand-in (seconds).
@@ -302,6 +319,10 @@ SUPPORT_REVEAL_SECONDS = env.int("SUPPORT_REVEAL_SECONDS", default=60)
 END_USER_IMPORT_MAX_BYTES = env.int("END_USER_IMPORT_MAX_BYTES", default=8 * 1024 * 1024)
 END_USER_IMPORT_MAX_ROWS = env.int("END_USER_IMPORT_MAX_ROWS", default=100_000)
 END_USER_IMPORT_STAGED_SECONDS = env.int("END_USER_IMPORT_STAGED_SECONDS", default=3600)
+# How long a session's connection status is served from the shared cache (seconds).
+CONNECTION_STATUS_CACHE_SECONDS = env.int("CONNECTION_STATUS_CACHE_SECONDS", default=30)
+# "Check now" skips that cache at most once per this many seconds per staff user and session.
+CONNECTION_CHECK_NOW_SECONDS = env.int("CONNECTION_CHECK_NOW_SECONDS", default=10)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
 # reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.

@@ -15,6 +15,10 @@ class SessionsAppConfig(AppConfig):
 
         signals.connect()
 
+        from django.db.models.signals import post_migrate
+
+        post_migrate.connect(signals.create_cache_table, sender=self, dispatch_uid="cache_table")
+
         from django.contrib.auth.signals import user_logged_in
 
         from sessions_app.middleware import stamp_session_start

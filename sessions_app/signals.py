@@ -1,4 +1,5 @@
-"""Audit receivers for logins and logouts, and the SQLite hook the audit triggers rely on."""
+"""Audit receivers for logins and logouts, the SQLite hook the audit triggers rely on, and the
+shared cache's table made by `migrate`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.core.management import call_command
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest
 
@@ -46,6 +48,12 @@ def on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
         connection.connection.create_function(
             "trc_audit_erasable", 0, trail.sqlite_erasable, deterministic=False
         )
+
+
+def create_cache_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """After `migrate` (and `flush`): the database cache's table (console/settings.py CACHES),
+    so `migrate` alone readies a database; `createcachetable` skips a table that exists."""
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 def connect() -> None:

@@ -148,6 +148,7 @@ MATRIX: list[MatrixRow] = [
     ("support/users/<uuid:public_id>/row/", "GET", (L, R, R, NOA, NOA, R)),
     *post_only("support/sessions/<uuid:public_id>/reveal/", SUPPORT),
     ("support/sessions/<uuid:public_id>/connections/", "GET", SUPPORT),
+    *post_only("support/sessions/<uuid:public_id>/connections/check/", SUPPORT),
     ("support/users/<uuid:public_id>/refresh/", "GET", SESSION_ADMIN),
     ("support/users/<uuid:public_id>/refresh/", "POST", SESSION_ADMIN_REDIRECTED),
 ]

@@ -26,6 +26,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
+from sessions_app.tool_router import connections
 from tests.factories import (
     ALLOWED,
     AUDIT_KEY_K1,
@@ -38,6 +39,7 @@ from tests.factories import (
     make_finished_job,
     make_staff,
     make_task_result,
+    store_session,
     sync_catalog,
 )
 
@@ -179,6 +181,19 @@ def alices_session(catalog: Emulator, alice: EndUser, session_admin: User) -> To
 
 
 @pytest.fixture
+def remote_session(emulator: Emulator, db: None) -> ToolRouterSession:
+    """A session that exists at the emulator (github, gmail) for end user usr_conn, recorded
+    locally as the console would."""
+    remote = composio_seam.create_session(user_id="usr_conn", toolkits=["github", "gmail"])
+    return store_session(
+        make_end_user("usr_conn"),
+        remote.session_id,
+        mcp_url=remote.mcp_url,
+        toolkits=remote.toolkits,
+    )
+
+
+@pytest.fixture
 def unreachable_composio(settings) -> Iterator[None]:
     """The seam pointed at a loopback port nobody listens on, with no retries."""
     settings.COMPOSIO_API_KEY = ""
@@ -228,12 +243,20 @@ def access_world(
     session_admin: User,
     auditor: User,
     outsider: User,
+    settings: Any,
 ) -> dict[str, Any]:
-    """One user per role and a real object behind every URL parameter of the access matrix."""
+    """One user per role and a real object behind every URL parameter of the access matrix.
+
+    The session's connections were checked when the world was made, and the check is kept for
+    an hour: a GET of them answers from the shared cache, as a GET seconds after another does,
+    and writes nothing. (A GET on a cold cache pays its requests from the Composio budget, a
+    row write: tests/tool_router/test_connection_cache.py.)"""
     root = User.objects.create_superuser("root_super", email="root@example.com", password=None)
     sync_catalog(ALLOWED, actor=root)
     end_user = make_end_user("usr_access", "Access Tester")
     session = give_session(end_user, ["github"], root)
+    settings.CONNECTION_STATUS_CACHE_SECONDS = 3600
+    connections.tool_router_session_connections(session=session, actor=root)
     now = timezone.now()
     job = make_finished_job(end_user, session, root, now)
     ids = {

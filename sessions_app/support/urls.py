@@ -24,4 +24,9 @@ urlpatterns = [
         views.support_session_connections,
         name="support_session_connections",
     ),
+    path(
+        "support/sessions/<uuid:public_id>/connections/check/",
+        views.support_session_connections_check,
+        name="support_session_connections_check",
+    ),
 ]

@@ -160,26 +160,55 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
 # --- Connections -------------------------------------------------------------------------------
 
 
-@require_GET
-@support_required()
-def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
-    session = _get_active_session(public_id)
-    check = connections.tool_router_session_connections(
-        session=session, actor=request.user, request=request
-    )
+def _connections_response(
+    request: HtmxHttpRequest, session: ToolRouterSession, check: connections.ConnectionCheck
+) -> HttpResponse:
+    """The badges for HTMX, the whole card otherwise. A check that could not ask Composio
+    (`retry_after`) is a 429 with Retry-After when it was a "check now"."""
+    refused = request.method == "POST" and check.retry_after is not None
+    status = HTTPStatus.TOO_MANY_REQUESTS if refused else HTTPStatus.OK
     if wants_fragment(request):
-        return _respond(
+        response = _respond(
             request,
             page="sessions_app/lookup.html",
             fragment="sessions_app/_connections.html",
             context={"check": check, "session": session},
+            status=status,
         )
-    return _respond(
-        request,
-        page="sessions_app/lookup.html",
-        fragment="sessions_app/_card.html",
-        context=_card_context(request, session.end_user, check=check),
+    else:
+        response = _respond(
+            request,
+            page="sessions_app/lookup.html",
+            fragment="sessions_app/_card.html",
+            context=_card_context(request, session.end_user, check=check),
+            status=status,
+        )
+    if refused:
+        response["Retry-After"] = str(check.retry_after)
+    add_never_cache_headers(response)
+    return response
+
+
+@require_GET
+@support_required()
+def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    """The session's connection badges, from the shared cache while it is fresh."""
+    session = _get_active_session(public_id)
+    check = connections.tool_router_session_connections(
+        session=session, actor=request.user, request=request
     )
+    return _connections_response(request, session, check)
+
+
+@require_POST
+@support_required()
+def support_session_connections_check(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
+    """The check-now button: ask Composio past the cache, limited per staff user and session."""
+    session = _get_active_session(public_id)
+    check = connections.tool_router_session_connections_check_now(
+        session=session, actor=request.user, request=request
+    )
+    return _connections_response(request, session, check)
 
 
 # --- Refresh -----------------------------------------------------------------------------------

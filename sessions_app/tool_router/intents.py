@@ -23,7 +23,7 @@ from django.utils import timezone
 from sessions_app import access, trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
-from sessions_app.tool_router import toolkit_catalog
+from sessions_app.tool_router import rate_limit, toolkit_catalog
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 T = TypeVar("T")
@@ -288,9 +288,12 @@ def call(
     session: ToolRouterSession | None,
     kept: str,
 ) -> T | SessionResult:
-    """Call Composio for the claimed intent. A failure is recorded on the intent and audited,
-    and comes back as the result to return; an unexpected error leaves the intent unknown."""
+    """Call Composio for the claimed intent, paid from the shared budget when it is a web
+    request's (`rate_limit.draw`). A failure, or a spent budget (nothing sent), is recorded on
+    the intent and audited, and comes back as the result to return; an unexpected error leaves
+    the intent unknown."""
     try:
+        rate_limit.draw(attempt.request)
         return send()
     except composio_seam.ComposioError as exc:
         return failed(attempt, operation, exc, session=session, kept=kept)

@@ -1,4 +1,4 @@
-"""A request budget shared by every worker process: a token bucket in one database row.
+"""A request budget shared by every worker and web process: a token bucket in one database row.
 
 Composio limits requests per minute per project (2,000/min on the plan the console is sized for),
 so every worker on every machine draws from the same bucket. A caller reserves its tokens in one
@@ -6,19 +6,28 @@ short transaction under a row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite's
 transactions serialise writers) and is told how long to wait before sending: tokens may go
 negative, which queues callers fairly without holding the lock while they wait. Worker processes
 read the same settings (console.settings reads the environment they are started with).
+
+Bulk runners `take` (waiting as long as it takes); services calling Composio for a web request
+`draw`, which never waits long and refuses instead (`BudgetSpent`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 
 from sessions_app.models import RateBudget
+from sessions_app.tool_router.errors import BudgetSpent
 
 COMPOSIO = "composio"
+# What a web request has waited for the budget so far (seconds), kept on the request.
+_WAITED = "_composio_budget_waited"
 
 
 def rate_per_minute() -> float:
@@ -32,15 +41,24 @@ def burst() -> float:
     return max(1.0, float(settings.BULK_RATE_BURST) or rate_per_minute() / 60.0)
 
 
-def reserve(
-    cost: float = 1.0,
+@dataclass(frozen=True)
+class Turn:
+    """What the bucket answered: whether the tokens were taken, and the seconds to wait before
+    sending (taken) or until the bucket has them (not taken)."""
+
+    taken: bool
+    wait: float
+
+
+def _reserve(
+    cost: float,
     *,
-    name: str = COMPOSIO,
-    per_minute: float | None = None,
-    capacity: float | None = None,
-    now: Callable[[], float] = time.time,
-) -> float:
-    """Take `cost` tokens from the bucket; return the seconds to wait before sending (0 = now)."""
+    name: str,
+    per_minute: float | None,
+    capacity: float | None,
+    now: Callable[[], float],
+    max_wait: float | None,
+) -> Turn:
     per_second = (per_minute if per_minute is not None else rate_per_minute()) / 60.0
     cap = capacity if capacity is not None else burst()
     for _ in range(3):
@@ -52,14 +70,31 @@ def reserve(
                     row = RateBudget.objects.create(name=name, tokens=cap, updated_at=moment)
                 elapsed = max(0.0, moment - row.updated_at)
                 tokens = min(cap, row.tokens + elapsed * per_second) - cost
+                wait = 0.0 if tokens >= 0 else -tokens / per_second
+                if max_wait is not None and wait > max_wait:
+                    return Turn(taken=False, wait=wait)
                 row.tokens = tokens
                 row.updated_at = max(moment, row.updated_at)
                 row.save(update_fields=["tokens", "updated_at"])
         except IntegrityError:
             # Two workers created the row at once; the loser reads the winner's row.
             continue
-        return 0.0 if tokens >= 0 else -tokens / per_second
+        return Turn(taken=True, wait=wait)
     raise RuntimeError("Could not reserve from the rate budget.")
+
+
+def reserve(
+    cost: float = 1.0,
+    *,
+    name: str = COMPOSIO,
+    per_minute: float | None = None,
+    capacity: float | None = None,
+    now: Callable[[], float] = time.time,
+) -> float:
+    """Take `cost` tokens from the bucket; return the seconds to wait before sending (0 = now)."""
+    return _reserve(
+        cost, name=name, per_minute=per_minute, capacity=capacity, now=now, max_wait=None
+    ).wait
 
 
 def take(
@@ -73,3 +108,35 @@ def take(
     if wait > 0:
         sleep(wait)
     return wait
+
+
+def draw(
+    request: HttpRequest | None,
+    cost: float = 1.0,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Pay for `cost` Composio requests a service is about to send for a web request.
+
+    The one place web calls meet the budget: every service calls it right before the seam (session
+    changes in `intents.call`, superseded deletes, connection checks, the catalog sync). It waits
+    for its turn, up to COMPOSIO_WEB_MAX_WAIT_SECONDS for the whole request (an admin action
+    calling Composio for 20 users does not wait 20 times that); a longer wait takes nothing and
+    raises `BudgetSpent` with the seconds until the budget has room, so the caller sends nothing.
+
+    Without a request it draws nothing: a bulk job's runner pays for each item (`take`) before it
+    calls the services, which must not charge that item again; commands an operator runs are not
+    rationed here.
+    """
+    if request is None:
+        return
+    waited = float(getattr(request, _WAITED, 0.0))
+    bound = max(0.0, float(settings.COMPOSIO_WEB_MAX_WAIT_SECONDS) - waited)
+    turn = _reserve(
+        cost, name=COMPOSIO, per_minute=None, capacity=None, now=time.time, max_wait=bound
+    )
+    if not turn.taken:
+        raise BudgetSpent(retry_after=max(1, math.ceil(turn.wait)))
+    if turn.wait > 0:
+        setattr(request, _WAITED, waited + turn.wait)
+        sleep(turn.wait)

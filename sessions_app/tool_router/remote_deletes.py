@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, ToolRouterSession
-from sessions_app.tool_router import records
+from sessions_app.tool_router import rate_limit, records
 
 
 def remote_delete(
@@ -29,6 +29,7 @@ def remote_delete(
     record = trail.session_recorder("session.remote_delete", session, actor=actor, request=request)
 
     try:
+        rate_limit.draw(request)
         composio_seam.delete_session_if_known(session.session_id)
     except composio_seam.ComposioError as exc:
         session.remote_delete_error = exc.message[:500]

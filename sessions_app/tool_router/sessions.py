@@ -19,7 +19,7 @@ from django.utils import timezone
 from sessions_app import access
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
-from sessions_app.tool_router import intents, mcp_url, records, remote_deletes
+from sessions_app.tool_router import connections, intents, mcp_url, records, remote_deletes
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 __all__ = [
@@ -294,6 +294,7 @@ def tool_router_session_change_toolkits(
         return remote
     granted = list(remote.toolkits) or slugs
     _store_change(attempt, operation, current, remote, granted)
+    connections.tool_router_session_connections_forget(session=current)
     return attempt.result(
         Outcome.SUCCEEDED,
         f"Changed the toolkits of {attempt.name}'s session {current.short_id} in place: "
@@ -359,16 +360,16 @@ def tool_router_session_delete(
         return operation
     target = operation.session
     assert target is not None
-    try:
-        already_gone = not composio_seam.delete_session_if_known(target.session_id)
-    except composio_seam.ComposioError as exc:
-        return intents.failed(
-            attempt,
-            operation,
-            exc,
-            session=target,
-            kept=f"Session {target.short_id} is unchanged.",
-        )
+    known = intents.call(
+        attempt,
+        operation,
+        lambda: composio_seam.delete_session_if_known(target.session_id),
+        session=target,
+        kept=f"Session {target.short_id} is unchanged.",
+    )
+    if isinstance(known, SessionResult):
+        return known
+    already_gone = not known
     with transaction.atomic():
         records.mark_deleted(target)
         intents.finish(operation, state=SessionOperation.State.SUCCEEDED)

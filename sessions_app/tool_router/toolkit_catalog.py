@@ -3,7 +3,7 @@ toolkits: never a guessed slug, only what the catalog lists and the company allo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +17,7 @@ from django.utils import timezone
 from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, Toolkit
-from sessions_app.tool_router import rejections
+from sessions_app.tool_router import rate_limit, rejections
 
 
 @dataclass
@@ -57,8 +57,12 @@ def toolkit_catalog_sync(
     never deleted (vanished ones get `in_catalog=False`). Audited, with what changed.
     """
     remote: dict[str, composio_seam.CatalogToolkit] = {}
+    pages = composio_seam.iter_catalog_pages(page_size=page_size)
     try:
-        for page, total in composio_seam.iter_catalog_pages(page_size=page_size):
+        # One request per page, paid for before it is asked for (from the admin: the shared
+        # budget; the last, empty turn of the loop pays for a request never sent).
+        while (turn := _next_page(pages, request)) is not None:
+            page, total = turn
             for toolkit in page:
                 remote[toolkit.slug.lower()] = toolkit
             if progress is not None:
@@ -73,6 +77,14 @@ def toolkit_catalog_sync(
         )
         raise
     return _store_catalog(remote, actor=actor, request=request)
+
+
+def _next_page(
+    pages: Iterator[tuple[list[composio_seam.CatalogToolkit], int]],
+    request: HttpRequest | None,
+) -> tuple[list[composio_seam.CatalogToolkit], int] | None:
+    rate_limit.draw(request)
+    return next(pages, None)
 
 
 def _store_catalog(

@@ -122,8 +122,8 @@ Two things the table shows that are easy to miss:
   admin's: `LoginRequiredMiddleware` answers before the admin's own check does (the admin index,
   app index, password and logout pages are marked login-not-required, so the admin sends those to
   `/admin/login/`). Either login page brings the user back (`?next=`).
-- The reveal URL answers 405 to a GET whoever asks (the method check runs before the permission
-  check), so a GET never reveals and never writes.
+- The reveal and check-now URLs answer 405 to a GET whoever asks (the method check runs before
+  the permission check), so a GET never reveals, never skips the connection cache, never writes.
 """
 
 

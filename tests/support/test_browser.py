@@ -6,6 +6,7 @@ Screenshots of each step land in test-results/support-browser/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +235,32 @@ def test_a_session_admin_refreshes_from_the_card_and_the_row_follows(
     assert new.session_id in card.inner_text()
     assert old.session_id in card.locator("table.history").inner_text()
     _shot(page, "12-refreshed")
+
+
+def test_the_badges_say_how_old_they_are_and_check_now_is_limited(
+    composio_user: EndUser, support_user: User, emulator, settings, page
+) -> None:
+    settings.CONNECTION_CHECK_NOW_SECONDS = 30
+    session = composio_user.sessions.get(status="active")
+    _login(page, support_user)
+    page.locator("#q").press_sequentially("usr_live", delay=30)
+    page.locator("#results a.result-link").first.click()
+    card = page.locator("#user-card")
+    card.wait_for()
+    card.get_by_role("link", name="Check connections").click()
+    expect(card.locator(".connections-age")).to_have_text(re.compile(r"checked \d+ s ago"))
+    assert "not connected" in card.locator(".connection-list").inner_text()
+
+    # Check now asks Composio past the cache, in place.
+    emulator.set_connection(session.session_id, "github", "ACTIVE")
+    card.get_by_role("button", name="Check now").click()
+    card.locator(".connection-list .badge-active").wait_for()
+    expect(card.locator(".connections-meta .htmx-indicator")).to_have_css("opacity", "0")
+    _shot(page, "13-checked-now")
+
+    # Again at once: refused in place, saying when, the badges still there.
+    card.get_by_role("button", name="Check now").click()
+    notice = card.locator(".connections .message-warning")
+    expect(notice).to_contain_text("you may check again in")
+    assert card.locator(".connection-list .badge-active").count() == 1
+    _shot(page, "14-check-now-limited")
