@@ -397,16 +397,3 @@ class RevealLock(models.Model):
 
     def __str__(self) -> str:
         return f"reveal lock of user {self.user_id}"
-
-
-class StagedImport(models.Model):
-    """A checked CSV of end users kept between its preview and its confirmation, so the confirm
-    step posts only a signed token naming this row (tool_router.end_users)."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    content = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    def __str__(self) -> str:
-        return f"staged import {self.id}"

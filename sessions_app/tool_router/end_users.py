@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from sessions_app import access, trail
-from sessions_app.models import AuditEvent, EndUser, StagedImport
+from sessions_app.models import AuditEvent, EndUser
 from sessions_app.validators import external_id_problem
 
 IMPORT_COLUMNS = ("external_id", "name", "email")
@@ -230,17 +230,16 @@ def end_user_import_staged(
 ) -> StagedPreview:
     """Preview a CSV (`end_user_import_checked`) and keep it on the server until it is confirmed.
 
-    The confirm step then posts only the token, signed and bound to this actor, so a large file
-    is never sent back through a form field. Checked files older than
-    END_USER_IMPORT_STAGED_SECONDS are discarded here.
+    The file waits in the shared cache (every web process sees it) for
+    END_USER_IMPORT_STAGED_SECONDS; the confirm step then posts only the token, signed and bound
+    to this actor, so a large file is never sent back through a form field.
     """
     preview = end_user_import_checked(content=content, actor=actor, request=request)
     if preview.error or not preview.valid or getattr(actor, "pk", None) is None:
         return StagedPreview(preview)
-    expired = timezone.now() - timedelta(seconds=settings.END_USER_IMPORT_STAGED_SECONDS)
-    StagedImport.objects.filter(created_at__lt=expired).delete()
-    staged = StagedImport.objects.create(actor=actor, content=content)
-    token = signing.dumps({"id": str(staged.pk), "by": actor.pk}, salt=_STAGED_SALT)
+    staged_id = uuid.uuid4().hex
+    cache.set(_staged_key(staged_id), content, timeout=settings.END_USER_IMPORT_STAGED_SECONDS)
+    token = signing.dumps({"id": staged_id, "by": actor.pk}, salt=_STAGED_SALT)
     return StagedPreview(preview, token)
 
 
@@ -272,7 +271,13 @@ def _claim_staged(token: str, actor: access.Actor) -> bytes | None:
         return None
     if not isinstance(named, dict) or named.get("by") != getattr(actor, "pk", None):
         return None
-    staged = StagedImport.objects.filter(pk=named.get("id"), actor_id=named["by"]).first()
-    if staged is None or not StagedImport.objects.filter(pk=staged.pk).delete()[0]:
+    key = _staged_key(str(named.get("id")))
+    content = cache.get(key)
+    # Of two confirms at once, only the one whose delete removed the entry imports.
+    if not isinstance(content, bytes) or not cache.delete(key):
         return None
-    return bytes(staged.content)
+    return content
+
+
+def _staged_key(staged_id: str) -> str:
+    return f"end-user-import:{staged_id}"
