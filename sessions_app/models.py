@@ -428,3 +428,35 @@ class RevealLock(models.Model):
 
     def __str__(self) -> str:
         return f"reveal lock of user {self.user_id}"
+
+
+class RefusalWindow(models.Model):
+    """The refusals of one actor and operation in one window (REFUSAL_COALESCE_SECONDS), while it
+    is open: the first is already in the audit trail, the rest only counted here until
+    `sessions_app.refusals` closes the window with one summary event and deletes this row."""
+
+    actor_key = models.CharField(max_length=40)  # "user:<pk>", or "anonymous"
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    operation = models.CharField(max_length=200)
+    window_start = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=1)  # refusals in the window, the first included
+    # The latest refusal's reason and details (missing, target, method, path), for the summary.
+    last_reason = models.CharField(max_length=500, blank=True)
+    last_details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["actor_key", "operation", "window_start"], name="refusalwindow_one_per_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_key} {self.operation} from {self.window_start:%H:%M:%S}: {self.count}"
