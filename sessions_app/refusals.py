@@ -167,7 +167,6 @@ def _write_summary(window: RefusalWindow, more: int) -> None:
     )
     details = {
         **window.last_details,
-        "operation": window.operation,
         "count": more,
         "window": start.isoformat(),
         "coalesced": True,
