@@ -311,6 +311,9 @@ BULK_DEADMAN_SECONDS = env.float("BULK_DEADMAN_SECONDS", default=180)
 TOOL_ROUTER_MAX_TOOLKITS = env.int("TOOL_ROUTER_MAX_TOOLKITS", default=25)
 TOOL_ROUTER_SYNC_LIMIT = env.int("TOOL_ROUTER_SYNC_LIMIT", default=20)
 SUPPORT_REVEALS_PER_HOUR = env.int("SUPPORT_REVEALS_PER_HOUR", default=30)
+# Refusals of one staff user and operation within this many seconds are one audit event plus one
+# counted summary (sessions_app.refusals); 0 writes an event per refusal.
+REFUSAL_COALESCE_SECONDS = env.int("REFUSAL_COALESCE_SECONDS", default=60)
 SUPPORT_SEARCH_LIMIT = env.int("SUPPORT_SEARCH_LIMIT", default=25)
 # How long a revealed MCP URL stays on screen before it masks itself again (seconds).
 SUPPORT_REVEAL_SECONDS = env.int("SUPPORT_REVEAL_SECONDS", default=60)

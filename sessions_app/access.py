@@ -1,8 +1,9 @@
 """Who may do what, and the one way the console says no.
 
 Every "you may not" (a view, an admin page or action, a command, a service) goes through
-`refuse`: it writes one `access.refused` audit event with one details shape and returns a
-`Refused` exception. Raised from a view or an admin page, Django's 403 handler
+`refuse`: it audits an `access.refused` event with one details shape (coalesced per actor,
+operation and minute by `sessions_app.refusals`, so refusals cannot flood the trail) and returns
+a `Refused` exception. Raised from a view or an admin page, Django's 403 handler
 (`console.urls.handler403` -> `refused_view`) renders the console's refusal page; a service that
 reports per-item outcomes instead returns it as a refused result.
 """
@@ -21,8 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
-from sessions_app import roles, trail
-from sessions_app.models import AuditEvent
+from sessions_app import refusals, roles
 
 Actor = AbstractBaseUser | AnonymousUser | None
 View = Callable[..., HttpResponse]
@@ -41,7 +41,7 @@ SESSION_PERMISSION: dict[str, str] = {
 
 
 class Refused(PermissionDenied):
-    """An actor may not do something; its `access.refused` event is already written."""
+    """An actor may not do something; its refusal is already audited (written or counted)."""
 
     def __init__(self, message: str, *, missing: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -89,22 +89,24 @@ def refuse(
     target: str = "",
     message: str = "",
 ) -> Refused:
-    """Audit one `access.refused` event and return the `Refused` to raise or report.
+    """Audit the refusal as `access.refused` and return the `Refused` to raise or report.
 
     `reason` goes to the audit trail; `message` (default: `reason`) is what the person sees.
     The details always have the same keys: the operation refused, the permissions missing,
-    the target named (a job, an object id; may be empty), and the request's method and path.
+    the target named (a job, an object id; may be empty), the request's method and path, and
+    the coalescing's count, window and coalesced (`sessions_app.refusals`: the first refusal of
+    an actor and operation in a minute is written at once, the rest of that minute are counted
+    and written as one summary event when the minute is closed).
     """
     if actor is None and request is not None:
         actor = getattr(request, "user", None)
-    trail.record(
-        action="access.refused",
-        outcome=AuditEvent.Outcome.REFUSED,
+    refusals.record(
+        operation=operation,
+        reason=reason,
         actor=actor,
         request=request,
         end_user=end_user,
         session=session,
-        reason=reason,
         details={
             "operation": operation,
             "missing": list(missing),
@@ -164,7 +166,7 @@ def refused_view(request: HttpRequest, exception: Exception | None = None) -> Ht
     """Django's `handler403`: every PermissionDenied, the admin's included, gets the console's page.
 
     A bare PermissionDenied raised by Django itself (not through `refuse`) is audited here, so
-    every refusal leaves exactly one event."""
+    every refusal is audited exactly once."""
     if not isinstance(exception, Refused):
         operation, needed = _page_needs(request)
         lacking = missing(getattr(request, "user", None), needed)

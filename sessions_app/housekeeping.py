@@ -1,4 +1,5 @@
-"""The worker's periodic housekeeping: anchor the audit chain's head every few minutes.
+"""The worker's periodic housekeeping: close the ended windows of coalesced refusals (their
+summary events) and anchor the audit chain's head, every few minutes.
 
 `audit_housekeeping` is a django-tasks task that re-enqueues itself to run again after
 AUDIT_HOUSEKEEPING_SECONDS, so a running `db_worker` anchors the chain without cron.
@@ -15,6 +16,7 @@ from django.utils import timezone
 from django_tasks import task
 from django_tasks_db.models import DBTaskResult
 
+from sessions_app import refusals
 from sessions_app.chain.anchors import anchor_head
 
 TASK_PATH = f"{__name__}.audit_housekeeping"
@@ -22,8 +24,10 @@ TASK_PATH = f"{__name__}.audit_housekeeping"
 
 @task()
 def audit_housekeeping() -> None:
-    """Anchor the chain's head, then book the next run (even if this one failed)."""
+    """Close the ended refusal windows, anchor the chain's head (which then covers their summary
+    events), then book the next run (even if this one failed)."""
     try:
+        refusals.flush()
         anchor_head()
     finally:
         _enqueue_next()

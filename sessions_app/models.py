@@ -11,7 +11,26 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from sessions_app.coordination import RateBudget, RefusalWindow, RevealLock
 from sessions_app.validators import EXTERNAL_ID_MAX_LENGTH, validate_external_id
+
+# The rows that coordinate processes live in sessions_app.coordination; they are models of this
+# app all the same (same app label, same migrations) and importable from here.
+__all__ = [
+    "AuditEvent",
+    "AuditEventQuerySet",
+    "AuditLogIsAppendOnly",
+    "BulkJob",
+    "BulkJobItem",
+    "EndUser",
+    "RateBudget",
+    "RefusalWindow",
+    "RevealLock",
+    "SessionOperation",
+    "SessionToolkit",
+    "Toolkit",
+    "ToolRouterSession",
+]
 
 
 class EndUser(models.Model):
@@ -372,28 +391,3 @@ class BulkJobItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.end_user_id} ({self.state})"
-
-
-class RateBudget(models.Model):
-    """A token bucket shared by every worker (one row per budget), updated under a row lock."""
-
-    name = models.CharField(max_length=64, unique=True)
-    tokens = models.FloatField(default=0)
-    # Seconds since the epoch when `tokens` was last computed.
-    updated_at = models.FloatField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.tokens:.1f}"
-
-
-class RevealLock(models.Model):
-    """The lock a staff user's MCP URL reveals take (made on their first): a reveal locks it, counts
-    the user's reveals in the audit trail and writes its event in one transaction, so concurrent
-    reveals by one user cannot all pass the limit."""
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
-    )
-
-    def __str__(self) -> str:
-        return f"reveal lock of user {self.user_id}"

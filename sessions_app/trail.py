@@ -35,7 +35,8 @@ from sessions_app.request_context import NO_REQUEST_ID, client_ip, current_reque
 _FORBIDDEN_KEYS = frozenset({"mcp_url", "url", "headers", "api_key", "x-api-key", "mcp_headers"})
 
 
-def _scrub(value: Any) -> Any:
+def scrub(value: Any) -> Any:
+    """`value` as the trail stores it: no NUL byte, the API key redacted, no secret-bearing key."""
     api_key = settings.COMPOSIO_API_KEY
     if isinstance(value, str):
         # PostgreSQL stores no NUL byte (in text or jsonb), and posted input may carry one.
@@ -45,9 +46,9 @@ def _scrub(value: Any) -> Any:
         bad = _FORBIDDEN_KEYS.intersection(str(k).lower() for k in value)
         if bad:
             raise ValueError(f"Audit details must not carry {sorted(bad)}; log a fingerprint.")
-        return {str(k): _scrub(v) for k, v in value.items()}
+        return {str(k): scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_scrub(v) for v in value]
+        return [scrub(v) for v in value]
     return value
 
 
@@ -128,7 +129,7 @@ def record(
     if actor is None and request is not None:
         actor = getattr(request, "user", None)
     user = actor if actor is not None and actor.is_authenticated else None
-    clean_details = _scrub(dict(details or {}))
+    clean_details = scrub(dict(details or {}))
     # Round-trip through JSON so the hashed form is exactly what the database gives back.
     clean_details = json.loads(json.dumps(clean_details, default=str))
     event = AuditEvent(
@@ -142,7 +143,7 @@ def record(
         end_user_external_id=end_user.external_id if end_user is not None else "",
         session=session,
         session_ref=session.session_id if session is not None else "",
-        reason=_scrub(reason)[:500],
+        reason=scrub(reason)[:500],
         details=clean_details,
         toolkit_slugs=_toolkit_slugs(action, clean_details, session),
     )

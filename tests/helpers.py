@@ -29,6 +29,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from sessions_app import refusals
 from sessions_app.bulk import progress
 from sessions_app.models import AuditEvent, BulkJob, ToolRouterSession
 
@@ -302,12 +303,34 @@ def last_sequence() -> int:
     return AuditEvent.objects.aggregate(top=Max("sequence"))["top"] or 0
 
 
+def fresh_refusal_windows() -> int:
+    """Close every open window of coalesced refusals, as the end of its minute would, so that the
+    next refusal of any user is written to the audit trail at once rather than only counted in
+    its window (`sessions_app.refusals`). Returns the newest event's sequence after the closing
+    summaries: the mark to read the next refusal's event from."""
+    refusals.close_windows()
+    return last_sequence()
+
+
+def refusals_counted() -> Counter[tuple[str, str]]:
+    """The refusals the audit trail counts, per (staff username, operation): each
+    `access.refused` event stands for its details' count (more than one for the summary of a
+    window of coalesced refusals; refusals still in an open window are not counted yet)."""
+    totals: Counter[tuple[str, str]] = Counter()
+    for event in AuditEvent.objects.filter(action="access.refused"):
+        totals[(event.actor_username, event.details["operation"])] += event.details["count"]
+    return totals
+
+
 class Watch:
-    """Before a request: every table. After: what changed, and the audit events written."""
+    """Before a request: every table. After: what changed, and the audit events written.
+
+    The watch starts with no window of coalesced refusals open, so a refusal writes its event at
+    once (and opens a window, the refusal table being part of the audit trail)."""
 
     def __init__(self) -> None:
+        self.sequence = fresh_refusal_windows()
         self.before = snapshot()
-        self.sequence = last_sequence()
 
     def events(self) -> list[tuple[str, str]]:
         """(action, outcome) of each audit event written since the watch began, oldest first."""
@@ -318,9 +341,10 @@ class Watch:
         )
 
     def changed_tables(self, *, allowed: Iterable[str] = ()) -> list[str]:
-        """The tables that changed but the audit trail (read by `events`) and `allowed`."""
+        """The tables that changed but the audit trail (read by `events`; with no window open at
+        the start, no refusal can have been counted without an event) and `allowed`."""
         after = snapshot()
-        skip = {"sessions_app.auditevent", *allowed}
+        skip = {"sessions_app.auditevent", "sessions_app.refusalwindow", *allowed}
         return sorted(k for k in self.before if k not in skip and self.before[k] != after[k])
 
     def assert_wrote(self, events: list[tuple[str, str]], *, allowed: Iterable[str] = ()) -> None:

@@ -28,7 +28,7 @@ from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser
 from tests.factories import client_for
-from tests.helpers import last_sequence
+from tests.helpers import fresh_refusal_windows
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
@@ -95,7 +95,7 @@ def events_since(sequence: int) -> list[AuditEvent]:
 
 
 def assert_refused_once(client: Client, url: str, lookup: str, who: str) -> None:
-    before = last_sequence()
+    before = fresh_refusal_windows()
     response = client.get(url, {lookup: "x"})
     assert response.status_code == HTTPStatus.BAD_REQUEST, (who, url, lookup)
     events = events_since(before)
@@ -125,13 +125,13 @@ def test_a_changelist_refuses_every_lookup_its_filters_do_not_offer(
     for role, (user, client) in role_clients.items():
         if client.get(url).status_code != HTTPStatus.OK:
             # A role that may not open the list is refused the probe too (403, audited once).
-            before = last_sequence()
+            before = fresh_refusal_windows()
             assert client.get(url, {"pk__regex": "x"}).status_code == HTTPStatus.FORBIDDEN
             assert [e.action for e in events_since(before)] == ["access.refused"]
             continue
         opened += 1
         for query in offered_queries(model_admin, user):
-            before = last_sequence()
+            before = fresh_refusal_windows()
             response = client.get(url + "?" + urlencode(query))
             assert response.status_code == HTTPStatus.OK, (role, url, query)
             assert events_since(before) == [], (role, url, query)
@@ -147,7 +147,7 @@ def test_the_mcp_url_is_no_oracle_on_the_sessions_list(
     for role in ("support", "auditor", "session admin"):
         _, client = role_clients[role]
         assert client.get(url).status_code == HTTPStatus.OK, role
-        before = last_sequence()
+        before = fresh_refusal_windows()
 
         response = client.get(url + "?mcp_url__startswith=https")
 
@@ -163,7 +163,7 @@ def test_a_refused_to_field_on_a_changelist_is_audited_once(
     role_clients: dict[str, tuple[User, Client]],
 ) -> None:
     _, client = role_clients["superuser"]
-    before = last_sequence()
+    before = fresh_refusal_windows()
 
     response = client.get(
         reverse("admin:sessions_app_toolroutersession_changelist"),
@@ -194,7 +194,7 @@ def test_a_post_naming_two_actions_is_refused_and_audited_once(
 ) -> None:
     _, client = role_clients[role]
     selected = access_world["ids"]["enduser" if url_name.endswith("enduser") else "user"]
-    before = last_sequence()
+    before = fresh_refusal_windows()
     users_before = (EndUser.objects.count(), User.objects.count())
 
     response = client.post(
@@ -223,6 +223,6 @@ def test_a_raw_id_popup_keeps_the_lookup_its_limit_choices_to_sends(
     response = client.get(url, {"external_id": "usr_access", "_popup": "1", "_to_field": "id"})
 
     assert response.status_code == HTTPStatus.OK
-    before = last_sequence()
+    before = fresh_refusal_windows()
     assert client.get(url, {"external_id": "usr_other"}).status_code == HTTPStatus.BAD_REQUEST
     assert [e.details["target"] for e in events_since(before)] == ["external_id"]

@@ -50,6 +50,7 @@ def test_other_roles_are_refused_and_the_refusal_is_audited(url: str, actor: str
         "target": "",
         "method": "GET",
         "path": url,
+        "count": 1,
     }
 
 
@@ -114,4 +115,5 @@ def test_the_audit_log_admin_is_read_only_for_auditors(auditor, support_user) ->
         "target": "",
         "method": "GET",
         "path": changelist_url,
+        "count": 1,
     }

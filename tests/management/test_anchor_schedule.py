@@ -1,19 +1,23 @@
-"""The task workers anchor the audit chain every AUDIT_HOUSEKEEPING_SECONDS once it is booked."""
+"""The task workers close ended refusal windows and anchor the audit chain every
+AUDIT_HOUSEKEEPING_SECONDS once it is booked."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from io import StringIO
+from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from sessions_app import housekeeping, trail
+from sessions_app import access, housekeeping, trail
 from sessions_app.chain.anchors import read_anchors
-from sessions_app.models import AuditEvent
+from sessions_app.models import AuditEvent, RefusalWindow
 from tests.task_queue import run_queue_once
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +73,28 @@ def test_a_failed_run_still_books_the_next(
 def test_the_immediate_backend_books_nothing(immediate: None) -> None:
     assert "no periodic anchoring; run this from cron" in schedule()
     assert not DBTaskResult.objects.exists()
+
+
+def test_the_run_closes_ended_refusal_windows_before_anchoring(
+    queued: None, outsider: User
+) -> None:
+    # Three refusals in one window of the past (the refusals' clock only): the first is written
+    # at once, the other two counted in the window, which has ended by the time the run comes.
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    past = SimpleNamespace(now=lambda: an_hour_ago)
+    with mock.patch("sessions_app.refusals.timezone", past):
+        for _ in range(3):
+            access.refuse(operation="probe", reason="probe needs x.", actor=outsider)
+    assert list(refused_counts()) == [1]
+    schedule()
+
+    run_queue_once()
+
+    assert list(refused_counts()) == [1, 2]
+    assert not RefusalWindow.objects.exists()
+    assert read_anchors()[-1].id == AuditEvent.objects.latest("sequence").id
+
+
+def refused_counts() -> list[int]:
+    events = AuditEvent.objects.filter(action="access.refused").order_by("sequence")
+    return [event.details["count"] for event in events]
