@@ -1,4 +1,8 @@
-"""Auditor pages: the audit log and the toolkit access report, each with a streamed CSV export."""
+"""Auditor pages: the audit log and the toolkit access report, each with a streamed CSV export.
+
+The pages show session ids through `{% locator %}` (in full only to staff who may reveal MCP
+URLs); the CSV exports leave the console, so every session id in them is masked.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from sessions_app.audit.events import filtered_events
 from sessions_app.audit.forms import AccessFilterForm, EventFilterForm, PointInTimeForm
 from sessions_app.csv_export import csv_response
 from sessions_app.models import AuditEvent, Toolkit
+from sessions_app.tool_router import locators
+from sessions_app.tool_router.mcp_url import mask_ids_in, masked_id_text
 
 LOG_PAGE_SIZE = 50
 REPORT_PAGE_SIZE = 100
@@ -42,6 +48,8 @@ EVENT_CSV_HEADER = [
 
 
 def _event_row(event: AuditEvent) -> list[object]:
+    # Exports leave the console: every session id in them is masked, whoever downloads them.
+    named = locators.event_ids(event.session_ref, event.details)
     return [
         event.sequence,
         event.created_at,
@@ -51,10 +59,12 @@ def _event_row(event: AuditEvent) -> list[object]:
         event.ip_address,
         event.request_id,
         event.end_user_external_id,
-        event.session_ref,
+        masked_id_text(event.session_ref),
         event.toolkit_slugs.strip(),
-        event.reason,
-        json.dumps(event.details, sort_keys=True),
+        mask_ids_in(event.reason, named),
+        json.dumps(
+            locators.masked_details(event.details, named), sort_keys=True, ensure_ascii=False
+        ),
         event.row_hash,
     ]
 
@@ -115,7 +125,7 @@ def _toolkit_row(row: reports.ToolkitAccess) -> list[object]:
 
 
 def _past_row(row: point_in_time.PastAccess) -> list[object]:
-    return [row.external_id, row.session_id, row.from_at, row.until, row.granted_by]
+    return [row.external_id, masked_id_text(row.session_id), row.from_at, row.until, row.granted_by]
 
 
 @permission_required("sessions_app.view_access_report")
@@ -187,7 +197,13 @@ HOLDER_CSV_HEADER = ["end_user", "session", "session_created_utc", "since_utc", 
 
 
 def _holder_row(row: reports.Holder) -> list[object]:
-    return [row.external_id, row.session_id, row.session_created_at, row.since, row.granted_by]
+    return [
+        row.external_id,
+        masked_id_text(row.session_id),
+        row.session_created_at,
+        row.since,
+        row.granted_by,
+    ]
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -233,7 +249,7 @@ USER_CSV_HEADER = ["end_user", "session", "session_created_utc", "granted_by", "
 def _user_row(row: reports.UserAccess) -> list[object]:
     return [
         row.external_id,
-        row.session_id,
+        masked_id_text(row.session_id),
         row.session_created_at,
         row.granted_by,
         " ".join(row.toolkits),
