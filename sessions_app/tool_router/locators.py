@@ -9,7 +9,7 @@ exports leave the console, so they are always masked (`mcp_url.masked_id_text`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sessions_app import access
@@ -61,14 +61,17 @@ def event_ids(session_ref: str, details: Mapping[str, Any] | None) -> list[str]:
 
 def masked_details(details: Any, known: Iterable[str]) -> Any:
     """An audit event's details with every session id in their text masked (for exports)."""
-    known = list(known)
-    if isinstance(details, str):
-        return mcp_url.mask_ids_in(details, known)
-    if isinstance(details, Mapping):
-        return {key: masked_details(value, known) for key, value in details.items()}
-    if isinstance(details, list):
-        return [masked_details(value, known) for value in details]
-    return details
+    return _masked(details, mcp_url.id_masker(known))
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {key: _masked(item, mask) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, mask) for item in value]
+    return value
 
 
 def details_for(details: Any, user: access.Actor, known: Iterable[str]) -> Any:

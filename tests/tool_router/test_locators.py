@@ -52,6 +52,11 @@ def test_ids_in_free_text_are_masked_known_ones_short_forms_and_composio_shaped_
 
     for session_id in (SESSION_ID, other, "u-1-session", "trs_1", "trs_10", "trs_10x"):
         assert mcp_url.masked_id_text(session_id) in masked
+    # A known id with characters Composio's ids never have is masked only where it stands whole.
+    odd = "trs_a@b.c_0"
+    mixed = mcp_url.mask_ids_in(f"was {odd}, not {odd}1 nor x{odd}", known=[odd])
+    masked_odd, masked_run = mcp_url.masked_id_text(odd), mcp_url.masked_id_text("trs_a")
+    assert mixed == f"was {masked_odd}, not {masked_run}@b.c_01 nor x{odd}"
     # The short form is masked as the id it shortens: one fingerprint per session everywhere.
     assert masked.count(mcp_url.masked_id_text(SESSION_ID)) == 2
     assert SESSION_ID[4:12] not in masked and other[4:] not in masked
