@@ -125,7 +125,9 @@ PAGES = [
     ),
 ]
 CASES = [
-    pytest.param(page, role, id=f"{page.name}-{role}") for page in PAGES for role in page.openers
+    pytest.param(surface, role, id=f"{surface.name}-{role}")
+    for surface in PAGES
+    for role in surface.openers
 ]
 
 
@@ -134,23 +136,24 @@ def assert_masked(body: str, session_id: str) -> None:
     assert session_id not in body and session_id[4:12] not in body, session_id
 
 
-@pytest.mark.parametrize(("page", "role"), CASES)
+# Not `page`: pytest-playwright's fixture of that name would make these browser tests.
+@pytest.mark.parametrize(("surface", "role"), CASES)
 def test_admin_pages_show_session_ids_only_to_staff_who_may_reveal(
-    refreshed_world: dict[str, Any], page: Page, role: str
+    refreshed_world: dict[str, Any], surface: Page, role: str
 ) -> None:
-    response = client_for(refreshed_world["users"][role]).get(page.url(refreshed_world))
+    response = client_for(refreshed_world["users"][role]).get(surface.url(refreshed_world))
 
     assert response.status_code == HTTPStatus.OK
     body = response.content.decode()
-    for name in page.named:
+    for name in surface.named:
         session_id = refreshed_world[name].session_id
         if role in MASKED:
             assert_masked(body, session_id)
-            if page.revealed:
+            if surface.revealed:
                 assert mcp_url.masked_id_text(session_id) in body, (name, session_id)
-        elif page.revealed == "full":
+        elif surface.revealed == "full":
             assert session_id in body, (name, session_id)
-        elif page.revealed == "short":
+        elif surface.revealed == "short":
             assert session_id[:12] in body, (name, session_id)
 
 

@@ -55,11 +55,12 @@ def assert_masked(body: str, session_id: str) -> None:
 
 
 @pytest.mark.parametrize("viewer", NO_REVEAL)
-@pytest.mark.parametrize("page", range(4))
+# Not `page`: pytest-playwright's fixture of that name would make these browser tests.
+@pytest.mark.parametrize("surface", range(4))
 def test_auditor_pages_show_session_ids_masked_to_staff_who_may_not_reveal(
-    refreshed_world: dict[str, Any], viewer: str, page: int
+    refreshed_world: dict[str, Any], viewer: str, surface: int
 ) -> None:
-    url, query, named = _pages()[page]
+    url, query, named = _pages()[surface]
 
     response = client_for(refreshed_world["users"][viewer]).get(url, query)
 
@@ -69,11 +70,11 @@ def test_auditor_pages_show_session_ids_masked_to_staff_who_may_not_reveal(
         assert_masked(body, refreshed_world[name].session_id)
 
 
-@pytest.mark.parametrize("page", range(4))
+@pytest.mark.parametrize("surface", range(4))
 def test_auditor_pages_show_session_ids_in_full_to_staff_who_may_reveal(
-    refreshed_world: dict[str, Any], page: int
+    refreshed_world: dict[str, Any], surface: int
 ) -> None:
-    url, query, named = _pages()[page]
+    url, query, named = _pages()[surface]
 
     body = client_for(refreshed_world["users"]["superuser"]).get(url, query).content.decode()
 
@@ -87,11 +88,11 @@ def test_the_audit_log_masks_the_ids_an_events_reason_names(
 ) -> None:
     old, new = refreshed_world["old"], refreshed_world["new"]
 
-    page = client_for(refreshed_world["users"]["auditor"]).get(
+    response = client_for(refreshed_world["users"]["auditor"]).get(
         reverse("audit:events"), {"action": "session.refresh"}
     )
 
-    body = page.content.decode()
+    body = response.content.decode()
     # "Replaced <old> with <new>." as the event's reason, both ids masked.
     expected = f"Replaced {mcp_url.masked_id_text(old.session_id)} with "
     assert expected + f"{mcp_url.masked_id_text(new.session_id)}." in body
