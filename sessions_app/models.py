@@ -143,8 +143,10 @@ class ToolRouterSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        # Never the MCP URL: __str__ ends up in logs, admin pages and messages.
-        return f"{self.session_id} ({self.status})"
+        # Neither the MCP URL nor the session id (which rebuilds it): __str__ ends up in logs,
+        # admin titles, breadcrumbs, inlines and relation fields, whoever looks. Pages show the
+        # id through `tool_router.locators`, in full only to staff who may reveal MCP URLs.
+        return f"session #{self.pk} ({self.status})"
 
     @property
     def short_id(self) -> str:

@@ -26,11 +26,12 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import connections
+from sessions_app.tool_router import connections, sessions
 from tests.factories import (
     ALLOWED,
     AUDIT_KEY_K1,
     EMULATOR_KEY,
+    NO_REVEAL_PERMISSIONS,
     SHIPPED_CATALOG,
     client_for,
     give_session,
@@ -38,6 +39,7 @@ from tests.factories import (
     make_end_user,
     make_finished_job,
     make_staff,
+    make_staff_with,
     make_task_result,
     store_session,
     sync_catalog,
@@ -292,3 +294,24 @@ def access_world(
 def root_client(access_world: dict[str, Any]) -> Client:
     """A client logged in as the access world's superuser."""
     return client_for(access_world["users"]["superuser"])
+
+
+@pytest.fixture
+def refreshed_world(access_world: dict[str, Any]) -> dict[str, Any]:
+    """The access world with its end user's session refreshed once by the superuser, so pages,
+    lists and exports name two sessions (`old`, superseded today, and `new`, active), and a staff
+    user who holds every role's permission but revealing MCP URLs (`no reveal`)."""
+    end_user = access_world["end_user"]
+    old = end_user.sessions.get(status="active")
+    result = sessions.tool_router_session_refresh(
+        end_user=end_user, toolkits=["github"], actor=access_world["users"]["superuser"]
+    )
+    assert result.ok and result.session is not None, result.message
+    old.refresh_from_db()
+    no_reveal = make_staff_with("nora_noreveal", NO_REVEAL_PERMISSIONS)
+    return {
+        **access_world,
+        "users": {**access_world["users"], "no reveal": no_reveal},
+        "old": old,
+        "new": result.session,
+    }

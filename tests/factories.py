@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import trail
+from sessions_app import roles, trail
 from sessions_app.bulk import jobs as bulk
 from sessions_app.composio.emulator.catalog import load_catalog
 from sessions_app.models import (
@@ -57,6 +57,25 @@ def make_staff(username: str, *groups: str) -> User:
     """A staff user in the named role groups, with the password "pw-<username>"."""
     user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
     user.groups.add(*Group.objects.filter(name__in=groups))
+    return user
+
+
+# Every permission some role holds except revealing MCP URLs: a staff user holding these sees
+# every page a role may open, yet may not see a session id in full (issue 12, locators).
+NO_REVEAL_PERMISSIONS = sorted(
+    {p for perms in roles.ROLE_PERMISSIONS.values() for p in perms}
+    - {"sessions_app.reveal_mcp_url"}
+)
+
+
+def make_staff_with(username: str, permissions: Iterable[str]) -> User:
+    """A staff user in no role group holding exactly `permissions` ("app_label.codename")."""
+    user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     return user
 
 

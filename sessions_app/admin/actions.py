@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from sessions_app import access
-from sessions_app.tool_router import sessions
+from sessions_app.tool_router import locators, sessions
 
 # The end-user admin action of each session operation.
 _SESSION_ACTION_OPERATION = {
@@ -126,7 +126,13 @@ def report_results(
     model_admin.message_user(request, f"{len(answers)} end users: {summary}.", level)
     for result in answers:
         if len(answers) == 1 or not result.ok:
-            model_admin.message_user(request, result.message, _OUTCOME_LEVEL[result.outcome])
+            # A result names its session (and the one it replaced): as the user may see them.
+            session = result.session
+            named = [session.session_id] if session is not None else []
+            if session is not None and session.replaces_id is not None:
+                named.append(session.replaces.session_id)
+            message = locators.locators_in(result.message, request.user, named)
+            model_admin.message_user(request, message, _OUTCOME_LEVEL[result.outcome])
 
 
 def too_many(model_admin: admin.ModelAdmin, request: HttpRequest, count: int) -> bool:

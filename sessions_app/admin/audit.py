@@ -1,18 +1,46 @@
-"""AuditEvent in the admin: read-only for Auditors, fast on a million rows."""
+"""AuditEvent in the admin: read-only for Auditors, fast on a million rows.
+
+The session an event names, and its reason and details, show as the viewing user may see them
+(`admin.locators`): masked for Auditors, who may not reveal MCP URLs.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
 
+from sessions_app.access import Actor
+from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin, session_id_of
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import AuditEvent
+from sessions_app.tool_router import locators
+
+
+def _named(event: AuditEvent) -> list[str]:
+    """The session ids the event names (its details only when loaded: the list defers them)."""
+    details = None if "details" in event.get_deferred_fields() else event.details
+    return locators.event_ids(event.session_ref, details)
+
+
+def _reason(event: AuditEvent, user: Actor) -> str:
+    return locators.locators_in(event.reason, user, _named(event))
+
+
+def _details(event: AuditEvent, user: Actor) -> str:
+    shown = locators.details_for(event.details, user, _named(event))
+    return json.dumps(shown, sort_keys=True, ensure_ascii=False)
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, LocatorColumnsMixin, admin.ModelAdmin):
+    locator_columns = {
+        "session_ref": LocatorColumn("session ref", session_id_of("session_ref")),
+        "reason": LocatorColumn("reason", _reason),
+        "details": LocatorColumn("details", _details),
+    }
     list_display = (
         "created_at",
         "sequence",
@@ -31,6 +59,8 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # A COUNT(*) over a million rows on every page is the slow part of a changelist.
     show_full_result_count = False
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    # Every field is shown read-only, and none is left to a form that would show it raw.
+    fields = readonly_fields
     actions = None
 
     def get_queryset(self, request: HttpRequest) -> Any:

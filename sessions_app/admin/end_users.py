@@ -10,6 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
+from sessions_app.access import Actor
 from sessions_app.admin import session_actions
 from sessions_app.admin.actions import (
     SESSION_ACTIONS,
@@ -18,8 +19,10 @@ from sessions_app.admin.actions import (
 )
 from sessions_app.admin.end_user_import import EndUserImportMixin
 from sessions_app.admin.forms import EndUserAdminForm
+from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin
 from sessions_app.admin.sessions import SessionColumns
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import locators
 
 
 class HasActiveSessionFilter(admin.SimpleListFilter):
@@ -61,6 +64,11 @@ class ActiveToolkitFilter(admin.SimpleListFilter):
         ).distinct()
 
 
+def _active_session_id(obj: EndUser, user: Actor) -> str:
+    session = session_actions.active_session(obj)
+    return locators.locator(session.session_id, user, short=True) if session else "-"
+
+
 class SessionHistoryInline(SessionColumns, admin.TabularInline):
     """The end user's sessions, newest first: what replaced what, who, when."""
 
@@ -88,8 +96,11 @@ class SessionHistoryInline(SessionColumns, admin.TabularInline):
 
 
 @admin.register(EndUser)
-class EndUserAdmin(SessionPermissionsMixin, EndUserImportMixin, GuardedActionsMixin):
+class EndUserAdmin(
+    LocatorColumnsMixin, SessionPermissionsMixin, EndUserImportMixin, GuardedActionsMixin
+):
     form = EndUserAdminForm
+    locator_columns = {"active_session": LocatorColumn("active session", _active_session_id)}
     list_display = [
         "external_id",
         "display_name",
@@ -121,8 +132,8 @@ class EndUserAdmin(SessionPermissionsMixin, EndUserImportMixin, GuardedActionsMi
 
     @admin.display(description="active session")
     def active_session(self, obj: EndUser) -> str:
-        session = session_actions.active_session(obj)
-        return session.short_id if session else "-"
+        # Swapped for the request's locator column (`locator_columns`); masked if ever not.
+        return _active_session_id(obj, None)
 
     @admin.display(description="toolkits")
     def active_toolkits(self, obj: EndUser) -> str:

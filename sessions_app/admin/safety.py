@@ -11,6 +11,11 @@ a changelist accepts, and one action per posted form.
   `_changelist_filters`). Django lets any lookup on a local field through to the query, so
   `?mcp_url__startswith=https` told a match from a miss: an oracle for a value the list masks.
   Any other lookup answers 400 and writes one `access.refused` event.
+- A changelist's search (`?q=`) matches a locator (a session id, an MCP URL: the fields in
+  `tool_router.locators.LOCATOR_FIELDS`, directly or across a relation) by its whole value only,
+  for staff who may not see it in full. A substring search would tell a match from a miss one
+  character at a time and rebuild an id those staff see masked; an exact one only confirms an
+  id they already hold. Staff who may reveal MCP URLs keep the admin's own search.
 - A posted changelist form names one action per action bar. Django runs the first `action`
   value while the console's hidden-action check read the last, so a second value slipped an
   action past the refusal's audit; more values than bars answer 400, audited once.
@@ -25,10 +30,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup, DisallowedModelAdminToField
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import FieldDoesNotExist, SuspiciousOperation, ValidationError
+from django.db.models import Model
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from sessions_app import access
+from sessions_app.tool_router import locators
 
 # Parameters a changelist reads that are no lookup (Django ignores the others it reads itself
 # before the filters see them); left to Django, which treats it as it always did.
@@ -144,6 +152,43 @@ def _guarded_changelist(original: Callable[..., type[ChangeList]]) -> Callable[.
     return get_changelist
 
 
+def _locator_path(model: type[Model], search_field: str) -> str | None:
+    """The path of the locator field a search field searches (None if it searches none)."""
+    parts = search_field.lstrip("^=@").split(LOOKUP_SEP)
+    opts = model._meta
+    for index, part in enumerate(parts):
+        try:
+            field = opts.get_field(part)
+        except FieldDoesNotExist:
+            return None
+        if field.is_relation and field.related_model is not None:
+            opts = field.related_model._meta
+            continue
+        if (opts.label_lower, field.name) in locators.LOCATOR_FIELDS:
+            return LOOKUP_SEP.join(parts[: index + 1])
+        return None
+    return None
+
+
+def _exact_locator_search(
+    model_admin: admin.ModelAdmin, original: Callable[..., Sequence[str]]
+) -> Callable[..., Sequence[str]]:
+    """`get_search_fields`, searching each locator field by its whole value (`=`) for staff who
+    may not see session ids in full."""
+
+    def get_search_fields(request: HttpRequest) -> Sequence[str]:
+        fields = original(request)
+        if locators.may_see_ids(getattr(request, "user", None)):
+            return fields
+        exact = []
+        for name in fields:
+            path = _locator_path(model_admin.model, name)
+            exact.append(name if path is None else "=" + path)
+        return exact
+
+    return get_search_fields
+
+
 def _one_action(model_admin: admin.ModelAdmin, original: Callable[..., Any]) -> Callable[..., Any]:
     """`changelist_view`, refusing first (before any action check reads one of them) a POST that
     names more actions than the page has action bars."""
@@ -181,6 +226,9 @@ def guard_admins(site: admin.AdminSite = admin.site) -> None:
         )
         model_admin.get_changelist = _guarded_changelist(model_admin.get_changelist)
         model_admin.changelist_view = _one_action(model_admin, model_admin.changelist_view)
+        model_admin.get_search_fields = _exact_locator_search(
+            model_admin, model_admin.get_search_fields
+        )
         model_admin._console_guarded = True
 
 

@@ -1,6 +1,8 @@
 """Tool Router sessions in the admin: read-only, with the remote deletes still to retry.
 
-The MCP URL never appears here in full: only scheme, host and a fingerprint.
+The MCP URL never appears here in full: only scheme, host and a fingerprint. A session id (which
+rebuilds the URL) shows in full only to staff who may reveal MCP URLs; everyone else sees its
+masked form (`admin.locators`), and searches it by exact value only (`admin.safety`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,30 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from sessions_app import access
+from sessions_app.access import Actor
 from sessions_app.admin.actions import GuardedActionsMixin, SessionPermissionsMixin
+from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin, session_id_of, text_of
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import Toolkit, ToolRouterSession
-from sessions_app.tool_router import mcp_url, remote_deletes
+from sessions_app.tool_router import locators, mcp_url, remote_deletes
 
 
-class SessionColumns:
-    """The columns a session shows wherever it is listed (its toolkits, its masked MCP URL)."""
+def _replaced_by(obj: ToolRouterSession, user: Actor) -> str:
+    newer = ToolRouterSession.objects.filter(replaces=obj).first()
+    if newer is None:
+        return "-"
+    url = reverse("admin:sessions_app_toolroutersession_change", args=[newer.pk])
+    return format_html('<a href="{}">{}</a>', url, locators.locator(newer.session_id, user))
+
+
+class SessionColumns(LocatorColumnsMixin):
+    """The columns a session shows wherever it is listed (its toolkits, its masked MCP URL, its
+    id and the one it replaced as the viewing user may see them)."""
+
+    locator_columns = {
+        "session_id": LocatorColumn("session id", session_id_of("session_id")),
+        "replaces": LocatorColumn("replaces", session_id_of("replaces.session_id")),
+    }
 
     session_columns = [
         "status",
@@ -72,10 +90,22 @@ class ToolRouterSessionAdmin(
 ):
     """Read-only: sessions change only through the services (actions on end users)."""
 
+    locator_columns = {
+        **SessionColumns.locator_columns,
+        "short_id": LocatorColumn(
+            "session", session_id_of("session_id", short=True), ordering="session_id"
+        ),
+        "replaced_by_link": LocatorColumn("replaced by", _replaced_by),
+        "remote_delete_error": LocatorColumn(
+            "remote delete error", text_of("remote_delete_error", "session_id")
+        ),
+    }
+
     list_display = ["short_id", "end_user", *SessionColumns.session_columns, "remote_delete_state"]
     list_select_related = ["end_user", "created_by", "replaces"]
     list_filter = ["status", SessionToolkitFilter, RemoteDeletePendingFilter, "created_at"]
-    # Never the MCP URL: searching it would let anyone probe for a URL they hold.
+    # Never the MCP URL: searching it would let anyone probe for a URL they hold. The session id
+    # is searched by exact value only for staff who may not see it (`safety.guard_admins`).
     search_fields = ["session_id", "end_user__external_id", "end_user__email"]
     fields = [
         "session_id",
@@ -100,15 +130,12 @@ class ToolRouterSessionAdmin(
 
     @admin.display(description="session", ordering="session_id")
     def short_id(self, obj: ToolRouterSession) -> str:
-        return obj.short_id
+        # Swapped for the request's locator column (`locator_columns`); masked if ever not.
+        return mcp_url.masked_id_text(obj.session_id)
 
     @admin.display(description="replaced by")
     def replaced_by_link(self, obj: ToolRouterSession) -> str:
-        newer = ToolRouterSession.objects.filter(replaces=obj).first()
-        if newer is None:
-            return "-"
-        url = reverse("admin:sessions_app_toolroutersession_change", args=[newer.pk])
-        return format_html('<a href="{}">{}</a>', url, newer.session_id)
+        return _replaced_by(obj, None)
 
     @admin.display(description="deleted at Composio")
     def remote_delete_state(self, obj: ToolRouterSession) -> str:
@@ -133,4 +160,6 @@ class ToolRouterSessionAdmin(
             messages.SUCCESS if not result.failed else messages.WARNING,
         )
         for session_id, error in result.failed.items():
-            self.message_user(request, f"{session_id}: {error}", messages.ERROR)
+            shown = locators.locator(session_id, request.user)
+            error = locators.locators_in(error, request.user, [session_id])
+            self.message_user(request, f"{shown}: {error}", messages.ERROR)

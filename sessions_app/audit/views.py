@@ -1,4 +1,8 @@
-"""Auditor pages: the audit log and the toolkit access report, each with a streamed CSV export."""
+"""Auditor pages: the audit log and the toolkit access report, each with a streamed CSV export.
+
+The pages show session ids through `{% locator %}` (in full only to staff who may reveal MCP
+URLs); the CSV exports leave the console, so every session id in them is masked.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from sessions_app.audit.events import filtered_events
 from sessions_app.audit.forms import AccessFilterForm, EventFilterForm, PointInTimeForm
 from sessions_app.csv_export import Columns, csv_response
 from sessions_app.models import AuditEvent, Toolkit
+from sessions_app.tool_router import locators
+from sessions_app.tool_router.mcp_url import mask_ids_in, masked_id_text
 
 LOG_PAGE_SIZE = 50
 REPORT_PAGE_SIZE = 100
@@ -45,6 +51,8 @@ EVENT_CSV_HEADER = [
 
 
 def _event_row(event: AuditEvent) -> list[object]:
+    # Exports leave the console: every session id in them is masked, whoever downloads them.
+    named = locators.event_ids(event.session_ref, event.details)
     return [
         event.sequence,
         event.created_at,
@@ -54,10 +62,12 @@ def _event_row(event: AuditEvent) -> list[object]:
         event.ip_address,
         event.request_id,
         event.end_user_external_id,
-        event.session_ref,
+        masked_id_text(event.session_ref),
         event.toolkit_slugs.strip(),
-        event.reason,
-        json.dumps(event.details, sort_keys=True),
+        mask_ids_in(event.reason, named),
+        json.dumps(
+            locators.masked_details(event.details, named), sort_keys=True, ensure_ascii=False
+        ),
         event.row_hash,
     ]
 
@@ -111,7 +121,7 @@ ACCESS_CELLS: dict[str, Callable[[Any], object]] = {
     "in_catalog": lambda row: "yes" if row.in_catalog else "no",
     "flag": lambda row: row.problem if row.flagged else "",
     "end_user": attrgetter("external_id"),
-    "session": attrgetter("session_id"),
+    "session": lambda row: masked_id_text(row.session_id),
     "session_created_utc": attrgetter("session_created_at"),
     "since_utc": attrgetter("since"),
     "from_utc": attrgetter("from_at"),

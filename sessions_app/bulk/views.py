@@ -25,6 +25,7 @@ from sessions_app.bulk import job_page, progress
 from sessions_app.bulk import jobs as bulk
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import BulkJob
+from sessions_app.tool_router.mcp_url import mask_ids_in
 
 View = Callable[..., HttpResponse]
 
@@ -100,7 +101,12 @@ def bulk_job_progress(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse
 def bulk_job_failures_csv(request: HtmxHttpRequest, public_id: UUID) -> StreamingHttpResponse:
     """The job's failed and unknown items as a streamed, formula-safe CSV download."""
     job = _get_job(public_id)
-    rows = csv_export.csv_lines(FAILURE_COLUMNS, progress.failed_items(job))
+    # Exports leave the console: a session id an error names is masked (`mcp_url.mask_ids_in`).
+    failed = (
+        (external_id, state, attempts, mask_ids_in(error), finished_at)
+        for external_id, state, attempts, error, finished_at in progress.failed_items(job)
+    )
+    rows = csv_export.csv_lines(FAILURE_COLUMNS, failed)
     response = StreamingHttpResponse(rows, content_type="text/csv")
     response["Content-Disposition"] = (
         f'attachment; filename="bulk-{job.kind}-{str(job.public_id)[:8]}-failures.csv"'

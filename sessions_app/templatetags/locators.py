@@ -1,0 +1,32 @@
+"""`{% locator %}` and `{% locators_in %}`: a session id, or text naming one, as the user
+viewing the page may see it. The rule lives in `tool_router.locators`, never in a template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from sessions_app.tool_router import locators
+
+register = template.Library()
+
+
+def _viewer(context: template.Context) -> Any:
+    """The signed-in user the page is rendered for (None outside a request: masked)."""
+    request = context.get("request")
+    return getattr(request, "user", None)
+
+
+@register.simple_tag(takes_context=True)
+def locator(context: template.Context, session_id: str, short: bool = False) -> str:
+    """`{% locator session_id %}`: the id in full (its short form with `short=True`) for staff
+    who may reveal MCP URLs, `trs_…#<fingerprint>` for everyone else."""
+    return locators.locator(session_id or "", _viewer(context), short=short)
+
+
+@register.simple_tag(takes_context=True)
+def locators_in(context: template.Context, text: str, *known: str) -> str:
+    """`{% locators_in event.reason event.session_ref %}`: free text with every session id in it
+    (the `known` ones and any shaped like one) masked for staff who may not reveal."""
+    return locators.locators_in(text or "", _viewer(context), [k for k in known if k])
