@@ -195,6 +195,46 @@ def remote_session(emulator: Emulator, db: None) -> ToolRouterSession:
     )
 
 
+class EmulatorRestarts:
+    """Start emulators one after another on one loopback port, the seam pointed at each; with a
+    `state` file they keep what they were told (see `emulator/store.py`)."""
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self.port = 0
+        self.running: Emulator | None = None
+
+    def start(self, state: Any = None) -> Emulator:
+        """Stop the running emulator (if any) and start a new one on the same port."""
+        self.stop()
+        emu = Emulator(
+            api_key=EMULATOR_KEY, port=self.port, catalog=SHIPPED_CATALOG, state_path=state
+        )
+        self.running = emu.start()
+        self.port = emu.port
+        self._settings.COMPOSIO_API_KEY = ""
+        self._settings.COMPOSIO_EMULATOR_URL = emu.base_url
+        self._settings.COMPOSIO_EMULATOR_API_KEY = EMULATOR_KEY
+        self._settings.COMPOSIO_SAFE_RETRIES = 0
+        composio_seam.reset_client()  # no pooled connection to the emulator that stopped
+        return emu
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+
+@pytest.fixture
+def emulator_restarts(settings: Any) -> Iterator[EmulatorRestarts]:
+    """Emulators started (and restarted) on one port with the seam pointed at them; call
+    `.start(state=path)` for one that keeps its state in a file."""
+    restarts = EmulatorRestarts(settings)
+    yield restarts
+    restarts.stop()
+    composio_seam.reset_client()
+
+
 @pytest.fixture
 def unreachable_composio(settings) -> Iterator[None]:
     """The seam pointed at a loopback port nobody listens on, with no retries."""

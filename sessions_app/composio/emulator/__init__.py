@@ -9,6 +9,7 @@ from .control import EmulatorControl, EmulatorControlError
 from .faults import Faults
 from .http import ENDPOINTS
 from .server import Emulator, RecordedRequest
+from .store import StateFileError
 
 __all__ = [
     "ENDPOINTS",
@@ -17,4 +18,5 @@ __all__ = [
     "EmulatorControlError",
     "Faults",
     "RecordedRequest",
+    "StateFileError",
 ]

@@ -8,6 +8,7 @@ from .errors import ApiError, unknown_toolkit, validation_error
 from .http import CONTROL_PREFIX, Response
 from .ids import now_iso, token
 from .state import EmulatorState
+from .store import Change
 
 CONNECTION_STATUSES = ("ACTIVE", "INITIATED", "FAILED", "EXPIRED")
 
@@ -24,16 +25,22 @@ class AccountsMixin(EmulatorState):
             session = self._sessions.get(session_id)
             if session is None:
                 raise KeyError(f"unknown session {session_id}")
-            connections = session["connections"]
+            connections = dict(session["connections"])
             if status is None:
                 connections.pop(slug, None)
-                return
-            account = connections.get(slug)
-            if account is None:
-                tk = self._toolkit(slug)
-                connections[slug] = self._new_account(session, slug, tk, status)
+            elif slug not in connections:
+                connections[slug] = self._new_account(session, slug, self._toolkit(slug), status)
             else:
-                account["status"] = status
+                connections[slug] = {**connections[slug], "status": status}
+            self._replace_connections(session, connections)
+
+    def _replace_connections(
+        self, session: dict[str, Any], connections: dict[str, Any], *more: Change
+    ) -> None:
+        """Store `session` with `connections` (and `more` changes) in one write. Under `_lock`."""
+        updated = {**session, "connections": connections}
+        self._persist(("put", "session", session["session_id"], updated), *more)
+        self._sessions[session["session_id"]] = updated
 
     def _new_account(
         self, session: dict[str, Any], slug: str, tk: dict[str, Any] | None, status: str
@@ -74,18 +81,16 @@ class AccountsMixin(EmulatorState):
                 raise ApiError(400, f"Toolkit '{slug}' is not enabled in session")
             if tk["no_auth"]:
                 raise ApiError(400, f"Toolkit '{slug}' does not require authentication")
-            connections = session["connections"]
+            connections = dict(session["connections"])
             account = connections.get(slug)
             if account is None or account["status"] != "INITIATED":
                 account = self._new_account(session, slug, tk, "INITIATED")
                 connections[slug] = account
             link_token = f"lk_{token(16)}"
             callback = callback_url or session["config"]["manage_connections"]["callback_url"]
-            self._links[link_token] = {
-                "session_id": session["session_id"],
-                "toolkit": slug,
-                "callback_url": callback,
-            }
+            link = {"session_id": session["session_id"], "toolkit": slug, "callback_url": callback}
+            self._replace_connections(session, connections, ("put", "link", link_token, link))
+            self._links[link_token] = link
             body_out = {
                 "link_token": link_token,
                 "redirect_url": f"{self.base_url}{CONTROL_PREFIX}/connect/{link_token}",

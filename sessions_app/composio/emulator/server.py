@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import catalog as cat
@@ -25,6 +26,7 @@ from .errors import ApiError
 from .faults import Faults
 from .http import ENDPOINTS, Response, _Handler, _Server
 from .sessions import SessionsMixin
+from .store import EmulatorStore, StateFileError
 from .toolkits import ToolkitsMixin
 
 HOLD_TIMEOUT_SECONDS = 60.0
@@ -54,7 +56,11 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
         port: int = 0,
         catalog: list[dict[str, Any]] | None = None,
         access_log: Callable[[str], None] | None = None,
+        state_path: str | Path | None = None,
     ) -> None:
+        """`state_path` keeps sessions, accounts and links in that SQLite file and reloads them
+        from it (see `store.py`); without it the emulator forgets everything when it stops.
+        A file it cannot use raises `StateFileError` here."""
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -69,12 +75,32 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.set_catalog(cat.load_catalog() if catalog is None else catalog)
+        self.state_path = None if state_path is None else Path(state_path)
+        self._store: EmulatorStore | None = None
+        if self.state_path is not None:
+            self._open_store()
+
+    def _open_store(self) -> None:
+        """Open the state file and load every kind of record it keeps."""
+        assert self.state_path is not None
+        store = EmulatorStore(self.state_path)
+        try:
+            loaded = {kind: store.load(kind) for kind in self.PERSISTED_KINDS}
+        except StateFileError:
+            store.close()
+            raise
+        with self._lock:
+            for kind, attribute in self.PERSISTED_KINDS.items():
+                setattr(self, attribute, loaded[kind])
+            self._store = store
 
     # Lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Emulator:
         if self._server is not None:
             return self
+        if self.state_path is not None and self._store is None:
+            self._open_store()  # started again after stop(): the file is the truth
         self._stopping.clear()
         server = _Server((self.host, self.port), _Handler)
         server.emulator = self
@@ -98,6 +124,10 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -108,8 +138,11 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
     # State for tests ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget sessions, links, the request log and faults; keep the catalog."""
+        """Forget sessions, links, the request log and faults (in the state file too); keep the
+        catalog."""
         with self._lock:
+            if self._store is not None:
+                self._store.clear()
             self._sessions.clear()
             self._links.clear()
             self._requests.clear()
@@ -183,4 +216,4 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
         raise ApiError(501, "The Composio emulator does not implement the MCP endpoint")
 
 
-__all__ = ["ENDPOINTS", "ApiError", "Emulator", "RecordedRequest"]
+__all__ = ["ENDPOINTS", "ApiError", "Emulator", "RecordedRequest", "StateFileError"]

@@ -43,6 +43,7 @@ class SessionsMixin(EmulatorState):
                 "created_at": now_iso(),
                 "connections": {},
             }
+            self._persist(("put", "session", session_id, session))
             self._sessions[session_id] = session
             return Response(201, _session_body(session), {})
 
@@ -72,15 +73,21 @@ class SessionsMixin(EmulatorState):
                 )
             config = copy.deepcopy(session["config"])
             self._apply_config(config, body, creating=False)
-            session["config"] = config
-            session["tool_router_tools"] = _tool_router_tools(config)
-            session["config_version"] += 1
+            session = {
+                **session,
+                "config": config,
+                "tool_router_tools": _tool_router_tools(config),
+                "config_version": session["config_version"] + 1,
+            }
+            self._persist(("put", "session", session["session_id"], session))
+            self._sessions[session["session_id"]] = session
             return Response(200, _session_body(session), {})
 
     def _h_session_delete(self, params: dict[str, str], query: Any, body: Any) -> Response:
         session_id = params["session_id"]
         with self._lock:
             self._session_or_404(session_id)
+            self._persist(("delete", "session", session_id, None))
             del self._sessions[session_id]
             return Response(200, {"session_id": session_id, "deleted": True}, {})
 

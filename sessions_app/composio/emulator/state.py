@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import session_not_found
 from .faults import Faults
+from .store import Change, EmulatorStore
 
 if TYPE_CHECKING:
     from .server import RecordedRequest
@@ -25,12 +26,25 @@ class EmulatorState:
     _sessions: dict[str, dict[str, Any]]
     _links: dict[str, dict[str, Any]]
     _catalog: list[dict[str, Any]]
+    _store: EmulatorStore | None
+
+    # What a state file keeps: record kind -> the attribute holding those records by id.
+    # A resource that holds state of its own adds itself here and calls `_persist`.
+    PERSISTED_KINDS = {"session": "_sessions", "link": "_links"}
 
     @property
     def base_url(self) -> str:
         """Where the emulator listens, e.g. `http://127.0.0.1:9900`."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    def _persist(self, *changes: Change) -> None:
+        """Write `changes` to the state file in one transaction (a no-op in memory).
+
+        Call under `_lock` and before changing memory: a failed write leaves both unchanged.
+        """
+        if self._store is not None:
+            self._store.apply(changes)
 
     def _toolkit(self, slug: str) -> dict[str, Any] | None:
         """The catalog entry for a lowercase `slug`, or None. Call under `_lock`."""

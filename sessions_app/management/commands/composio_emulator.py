@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app.composio.emulator import Emulator
+from sessions_app.composio.emulator import Emulator, StateFileError
 
 DEFAULT_API_KEY = "emulator-local-key"
 
@@ -41,6 +41,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--latency", type=float, default=0.0, help="seconds added to every API answer"
         )
+        parser.add_argument(
+            "--state",
+            default=None,
+            metavar="PATH",
+            help="keep sessions, connected accounts and connect links in this SQLite file and "
+            "reload them at start (default: in memory, forgotten on exit)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host: str = options["host"]
@@ -58,9 +65,16 @@ class Command(BaseCommand):
                 else "built-in default"
             )
 
-        emulator = Emulator(
-            api_key=api_key, host=host, port=options["port"], access_log=self._access_log
-        )
+        try:
+            emulator = Emulator(
+                api_key=api_key,
+                host=host,
+                port=options["port"],
+                access_log=self._access_log,
+                state_path=options["state"],
+            )
+        except StateFileError as exc:
+            raise CommandError(f"{exc}. Move it away or start with a new path.") from exc
         if options["latency"]:
             emulator.faults.latency(options["latency"])
         try:
@@ -71,6 +85,12 @@ class Command(BaseCommand):
         # The key's value is never printed, only where it came from.
         self.stdout.write(f"Composio emulator listening on {emulator.base_url}")
         self.stdout.write(f"API key from {key_source}; control API at /_emulator/health")
+        if emulator.state_path is not None:
+            self.stdout.write(
+                f"State kept in {emulator.state_path} ({len(emulator.sessions)} sessions loaded)"
+            )
+        else:
+            self.stdout.write("State kept in memory only (--state PATH keeps it across restarts)")
         self.stdout.write("Quit with CONTROL-C.")
         try:
             threading.Event().wait()
