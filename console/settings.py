@@ -274,6 +274,10 @@ AUDIT_HMAC_KEY_ID = env.str("AUDIT_HMAC_KEY_ID", default="k1")
 AUDIT_ANCHOR_PATH = env.str(
     "AUDIT_ANCHOR_PATH", default=str(BASE_DIR / "var" / "audit-anchors.jsonl")
 )
+# Where `manage.py seed_demo` keeps the demo accounts' passwords (mode 0600; --renew-passwords).
+DEMO_PASSWORDS_PATH = env.str(
+    "DEMO_PASSWORDS_PATH", default=str(BASE_DIR / "var" / "demo-passwords.json")
+)
 # How often the task workers anchor the chain once `anchor_audit --schedule` has booked it.
 AUDIT_HOUSEKEEPING_SECONDS = env.int("AUDIT_HOUSEKEEPING_SECONDS", default=300)
 

@@ -54,6 +54,12 @@ def _private_audit_anchors(settings: Any, tmp_path_factory: pytest.TempPathFacto
     settings.AUDIT_ANCHOR_PATH = str(tmp_path_factory.mktemp("anchors") / "audit-anchors.jsonl")
 
 
+@pytest.fixture(autouse=True)
+def _private_demo_passwords(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`seed_demo` keeps its passwords in a file of the test's own, not var/demo-passwords.json."""
+    settings.DEMO_PASSWORDS_PATH = str(tmp_path_factory.mktemp("demo") / "demo-passwords.json")
+
+
 @pytest.fixture
 def keyed(settings: Any) -> Any:
     """Production-like keys: k1 only (tests rotate by changing the setting)."""

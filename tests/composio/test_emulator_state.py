@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -14,8 +15,10 @@ from django.core.management import CommandError, call_command
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import EmulatorControl, StateFileError
 from sessions_app.composio.emulator.store import EmulatorStore
-from tests.conftest import EmulatorRestarts
 from tests.factories import EMULATOR_KEY
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorRestarts
 
 
 def _link(base_url: str, session_id: str, toolkit: str) -> dict:

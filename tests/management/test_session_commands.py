@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import stat
 from io import StringIO
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,6 +15,9 @@ from django.core.management import CommandError, call_command
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import toolkit_catalog
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorRestarts
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +171,103 @@ def test_seed_demo_without_composio_skips_sessions_with_a_note(db: None) -> None
 
     assert "Demo sessions stopped after 0" in out and "unreachable" in out
     assert EndUser.objects.count() == 4 and not ToolRouterSession.objects.exists()
+
+
+# --- seed_demo: safe to run again, across emulator restarts -------------------------------------
+
+
+def _demo_world() -> tuple[int, int, list[str]]:
+    """(staff users, end users, the active sessions' ids in order)."""
+    active = ToolRouterSession.objects.filter(status="active").order_by("session_id")
+    return (
+        User.objects.count(),
+        EndUser.objects.count(),
+        list(active.values_list("session_id", flat=True)),
+    )
+
+
+def test_seed_demo_run_twice_duplicates_nothing_and_keeps_the_sessions(
+    emulator: Emulator,
+) -> None:
+    toolkit_catalog.toolkit_catalog_sync()
+    run("seed_demo", "--users", "6")
+    before = _demo_world()
+    assert emulator.count("session.create") == 3
+
+    out = run("seed_demo", "--users", "6")
+
+    assert _demo_world() == before
+    assert len(before[2]) == 3
+    assert "Demo sessions kept: 3 Composio still knows; renewed: 0 it no longer knew." in out
+    assert emulator.count("session.create") == 3
+    assert emulator.count("session.get") == 3
+
+
+def test_seed_demo_keeps_the_sessions_of_an_emulator_restarted_on_its_state_file(
+    emulator_restarts: EmulatorRestarts, tmp_path: Path
+) -> None:
+    state = tmp_path / "emulator.sqlite3"
+    emulator_restarts.start(state=state)
+    toolkit_catalog.toolkit_catalog_sync()
+    run("seed_demo", "--users", "6")
+    before = _demo_world()
+    urls = set(ToolRouterSession.objects.values_list("mcp_url", flat=True))
+
+    again = emulator_restarts.start(state=state)
+    out = run("seed_demo", "--users", "6")
+
+    assert _demo_world() == before
+    assert set(ToolRouterSession.objects.values_list("mcp_url", flat=True)) == urls
+    assert sorted(again.sessions) == before[2]
+    assert again.count("session.create") == 0
+    assert "Demo sessions kept: 3 Composio still knows" in out
+
+
+def test_seed_demo_renews_the_sessions_a_forgetful_emulator_lost(
+    emulator_restarts: EmulatorRestarts,
+) -> None:
+    emulator_restarts.start()
+    toolkit_catalog.toolkit_catalog_sync()
+    run("seed_demo", "--users", "6")
+    users, end_users, old = _demo_world()
+
+    again = emulator_restarts.start()
+    out = run("seed_demo", "--users", "6")
+
+    assert "Demo sessions kept: 0 Composio still knows; renewed: 3 it no longer knew." in out
+    now = _demo_world()
+    assert now[:2] == (users, end_users)
+    assert len(now[2]) == 3 and not set(now[2]) & set(old)
+    assert sorted(again.sessions) == now[2]
+
+
+def _passwords(out: str) -> dict[str, str]:
+    """The username -> password lines seed_demo printed."""
+    names = {"support", "sessionadmin", "auditor", "admin"}
+    rows = [line.split() for line in out.splitlines()]
+    return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in names}
+
+
+def test_seed_demo_keeps_the_passwords_in_a_private_file_and_renews_them_on_request(
+    db: None, settings
+) -> None:
+    path = Path(settings.DEMO_PASSWORDS_PATH)
+    first = _passwords(run("seed_demo", "--users", "2", "--no-sessions"))
+    assert set(first) == {"support", "sessionadmin", "auditor", "admin"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == first
+
+    path.chmod(0o644)
+    second = _passwords(run("seed_demo", "--users", "2", "--no-sessions"))
+    assert second == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert all(User.objects.get(username=u).check_password(p) for u, p in first.items())
+
+    renewed = _passwords(run("seed_demo", "--users", "2", "--no-sessions", "--renew-passwords"))
+    assert set(renewed) == set(first)
+    assert all(renewed[u] != first[u] for u in first)
+    assert json.loads(path.read_text()) == renewed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for username, password in renewed.items():
+        user = User.objects.get(username=username)
+        assert user.check_password(password) and not user.check_password(first[username])

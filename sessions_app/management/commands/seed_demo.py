@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-import secrets
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from sessions_app import roles
+from sessions_app.composio.errors import ComposioError
+from sessions_app.management import demo_passwords
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import sessions
+from sessions_app.tool_router import remote_check, sessions
 
 DEMO_ACCOUNTS = [
     ("support", roles.SUPPORT, "looks users up, reveals MCP URLs"),
@@ -44,8 +47,9 @@ LAST = [
 
 class Command(BaseCommand):
     help = (
-        "Create demo staff accounts (new random passwords, printed), demo end users and a demo "
-        "allow-list."
+        "Create demo staff accounts (passwords kept in settings.DEMO_PASSWORDS_PATH, printed), "
+        "demo end users, a demo allow-list and demo sessions. Safe to run again: nothing is "
+        "duplicated, and sessions Composio still knows are kept."
     )
 
     def add_arguments(self, parser) -> None:
@@ -55,14 +59,28 @@ class Command(BaseCommand):
             action="store_true",
             help="Do not create demo sessions (by default about half the demo users get one).",
         )
+        parser.add_argument(
+            "--renew-passwords",
+            action="store_true",
+            help="Give the demo accounts new passwords (by default the kept ones are reused).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
+        path = Path(settings.DEMO_PASSWORDS_PATH)
+        renew = bool(options["renew_passwords"])
+        self._passwords = {} if renew else demo_passwords.load(path)
         with transaction.atomic():
             lines = self._accounts_and_users(int(options["users"]))  # type: ignore[call-overload]
+            demo_passwords.save(path, self._passwords)
         # Outside any transaction: each session is a call to Composio (the emulator).
         if not options["no_sessions"]:
             self._sessions()
-        self.stdout.write(self.style.SUCCESS("Demo accounts (passwords are new on every run):"))
+        kept = "new" if renew else "kept"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo accounts (passwords {kept} in {path}; --renew-passwords makes new ones):"
+            )
+        )
         for line in lines:
             self.stdout.write("  " + line)
 
@@ -104,34 +122,66 @@ class Command(BaseCommand):
             return
         actor = User.objects.get(username="admin")
         demo_users = EndUser.objects.filter(external_id__startswith="usr_").order_by("external_id")
-        with_session = set(
-            ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE).values_list(
-                "end_user_id", flat=True
-            )
-        )
-        made = 0
+        active = {
+            s.end_user_id: s
+            for s in ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE)
+        }
+        made = kept = renewed = 0
         for index, end_user in enumerate(demo_users):
-            if index % 2 or end_user.pk in with_session:
+            if index % 2:
                 continue
-            size = 1 + index % 3
-            toolkits = [allowed[(index + k) % len(allowed)] for k in range(size)]
-            result = sessions.tool_router_session_create(
-                end_user=end_user, toolkits=list(dict.fromkeys(toolkits)), actor=actor
-            )
-            if not result.ok:
-                self.stdout.write(f"Demo sessions stopped after {made}: {result.message}")
+            try:
+                outcome = self._demo_session(
+                    index, end_user, active.get(end_user.pk), allowed, actor
+                )
+            except ComposioError as exc:
+                outcome = str(exc)
+            if outcome not in ("kept", "made", "renewed"):
+                self.stdout.write(f"Demo sessions stopped after {made + renewed}: {outcome}")
                 return
-            made += 1
-        self.stdout.write(f"Demo sessions: {made} new, {len(with_session) + made} active.")
+            kept += outcome == "kept"
+            made += outcome == "made"
+            renewed += outcome == "renewed"
+        total = ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE).count()
+        self.stdout.write(f"Demo sessions: {made} new, {total} active.")
+        self.stdout.write(
+            f"Demo sessions kept: {kept} Composio still knows; "
+            f"renewed: {renewed} it no longer knew."
+        )
+
+    def _demo_session(
+        self,
+        index: int,
+        end_user: EndUser,
+        stored: ToolRouterSession | None,
+        allowed: list[str],
+        actor: User,
+    ) -> str:
+        """What became of one demo user's session: "kept" (Composio still knows the stored one),
+        "renewed" (it did not, so it was refreshed), "made" (the user had none), or why not."""
+        if stored is not None:
+            if remote_check.known_at_composio(stored):
+                return "kept"
+            result = sessions.tool_router_session_refresh(end_user=end_user, actor=actor)
+            return "renewed" if result.ok else result.message
+        size = 1 + index % 3
+        toolkits = [allowed[(index + k) % len(allowed)] for k in range(size)]
+        result = sessions.tool_router_session_create(
+            end_user=end_user, toolkits=list(dict.fromkeys(toolkits)), actor=actor
+        )
+        return "made" if result.ok else result.message
 
     def _account(
         self, username: str, what: str, *, group: str | None = None, superuser: bool = False
     ) -> str:
-        password = secrets.token_urlsafe(12)
+        """Make or update one demo staff account with its kept (or a new) password."""
+        password = self._passwords.get(username) or demo_passwords.new_password()
+        self._passwords[username] = password
         user, _ = User.objects.get_or_create(username=username)
         user.is_staff = True
         user.is_superuser = superuser
-        user.set_password(password)
+        if not user.check_password(password):
+            user.set_password(password)
         user.save()
         if group:
             user.groups.set([Group.objects.get(name=group)])
