@@ -182,3 +182,29 @@ def test_the_command_refuses_a_state_file_it_cannot_use(tmp_path: Path) -> None:
 
     with pytest.raises(CommandError, match="corrupt or cannot be written"):
         call_command("composio_emulator", "--port", "0", "--state", str(state))
+
+
+def test_a_failed_write_answers_500_and_changes_nothing(
+    emulator_restarts: EmulatorRestarts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "emulator.sqlite3"
+    emu = emulator_restarts.start(state=state)
+    kept = composio_seam.create_session(user_id="usr_a", toolkits=["github"])
+
+    def disk_full(self: EmulatorStore, changes: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EmulatorStore, "apply", disk_full)
+    with httpx.Client(base_url=emu.base_url, headers={"x-api-key": EMULATOR_KEY}, timeout=5) as h:
+        created = h.post("/api/v3.1/tool_router/session", json={"user_id": "usr_b"})
+        deleted = h.delete(f"/api/v3.1/tool_router/session/{kept.session_id}")
+        patched = h.patch(
+            f"/api/v3.1/tool_router/session/{kept.session_id}",
+            json={"toolkits": {"enable": ["gmail"]}},
+        )
+
+    assert [created.status_code, deleted.status_code, patched.status_code] == [500, 500, 500]
+    assert list(emu.sessions) == [kept.session_id]
+    assert emu.sessions[kept.session_id]["config_version"] == 1
+    monkeypatch.undo()
+    assert list(emulator_restarts.start(state=state).sessions) == [kept.session_id]

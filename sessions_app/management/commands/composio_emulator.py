@@ -86,8 +86,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Composio emulator listening on {emulator.base_url}")
         self.stdout.write(f"API key from {key_source}; control API at /_emulator/health")
         if emulator.state_path is not None:
+            loaded = len(emulator.sessions)
             self.stdout.write(
-                f"State kept in {emulator.state_path} ({len(emulator.sessions)} sessions loaded)"
+                f"State kept in {emulator.state_path} (loaded {loaded} "
+                f"session{'' if loaded == 1 else 's'})"
             )
         else:
             self.stdout.write("State kept in memory only (--state PATH keeps it across restarts)")
