@@ -62,6 +62,40 @@ def test_it_fetches_updates_and_deletes_a_session(emulator: Emulator) -> None:
         seam.delete_session(created.session_id)
 
 
+def test_the_seam_sends_exactly_these_bodies_and_nothing_the_sdk_adds(emulator: Emulator) -> None:
+    # The wire contract, whole: an SDK upgrade that starts sending a field of its own (hooks,
+    # since composio 0.30.0, are opt-in and must stay unsent) fails here, not at Composio.
+    created = seam.create_session(user_id="u_1", toolkits=["github"])
+    sid = created.session_id
+    seam.update_session_toolkits(session_id=sid, toolkits=["slack"], expected_config_version=1)
+    seam.update_session_toolkits(session_id=sid, toolkits=["gmail"], expected_config_version=None)
+    seam.session_connections(sid)
+    seam.delete_session(sid)
+
+    assert [(r.method, r.endpoint, r.json) for r in emulator.requests] == [
+        (
+            "POST",
+            "session.create",
+            {
+                "user_id": "u_1",
+                "toolkits": {"enable": ["github"]},
+                "manage_connections": {"enable": True},
+            },
+        ),
+        ("GET", "session.get", None),
+        (
+            "PATCH",
+            "session.update",
+            {"toolkits": {"enable": ["slack"]}, "expected_config_version": 1},
+        ),
+        ("GET", "session.get", None),
+        ("PATCH", "session.update", {"toolkits": {"enable": ["gmail"]}}),
+        ("GET", "session.get", None),
+        ("GET", "session.toolkits", None),
+        ("DELETE", "session.delete", None),
+    ]
+
+
 def test_a_stale_config_version_is_a_conflict_and_is_not_retried(emulator: Emulator) -> None:
     created = seam.create_session(user_id="u_1", toolkits=["github"])
     seam.update_session_toolkits(
