@@ -174,22 +174,6 @@ def _write_summary(window: RefusalWindow, more: int) -> None:
     _write(actor=actor, request=None, reason=reason, details=details)
 
 
-def _write(
-    *,
-    actor: AbstractBaseUser | None,
-    request: HttpRequest | None,
-    reason: str,
-    details: Mapping[str, Any],
-    end_user: Any = None,
-    session: Any = None,
-) -> None:
-    trail.record(
-        action=ACTION,
-        outcome=AuditEvent.Outcome.REFUSED,
-        actor=actor,
-        request=request,
-        end_user=end_user,
-        session=session,
-        reason=reason,
-        details=details,
-    )
+def _write(**event: Any) -> None:
+    """Append one `access.refused` event; `event` is the rest of `trail.record`'s keywords."""
+    trail.record(action=ACTION, outcome=AuditEvent.Outcome.REFUSED, **event)
