@@ -57,7 +57,6 @@ def record(
     actor: AbstractBaseUser | AnonymousUser | None,
     request: HttpRequest | None = None,
     end_user: Any = None,
-    session: Any = None,
 ) -> None:
     """Count one refusal: write it now if it opens its window, else add it to the window.
 
@@ -65,13 +64,7 @@ def record(
     `trail.record`)."""
     seconds = settings.REFUSAL_COALESCE_SECONDS
     user = actor if actor is not None and actor.is_authenticated else None
-    event = {
-        "actor": user,
-        "request": request,
-        "reason": reason,
-        "end_user": end_user,
-        "session": session,
-    }
+    event = {"actor": user, "request": request, "reason": reason, "end_user": end_user}
     if seconds <= 0:
         _write(**event, details={**details, "count": 1})
         return
