@@ -85,7 +85,6 @@ def refuse(
     request: HttpRequest | None = None,
     missing: Sequence[str] = (),
     end_user: Any = None,
-    session: Any = None,
     target: str = "",
     message: str = "",
 ) -> Refused:
@@ -106,7 +105,6 @@ def refuse(
         actor=actor,
         request=request,
         end_user=end_user,
-        session=session,
         details={
             "operation": operation,
             "missing": list(missing),

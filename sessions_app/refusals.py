@@ -57,7 +57,6 @@ def record(
     actor: AbstractBaseUser | AnonymousUser | None,
     request: HttpRequest | None = None,
     end_user: Any = None,
-    session: Any = None,
 ) -> None:
     """Count one refusal: write it now if it opens its window, else add it to the window.
 
@@ -65,13 +64,7 @@ def record(
     `trail.record`)."""
     seconds = settings.REFUSAL_COALESCE_SECONDS
     user = actor if actor is not None and actor.is_authenticated else None
-    event = {
-        "actor": user,
-        "request": request,
-        "reason": reason,
-        "end_user": end_user,
-        "session": session,
-    }
+    event = {"actor": user, "request": request, "reason": reason, "end_user": end_user}
     if seconds <= 0:
         _write(**event, details={**details, "count": 1})
         return
@@ -174,22 +167,6 @@ def _write_summary(window: RefusalWindow, more: int) -> None:
     _write(actor=actor, request=None, reason=reason, details=details)
 
 
-def _write(
-    *,
-    actor: AbstractBaseUser | None,
-    request: HttpRequest | None,
-    reason: str,
-    details: Mapping[str, Any],
-    end_user: Any = None,
-    session: Any = None,
-) -> None:
-    trail.record(
-        action=ACTION,
-        outcome=AuditEvent.Outcome.REFUSED,
-        actor=actor,
-        request=request,
-        end_user=end_user,
-        session=session,
-        reason=reason,
-        details=details,
-    )
+def _write(**event: Any) -> None:
+    """Append one `access.refused` event; `event` is the rest of `trail.record`'s keywords."""
+    trail.record(action=ACTION, outcome=AuditEvent.Outcome.REFUSED, **event)

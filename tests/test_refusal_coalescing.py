@@ -13,8 +13,6 @@ import datetime as dt
 import io
 from collections import Counter
 from http import HTTPStatus
-from types import SimpleNamespace
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -25,29 +23,21 @@ from django.urls import reverse
 from sessions_app import access, refusals
 from sessions_app.models import AuditEvent, RefusalWindow
 from tests.factories import client_for
-from tests.helpers import ON_POSTGRESQL, audit_events, refusals_counted, run_together
+from tests.helpers import (
+    ON_POSTGRESQL,
+    assert_chain_intact,
+    audit_events,
+    refusals_at,
+    refusals_counted,
+    refuse,
+    run_together,
+)
 
 SUPPORT_PAGE = reverse("sessions_app:support_lookup")
 AUDIT_PAGE = reverse("audit:events")
 MINUTE = dt.timedelta(seconds=60)
 # A moment well inside a window, so a test's own few seconds never cross into the next one.
 T0 = dt.datetime(2026, 3, 2, 10, 15, 5, tzinfo=dt.UTC)
-
-
-def assert_chain_intact() -> None:
-    out = io.StringIO()
-    call_command("verify_audit", stdout=out)
-    assert "Audit chain intact" in out.getvalue()
-
-
-def at(moment: dt.datetime) -> mock._patch:
-    """Make `moment` the time the refusals' windows go by (the trail and the rest keep the
-    clock), so a test does not depend on where in a minute it runs."""
-    return mock.patch("sessions_app.refusals.timezone", SimpleNamespace(now=lambda: moment))
-
-
-def refuse(user: User, operation: str = "probe") -> access.Refused:
-    return access.refuse(operation=operation, reason=f"{operation} needs x.", actor=user)
 
 
 def assert_refused(response: object, role: str = "Support") -> None:
@@ -98,7 +88,7 @@ def test_the_first_refusal_is_in_the_trail_at_once(outsider: User) -> None:
 @pytest.mark.django_db
 def test_every_refused_request_still_gets_the_refusal_page(outsider: User) -> None:
     client = client_for(outsider)
-    with at(T0):
+    with refusals_at(T0):
         first = client.get(SUPPORT_PAGE)
         later = [client.get(SUPPORT_PAGE) for _ in range(3)]
 
@@ -111,7 +101,7 @@ def test_every_refused_request_still_gets_the_refusal_page(outsider: User) -> No
 @pytest.mark.django_db
 def test_other_users_and_operations_are_not_merged(outsider: User, support_user: User) -> None:
     outsider_client, support_client = client_for(outsider), client_for(support_user)
-    with at(T0):
+    with refusals_at(T0):
         for _ in range(3):
             assert_refused(outsider_client.get(SUPPORT_PAGE))
             assert_refused(outsider_client.get(AUDIT_PAGE), "Auditor")
@@ -157,10 +147,9 @@ def test_anonymous_visitors_are_sent_to_login_and_not_audited() -> None:
 
 @pytest.mark.django_db
 def test_the_next_refusal_in_a_later_window_closes_the_earlier_one(outsider: User) -> None:
-    with at(T0):
-        for _ in range(4):
-            refuse(outsider)
-    with at(T0 + MINUTE):
+    with refusals_at(T0):
+        refuse(outsider, times=4)
+    with refusals_at(T0 + MINUTE):
         refuse(outsider)
 
     events = audit_events("access.refused")
@@ -196,10 +185,9 @@ def test_the_next_refusal_in_a_later_window_closes_the_earlier_one(outsider: Use
 def test_a_later_window_of_anyone_closes_the_ended_windows(
     outsider: User, support_user: User
 ) -> None:
-    with at(T0):
-        refuse(outsider)
-        refuse(outsider)
-    with at(T0 + MINUTE):
+    with refusals_at(T0):
+        refuse(outsider, times=2)
+    with refusals_at(T0 + MINUTE):
         refuse(support_user, "other")
 
     assert refusals_counted() == {
@@ -213,7 +201,7 @@ def test_a_later_window_of_anyone_closes_the_ended_windows(
 
 @pytest.mark.django_db
 def test_a_window_with_one_refusal_closes_without_a_summary(outsider: User) -> None:
-    with at(T0):
+    with refusals_at(T0):
         refuse(outsider)
 
     assert refusals.flush(now=T0 + MINUTE) == 0
@@ -223,9 +211,8 @@ def test_a_window_with_one_refusal_closes_without_a_summary(outsider: User) -> N
 
 @pytest.mark.django_db
 def test_the_flush_closes_only_the_windows_that_ended(outsider: User) -> None:
-    with at(T0):
-        for _ in range(5):
-            refuse(outsider)
+    with refusals_at(T0):
+        refuse(outsider, times=5)
 
     assert refusals.flush(now=T0 + dt.timedelta(seconds=50)) == 0
     assert refusals_counted() == {(outsider.username, "probe"): 1}
@@ -238,9 +225,8 @@ def test_the_flush_closes_only_the_windows_that_ended(outsider: User) -> None:
 
 @pytest.mark.django_db
 def test_flush_refusals_command_closes_the_ended_windows(outsider: User) -> None:
-    with at(T0):
-        for _ in range(3):
-            refuse(outsider)
+    with refusals_at(T0):
+        refuse(outsider, times=3)
     out = io.StringIO()
 
     call_command("flush_refusals", stdout=out)  # now is long after T0
@@ -252,9 +238,8 @@ def test_flush_refusals_command_closes_the_ended_windows(outsider: User) -> None
 
 @pytest.mark.django_db
 def test_flush_refusals_all_closes_the_open_windows_too(outsider: User) -> None:
-    with at(T0):
-        for _ in range(3):
-            refuse(outsider)
+    with refusals_at(T0):
+        refuse(outsider, times=3)
         call_command("flush_refusals", stdout=io.StringIO())
         assert refusals_counted() == {(outsider.username, "probe"): 1}  # the window is open
         out = io.StringIO()
@@ -270,11 +255,10 @@ def test_flush_refusals_all_closes_the_open_windows_too(outsider: User) -> None:
 
 @pytest.mark.django_db
 def test_no_event_is_ever_updated(outsider: User) -> None:
-    with at(T0):
-        for _ in range(3):
-            refuse(outsider)
+    with refusals_at(T0):
+        refuse(outsider, times=3)
     first = AuditEvent.objects.get(action="access.refused")
-    with at(T0 + MINUTE):
+    with refusals_at(T0 + MINUTE):
         refusals.flush()
 
     again = AuditEvent.objects.get(pk=first.pk)
@@ -288,9 +272,8 @@ def test_no_event_is_ever_updated(outsider: User) -> None:
 
 @pytest.mark.django_db
 def test_a_summary_survives_the_user_being_deleted(outsider: User) -> None:
-    with at(T0):
-        for _ in range(2):
-            refuse(outsider)
+    with refusals_at(T0):
+        refuse(outsider, times=2)
     username, pk = outsider.username, outsider.pk
     outsider.delete()
 
@@ -308,8 +291,7 @@ def test_a_summary_survives_the_user_being_deleted(outsider: User) -> None:
 @pytest.mark.django_db
 def test_coalescing_can_be_switched_off(outsider: User, settings) -> None:
     settings.REFUSAL_COALESCE_SECONDS = 0
-    for _ in range(3):
-        refuse(outsider)
+    refuse(outsider, times=3)
 
     assert [e.details["count"] for e in audit_events("access.refused")] == [1, 1, 1]
     assert not RefusalWindow.objects.exists()
@@ -318,9 +300,8 @@ def test_coalescing_can_be_switched_off(outsider: User, settings) -> None:
 
 @pytest.mark.django_db
 def test_the_audit_log_shows_the_count_of_a_summary(outsider: User, auditor_client: Client) -> None:
-    with at(T0):
-        for _ in range(8):
-            refuse(outsider)
+    with refusals_at(T0):
+        refuse(outsider, times=8)
     refusals.close_windows()
 
     html = auditor_client.get(AUDIT_PAGE).content.decode()
@@ -347,12 +328,8 @@ class TestAtOnceOnPostgreSQL:
     pytestmark = ON_POSTGRESQL
 
     def test_24_threads_of_refusals_lose_no_count(self, outsider: User, support_user: User) -> None:
-        def refusing(user: User, operation: str) -> None:
-            for _ in range(EACH):
-                refuse(user, operation)
-
         calls = [
-            lambda n=n: refusing(outsider if n % 2 else support_user, f"op{n % 3}")
+            lambda n=n: refuse(outsider if n % 2 else support_user, f"op{n % 3}", times=EACH)
             for n in range(THREADS)
         ]
         results = run_together(*calls)
@@ -386,8 +363,7 @@ class TestAtOnceOnPostgreSQL:
 
     def test_flushing_while_refusals_arrive_loses_no_count(self, outsider: User) -> None:
         def refusing() -> None:
-            for _ in range(EACH):
-                refuse(outsider)
+            refuse(outsider, times=EACH)
 
         def flushing() -> None:
             for _ in range(EACH):

@@ -180,12 +180,12 @@ def _audit_start(
         }
     record_job_event(
         job,
+        details,
         action="bulk.start",
         outcome=AuditEvent.Outcome.SUCCESS,
         actor=actor,
         request=request,
         reason=reason,
-        **details,
     )
 
 

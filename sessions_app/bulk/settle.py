@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpRequest
 from django.utils import timezone
 
 from sessions_app import trail
@@ -273,35 +273,21 @@ def _audit_end(job: BulkJob, counts: dict[str, int], *, cancelled: bool) -> None
     summary = ", ".join(f"{counts[s]} {s}" for s in TERMINAL_ITEM_STATES)
     record_job_event(
         job,
+        {
+            "state": job.state,
+            "counts": counts,
+            "total": job.total,
+            "cancelled_by": job.cancelled_by_username or None,
+        },
         action="bulk.end",
         outcome=AuditEvent.Outcome.FAILURE if trouble else AuditEvent.Outcome.SUCCESS,
         actor=job.started_by,
         reason=f"Background {job.kind} job {'cancelled' if cancelled else 'finished'}: "
         f"{summary} (of {job.total}).",
-        state=job.state,
-        counts=counts,
-        total=job.total,
-        cancelled_by=job.cancelled_by_username or None,
     )
 
 
-def record_job_event(
-    job: BulkJob,
-    *,
-    action: str,
-    outcome: str,
-    actor: AbstractBaseUser | AnonymousUser | None,
-    reason: str,
-    request: HttpRequest | None = None,
-    **details: object,
-) -> None:
-    """Audit one event of a whole job (`bulk.start`, `bulk.end`); its details name the job and
-    its kind first, then `details`."""
-    trail.record(
-        action=action,
-        outcome=outcome,
-        actor=actor,
-        request=request,
-        reason=reason,
-        details={"job": str(job.public_id), "kind": job.kind, **details},
-    )
+def record_job_event(job: BulkJob, details: Mapping[str, object], **event: Any) -> None:
+    """Audit one event of a whole job (`bulk.start`, `bulk.end`): `event` is `trail.record`'s
+    keywords but the details, which name the job and its kind first, then `details`."""
+    trail.record(**event, details={"job": str(job.public_id), "kind": job.kind, **details})

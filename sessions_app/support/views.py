@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from uuid import UUID
@@ -161,10 +162,15 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
 
 
 def _connections_response(
-    request: HtmxHttpRequest, session: ToolRouterSession, check: connections.ConnectionCheck
+    request: HtmxHttpRequest,
+    public_id: UUID,
+    service: Callable[..., connections.ConnectionCheck],
 ) -> HttpResponse:
-    """The badges for HTMX, the whole card otherwise. A check that could not ask Composio
-    (`retry_after`) is a 429 with Retry-After when it was a "check now"."""
+    """The active session's badges as `service` (a connections service) checks them: the badges
+    for HTMX, the whole card otherwise. A check that could not ask Composio (`retry_after`) is a
+    429 with Retry-After when it was a "check now"."""
+    session = _get_active_session(public_id)
+    check = service(session=session, actor=request.user, request=request)
     refused = request.method == "POST" and check.retry_after is not None
     status = HTTPStatus.TOO_MANY_REQUESTS if refused else HTTPStatus.OK
     if wants_fragment(request):
@@ -193,22 +199,16 @@ def _connections_response(
 @support_required()
 def support_session_connections(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """The session's connection badges, from the shared cache while it is fresh."""
-    session = _get_active_session(public_id)
-    check = connections.tool_router_session_connections(
-        session=session, actor=request.user, request=request
-    )
-    return _connections_response(request, session, check)
+    return _connections_response(request, public_id, connections.tool_router_session_connections)
 
 
 @require_POST
 @support_required()
 def support_session_connections_check(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """The check-now button: ask Composio past the cache, limited per staff user and session."""
-    session = _get_active_session(public_id)
-    check = connections.tool_router_session_connections_check_now(
-        session=session, actor=request.user, request=request
+    return _connections_response(
+        request, public_id, connections.tool_router_session_connections_check_now
     )
-    return _connections_response(request, session, check)
 
 
 # --- Refresh -----------------------------------------------------------------------------------

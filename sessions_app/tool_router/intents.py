@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -323,6 +323,37 @@ def claim_guarded(
             details={"result": refusal.result.outcome},
         )
         return refusal.result
+
+
+@dataclass(frozen=True)
+class Answered(Generic[T]):
+    """A claimed intent about an existing session, and what Composio answered for it."""
+
+    operation: SessionOperation
+    session: ToolRouterSession
+    answer: T
+
+
+def claim_and_call(
+    attempt: Attempt,
+    *,
+    toolkits: Sequence[str],
+    check: Callable[[ToolRouterSession | None], ToolRouterSession | None],
+    send: Callable[[ToolRouterSession], T],
+    kept: Callable[[ToolRouterSession], str],
+) -> Answered[T] | SessionResult:
+    """Claim the intent on the session `check` picks (`claim_guarded`), then `send` Composio the
+    call about it (`call`; `kept` says what stays as it was if that fails). What Composio
+    answered, or the result to return."""
+    operation = claim_guarded(attempt, toolkits=toolkits, check=check)
+    if isinstance(operation, SessionResult):
+        return operation
+    session = operation.session
+    assert session is not None
+    answer = call(attempt, operation, lambda: send(session), session=session, kept=kept(session))
+    if isinstance(answer, SessionResult):
+        return answer
+    return Answered(operation, session, answer)
 
 
 def guard(

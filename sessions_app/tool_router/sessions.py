@@ -274,26 +274,22 @@ def tool_router_session_change_toolkits(
             raise attempt.skip(message, active)
         return active
 
-    operation = intents.claim_guarded(attempt, toolkits=slugs, check=check)
-    if isinstance(operation, SessionResult):
-        return operation
-    current = operation.session
-    assert current is not None
-    remote = intents.call(
+    answered = intents.claim_and_call(
         attempt,
-        operation,
-        lambda: composio_seam.update_session_toolkits(
+        toolkits=slugs,
+        check=check,
+        send=lambda current: composio_seam.update_session_toolkits(
             session_id=current.session_id,
             toolkits=slugs,
             expected_config_version=current.config_version,
         ),
-        session=current,
-        kept=f"Session {current.short_id} keeps {', '.join(current.toolkits)}.",
+        kept=lambda current: f"Session {current.short_id} keeps {', '.join(current.toolkits)}.",
     )
-    if isinstance(remote, SessionResult):
-        return remote
+    if isinstance(answered, SessionResult):
+        return answered
+    current, remote = answered.session, answered.answer
     granted = list(remote.toolkits) or slugs
-    _store_change(attempt, operation, current, remote, granted)
+    _store_change(attempt, answered.operation, current, remote, granted)
     connections.tool_router_session_connections_forget(session=current)
     return attempt.result(
         Outcome.SUCCEEDED,
@@ -355,30 +351,25 @@ def tool_router_session_delete(
             raise attempt.skip(message, fresh)
         return fresh
 
-    operation = intents.claim_guarded(attempt, toolkits=[], check=check)
-    if isinstance(operation, SessionResult):
-        return operation
-    target = operation.session
-    assert target is not None
-    known = intents.call(
+    answered = intents.claim_and_call(
         attempt,
-        operation,
-        lambda: composio_seam.delete_session_if_known(target.session_id),
-        session=target,
-        kept=f"Session {target.short_id} is unchanged.",
+        toolkits=[],
+        check=check,
+        send=lambda target: composio_seam.delete_session_if_known(target.session_id),
+        kept=lambda target: f"Session {target.short_id} is unchanged.",
     )
-    if isinstance(known, SessionResult):
-        return known
-    already_gone = not known
+    if isinstance(answered, SessionResult):
+        return answered
+    target, already_gone = answered.session, not answered.answer
     with transaction.atomic():
         records.mark_deleted(target)
-        intents.finish(operation, state=SessionOperation.State.SUCCEEDED)
+        intents.finish(answered.operation, state=SessionOperation.State.SUCCEEDED)
         attempt.audit(
             outcome=AuditEvent.Outcome.SUCCESS,
             reason=f"Deleted {target.session_id}"
             + (" (Composio no longer knew it)." if already_gone else "."),
             session=target,
-            details={"operation": str(operation.public_id), "already_gone": already_gone},
+            details={"operation": str(answered.operation.public_id), "already_gone": already_gone},
         )
     note = " (Composio no longer knew it)" if already_gone else ""
     return attempt.result(

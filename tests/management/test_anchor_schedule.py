@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from io import StringIO
-from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,9 +13,10 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from sessions_app import access, housekeeping, trail
+from sessions_app import housekeeping, trail
 from sessions_app.chain.anchors import read_anchors
 from sessions_app.models import AuditEvent, RefusalWindow
+from tests.helpers import refusals_at, refuse
 from tests.task_queue import run_queue_once
 
 pytestmark = pytest.mark.django_db
@@ -81,10 +80,8 @@ def test_the_run_closes_ended_refusal_windows_before_anchoring(
     # Three refusals in one window of the past (the refusals' clock only): the first is written
     # at once, the other two counted in the window, which has ended by the time the run comes.
     an_hour_ago = timezone.now() - timedelta(hours=1)
-    past = SimpleNamespace(now=lambda: an_hour_ago)
-    with mock.patch("sessions_app.refusals.timezone", past):
-        for _ in range(3):
-            access.refuse(operation="probe", reason="probe needs x.", actor=outsider)
+    with refusals_at(an_hour_ago):
+        refuse(outsider, times=3)
     assert list(refused_counts()) == [1]
     schedule()
 

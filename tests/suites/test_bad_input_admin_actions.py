@@ -16,8 +16,7 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.factories import ALLOWED
-from tests.helpers import (
+from tests.bad_input import (
     FUZZ,
     LOOKALIKES,
     REJECTED,
@@ -27,6 +26,7 @@ from tests.helpers import (
     no_server_error,
     query_strategy,
 )
+from tests.factories import ALLOWED
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 

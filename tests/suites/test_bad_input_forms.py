@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from sessions_app.models import EndUser
 from tests.access_matrix import access_url
-from tests.helpers import (
+from tests.bad_input import (
     CONTROL,
     FUZZ,
     LONG,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.access_matrix import ROLES, ROWS, access_placeholders, access_url, answer
+from tests.bad_input import REFUSED, WATCHED, Watch, no_server_error
 from tests.factories import client_for
-from tests.helpers import REFUSED, WATCHED, Watch, no_server_error
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 

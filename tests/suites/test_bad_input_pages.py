@@ -1,6 +1,6 @@
 """Bad input on the pages: random query strings on every page, random ids in every path, and the
 impossible dates and NUL bytes this suite found. No GET answers 500 or writes anything but the
-refusal its view audits (tests/helpers.py: `Watch`); an admin list audits the lookup it refuses.
+refusal its view audits (tests/bad_input.py: `Watch`); an admin list audits the lookup it refuses.
 
 Two crashes found in Django's own admin (not in the console's code) each have a test of their
 own, which fails until they are fixed: an empty `_to_field` and a NUL byte in an admin list filter
@@ -19,8 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.access_matrix import access_url
-from tests.factories import HX
-from tests.helpers import (
+from tests.bad_input import (
     FUZZ_PER_VIEW,
     REFUSED,
     VALUES,
@@ -29,6 +28,7 @@ from tests.helpers import (
     no_server_error,
     query_strategy,
 )
+from tests.factories import HX
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords", "emulator")]
 

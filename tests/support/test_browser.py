@@ -183,17 +183,23 @@ def composio_user(catalog, session_admin: User) -> EndUser:
     return end_user
 
 
+def _open_live_card(page, user: User):
+    """Log in as `user`, look the live user up and open the first result's card."""
+    _login(page, user)
+    page.locator("#q").press_sequentially("usr_live", delay=30)
+    page.locator("#results a.result-link").first.click()
+    card = page.locator("#user-card")
+    card.wait_for()
+    return card
+
+
 def test_a_slow_composio_holds_up_only_the_connection_badges(
     composio_user: EndUser, support_user: User, emulator, settings, page
 ) -> None:
     session = composio_user.sessions.get(status="active")
     emulator.set_connection(session.session_id, "github", "ACTIVE")
     emulator.faults.latency(3.0, endpoint="session.toolkits")
-    _login(page, support_user)
-    page.locator("#q").press_sequentially("usr_live", delay=30)
-    page.locator("#results a.result-link").first.click()
-    card = page.locator("#user-card")
-    card.wait_for()
+    card = _open_live_card(page, support_user)
 
     card.get_by_role("link", name="Check connections").click()
     page.locator(".htmx-request").first.wait_for()  # the check is under way...
@@ -242,11 +248,7 @@ def test_the_badges_say_how_old_they_are_and_check_now_is_limited(
 ) -> None:
     settings.CONNECTION_CHECK_NOW_SECONDS = 30
     session = composio_user.sessions.get(status="active")
-    _login(page, support_user)
-    page.locator("#q").press_sequentially("usr_live", delay=30)
-    page.locator("#results a.result-link").first.click()
-    card = page.locator("#user-card")
-    card.wait_for()
+    card = _open_live_card(page, support_user)
     card.get_by_role("link", name="Check connections").click()
     expect(card.locator(".connections-age")).to_have_text(re.compile(r"checked \d+ s ago"))
     assert "not connected" in card.locator(".connection-list").inner_text()

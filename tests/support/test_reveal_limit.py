@@ -7,20 +7,18 @@ so there it is checked one reveal after another.
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from http import HTTPStatus
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 
 from sessions_app.models import AuditEvent, RevealLock, ToolRouterSession
 from sessions_app.tool_router.reveal import Reveal, Withheld, mcp_url_reveal
 from tests.factories import HX, client_for, make_end_user, store_session
 
 # The concurrency suite's marks (PostgreSQL only, transactional) and its barrier runner.
-from tests.helpers import ON_POSTGRESQL, reveal_url, run_together
+from tests.helpers import ON_POSTGRESQL, assert_chain_intact, reveal_url, run_together
 
 LIMIT = 5
 THREADS = 24
@@ -48,12 +46,6 @@ def _reveal_outcomes(actor: User) -> Counter[str]:
     )
 
 
-def _assert_chain_intact() -> None:
-    out = io.StringIO()
-    call_command("verify_audit", stdout=out)
-    assert "Audit chain intact" in out.getvalue()
-
-
 # --- PostgreSQL: 24 reveals at once ------------------------------------------------------------
 
 
@@ -77,7 +69,7 @@ class TestAtOnceOnPostgreSQL:
         assert _reveal_outcomes(support_user) == {"success": limit, "refused": THREADS - limit}
         # The first reveals raced to make the user's lock row: one row, no error.
         assert RevealLock.objects.filter(user=support_user).count() == 1
-        _assert_chain_intact()
+        assert_chain_intact()
 
     def test_24_reveal_requests_at_once_by_one_user_pass_exactly_the_limit(
         self, session: ToolRouterSession, support_user: User, limit: int
@@ -97,7 +89,7 @@ class TestAtOnceOnPostgreSQL:
             shown = MCP_URL.replace("&", "&amp;") in html
             assert shown == (response.status_code == HTTPStatus.OK)  # type: ignore[union-attr]
         assert _reveal_outcomes(support_user) == {"success": limit, "refused": THREADS - limit}
-        _assert_chain_intact()
+        assert_chain_intact()
 
 
 # --- Any database: one reveal after another ----------------------------------------------------
@@ -113,7 +105,7 @@ def test_the_limit_holds_one_reveal_after_another(
     assert f"{limit} MCP URLs in the last hour" in results[-1].message
     assert _reveal_outcomes(support_user) == {"success": limit, "refused": 3}
     assert RevealLock.objects.filter(user=support_user).count() == 1
-    _assert_chain_intact()
+    assert_chain_intact()
 
 
 def test_a_refused_reveal_answers_429_and_is_audited(
@@ -132,7 +124,7 @@ def test_a_refused_reveal_answers_429_and_is_audited(
     assert refused.session_ref == "trs_limit000001"
     assert refused.reason == "Reveal limit of 1 per hour reached."
     assert _reveal_outcomes(support_user) == {"success": 1, "refused": 1}
-    _assert_chain_intact()
+    assert_chain_intact()
 
 
 def test_refusals_do_not_count_towards_the_limit(

@@ -17,8 +17,9 @@ from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, RateBudget, ToolRouterSession
 from sessions_app.tool_router import connections, sessions
 from sessions_app.tool_router.connections import ConnectionCheck
+from tests.bad_input import Watch
 from tests.factories import HX, client_for, give_session, make_end_user, store_session
-from tests.helpers import ON_POSTGRESQL, Watch, run_together
+from tests.helpers import ON_POSTGRESQL, run_together
 
 VIEWS = 60
 MOST_REQUESTS = 5

@@ -1,4 +1,6 @@
-"""Append the audit chain's head to the anchor file (AUDIT_ANCHOR_PATH); schedule it."""
+"""Append the audit chain's head (sequence, id, hash, key id, time) as one JSON line to
+AUDIT_ANCHOR_PATH, opened append-only. Run it every few minutes and ship the file off the host;
+verify_audit then catches a deleted or re-chained tail."""
 
 from __future__ import annotations
 
@@ -12,11 +14,7 @@ from sessions_app.chain.anchors import anchor_head, anchor_path
 
 
 class Command(BaseCommand):
-    help = (
-        "Append the audit chain's head (sequence, id, hash, key id, time) as one JSON line to "
-        "AUDIT_ANCHOR_PATH, opened append-only. Run it every few minutes and ship the file off "
-        "the host; verify_audit then catches a deleted or re-chained tail."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(

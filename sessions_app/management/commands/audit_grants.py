@@ -1,5 +1,6 @@
-"""Print (or apply) the PostgreSQL GRANTs that leave the application's role INSERT and SELECT only
-on the audit table, with a separate role owning every table."""
+"""PostgreSQL: print the statements that make OWNER_ROLE own every table and leave APP_ROLE only
+SELECT and INSERT on the audit table; --apply runs them (connect as a superuser or the current
+owner)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,7 @@ from sessions_app.chain.grants import BadRole, apply_grants, grant_statements
 
 
 class Command(BaseCommand):
-    help = (
-        "PostgreSQL: print the statements that make OWNER_ROLE own every table and leave "
-        "APP_ROLE only SELECT and INSERT on the audit table; --apply runs them (connect as a "
-        "superuser or the current owner)."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--app-role", required=True, help="the role the console connects as")

@@ -1,4 +1,6 @@
-"""Close the ended windows of coalesced refusals (`sessions_app.refusals`); schedule it."""
+"""Append one summary access.refused event for each ended window of coalesced refusals (the count
+beyond its first, already written event). Run it every minute or few; --all closes the windows
+still open too."""
 
 from __future__ import annotations
 
@@ -10,11 +12,7 @@ from sessions_app import refusals
 
 
 class Command(BaseCommand):
-    help = (
-        "Append one summary access.refused event for each ended window of coalesced refusals "
-        "(the count beyond its first, already written event). Run it every minute or few; "
-        "--all closes the windows still open too."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -1,4 +1,6 @@
-"""Walk the audit chain against the keys and the anchors; name the first event that fails."""
+"""Verify the audit log's keyed hash chain against AUDIT_HMAC_KEYS and the anchors in
+AUDIT_ANCHOR_PATH. Exits non-zero naming the first event that was altered, removed, reordered,
+re-chained or signed with another key."""
 
 from __future__ import annotations
 
@@ -12,11 +14,7 @@ from sessions_app.models import AuditEvent
 
 
 class Command(BaseCommand):
-    help = (
-        "Verify the audit log's keyed hash chain against AUDIT_HMAC_KEYS and the anchors in "
-        "AUDIT_ANCHOR_PATH. Exits non-zero naming the first event that was altered, removed, "
-        "reordered, re-chained or signed with another key."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
