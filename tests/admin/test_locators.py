@@ -33,16 +33,37 @@ class Page:
     """An admin page that names sessions: who may open it, and how a revealing role sees ids."""
 
     name: str
-    url: Callable[[dict[str, Any]], str]
+    view: str  # the admin's URL name, less "admin:sessions_app_"
+    obj: Callable[[dict[str, Any]], int] | None  # the object's pk in the world, if a page of one
     named: tuple[str, ...]  # the world's sessions it names ("old", "new")
     openers: tuple[str, ...]  # the roles that may open it
     # How staff who may reveal see an id here ("short": its first 12 characters, "full"), or ""
     # where no id shows at all (titles and breadcrumbs name no session id for anyone).
     revealed: str = "full"
 
+    def url(self, world: dict[str, Any]) -> str:
+        args = [self.obj(world)] if self.obj else []
+        return _admin(self.view, *args)
+
 
 def _admin(view: str, *args: object) -> str:
     return reverse(f"admin:sessions_app_{view}", args=args)
+
+
+def _old(world: dict[str, Any]) -> int:
+    return world["old"].pk
+
+
+def _new(world: dict[str, Any]) -> int:
+    return world["new"].pk
+
+
+def _end_user(world: dict[str, Any]) -> int:
+    return world["end_user"].pk
+
+
+def _bulk_job(world: dict[str, Any]) -> int:
+    return world["ids"]["bulkjob"]
 
 
 def _refresh_event(world: dict[str, Any]) -> int:
@@ -56,74 +77,23 @@ def _refresh_intent(world: dict[str, Any]) -> int:
 SESSION_VIEWERS = ("auditor", "no reveal", "support", "session admin", "superuser")
 INTENT_VIEWERS = ("no reveal", "session admin", "superuser")
 EVENT_VIEWERS = ("auditor", "no reveal", "superuser")
+BOTH = ("old", "new")
 
+# fmt: off
 PAGES = [
-    Page(
-        "session list",
-        lambda w: _admin("toolroutersession_changelist"),
-        ("old", "new"),
-        SESSION_VIEWERS,
-        revealed="short",
-    ),
-    Page(
-        "old session page",
-        lambda w: _admin("toolroutersession_change", w["old"].pk),
-        ("old", "new"),
-        SESSION_VIEWERS,
-    ),
-    Page(
-        "new session page",
-        lambda w: _admin("toolroutersession_change", w["new"].pk),
-        ("old", "new"),
-        SESSION_VIEWERS,
-    ),
-    Page(
-        "session history",
-        lambda w: _admin("toolroutersession_history", w["old"].pk),
-        ("old",),
-        SESSION_VIEWERS,
-        revealed="",
-    ),
-    Page(
-        "end user list",
-        lambda w: _admin("enduser_changelist"),
-        ("new",),
-        SESSION_VIEWERS,
-        revealed="short",
-    ),
-    Page(
-        "end user page",
-        lambda w: _admin("enduser_change", w["end_user"].pk),
-        ("old", "new"),
-        SESSION_VIEWERS,
-    ),
-    Page(
-        "intent list",
-        lambda w: _admin("sessionoperation_changelist"),
-        ("old", "new"),
-        INTENT_VIEWERS,
-    ),
-    Page(
-        "intent page",
-        lambda w: _admin("sessionoperation_change", _refresh_intent(w)),
-        ("new",),
-        INTENT_VIEWERS,
-    ),
-    Page("event list", lambda w: _admin("auditevent_changelist"), ("old", "new"), EVENT_VIEWERS),
-    Page(
-        "event page",
-        lambda w: _admin("auditevent_change", _refresh_event(w)),
-        ("old", "new"),
-        EVENT_VIEWERS,
-    ),
-    Page(
-        "bulk job page",
-        lambda w: _admin("bulkjob_change", w["ids"]["bulkjob"]),
-        ("old",),
-        ("no reveal", "session admin", "superuser"),
-        revealed="short",
-    ),
+    Page("session list", "toolroutersession_changelist", None, BOTH, SESSION_VIEWERS, "short"),
+    Page("old session page", "toolroutersession_change", _old, BOTH, SESSION_VIEWERS),
+    Page("new session page", "toolroutersession_change", _new, BOTH, SESSION_VIEWERS),
+    Page("session history", "toolroutersession_history", _old, ("old",), SESSION_VIEWERS, ""),
+    Page("end user list", "enduser_changelist", None, ("new",), SESSION_VIEWERS, "short"),
+    Page("end user page", "enduser_change", _end_user, BOTH, SESSION_VIEWERS),
+    Page("intent list", "sessionoperation_changelist", None, BOTH, INTENT_VIEWERS),
+    Page("intent page", "sessionoperation_change", _refresh_intent, ("new",), INTENT_VIEWERS),
+    Page("event list", "auditevent_changelist", None, BOTH, EVENT_VIEWERS),
+    Page("event page", "auditevent_change", _refresh_event, BOTH, EVENT_VIEWERS),
+    Page("bulk job page", "bulkjob_change", _bulk_job, ("old",), INTENT_VIEWERS, "short"),
 ]
+# fmt: on
 CASES = [
     pytest.param(surface, role, id=f"{surface.name}-{role}")
     for surface in PAGES

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
 from django.urls import reverse
 
 from sessions_app.models import BulkJobItem
@@ -18,24 +19,32 @@ from tests.helpers import csv_rows
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 
-def _fail_the_item(world: dict[str, Any]) -> str:
+@pytest.fixture
+def failed_session_id(refreshed_world: dict[str, Any]) -> str:
     """The world's job item failed with an error naming its session; that session's id."""
-    session_id = world["old"].session_id
-    BulkJobItem.objects.filter(job_id=world["ids"]["bulkjob"]).update(
+    session_id = refreshed_world["old"].session_id
+    BulkJobItem.objects.filter(job_id=refreshed_world["ids"]["bulkjob"]).update(
         state=BulkJobItem.State.FAILED,
         last_error=f"Composio created session {session_id} for usr_access, but storing failed.",
     )
     return session_id
 
 
-@pytest.mark.parametrize("role", ["no reveal", "session admin", "superuser"])
-def test_the_job_page_names_sessions_as_the_user_may_see_them(
-    refreshed_world: dict[str, Any], role: str
-) -> None:
-    session_id = _fail_the_item(refreshed_world)
-    url = reverse("bulk:job_detail", args=[refreshed_world["ids"]["job_uuid"]])
+ROLES = ["no reveal", "session admin", "superuser"]
 
-    response = client_for(refreshed_world["users"][role]).get(url)
+
+def job_page(world: dict[str, Any], name: str, role: str) -> HttpResponse:
+    url = reverse(f"bulk:{name}", args=[world["ids"]["job_uuid"]])
+    return client_for(world["users"][role]).get(url)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_job_page_names_sessions_as_the_user_may_see_them(
+    refreshed_world: dict[str, Any], failed_session_id: str, role: str
+) -> None:
+    session_id = failed_session_id
+
+    response = job_page(refreshed_world, "job_detail", role)
 
     assert response.status_code == HTTPStatus.OK
     body = response.content.decode()
@@ -46,14 +55,13 @@ def test_the_job_page_names_sessions_as_the_user_may_see_them(
         assert session_id[:12] in body and f"session {session_id} for usr_access" in body
 
 
-@pytest.mark.parametrize("role", ["no reveal", "session admin", "superuser"])
+@pytest.mark.parametrize("role", ROLES)
 def test_the_failures_csv_masks_session_ids_whoever_downloads_it(
-    refreshed_world: dict[str, Any], role: str
+    refreshed_world: dict[str, Any], failed_session_id: str, role: str
 ) -> None:
-    session_id = _fail_the_item(refreshed_world)
-    url = reverse("bulk:job_failures", args=[refreshed_world["ids"]["job_uuid"]])
+    session_id = failed_session_id
 
-    rows = csv_rows(client_for(refreshed_world["users"][role]).get(url))
+    rows = csv_rows(job_page(refreshed_world, "job_failures", role))
 
     (row,) = rows[1:]
     assert row[0] == "usr_access" and session_id not in str(rows)

@@ -4,7 +4,6 @@ connected accounts and connect links; without one it forgets (the tests' default
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import EmulatorControl, StateFileError
 from sessions_app.composio.emulator.store import EmulatorStore
 from tests.factories import EMULATOR_KEY
+from tests.helpers import run_together
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorRestarts
@@ -114,11 +114,7 @@ def test_concurrent_requests_are_all_kept(
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(*[lambda n=n: create(n) for n in range(8)])
 
     assert errors == []
     again = emulator_restarts.start(state=state)
