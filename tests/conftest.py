@@ -45,6 +45,9 @@ from tests.factories import (
     sync_catalog,
 )
 
+# The browser tests' Chromium and page fixtures (tests/browser.py).
+pytest_plugins = ["tests.browser"]
+
 # --- The audit chain's anchor file and key --------------------------------------------------------
 
 

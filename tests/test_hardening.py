@@ -77,13 +77,19 @@ def test_pages_carry_a_strict_csp_and_the_other_security_headers(client: Client)
     assert response["X-Frame-Options"] == "DENY"
 
 
-def test_no_template_has_an_inline_script_or_event_handler() -> None:
+def test_no_template_has_an_inline_script_style_or_event_handler() -> None:
+    """The CSP allows scripts and styles from the console's own files only (style-src 'self'):
+    an inline one would be blocked in the browser and leave the page broken."""
     offenders = []
     for path in (PROJECT_ROOT / "templates").rglob("*.html"):
         text = path.read_text()
         for match in re.finditer(r"<script\b[^>]*>", text):
             if "src=" not in match.group(0):
                 offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {match.group(0)}")
+        if re.search(r"<style\b", text):
+            offenders.append(f"{path.relative_to(PROJECT_ROOT)}: inline <style>")
+        if re.search(r"\sstyle\s*=\s*[\"']", text):
+            offenders.append(f"{path.relative_to(PROJECT_ROOT)}: inline style attribute")
         if re.search(r"\son[a-z]+\s*=\s*[\"']", text):
             offenders.append(f"{path.relative_to(PROJECT_ROOT)}: inline event handler")
     assert offenders == []

@@ -5,74 +5,19 @@ Screenshots of each step land in test-results/support-browser/.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
 from playwright.sync_api import expect
 
 from sessions_app.models import AuditEvent, EndUser
-from tests.factories import PROJECT_ROOT, give_session, make_end_user, store_session
+from tests.browser import BROWSER_TESTS, expect_statuses, log_in, shot
+from tests.factories import give_session, make_end_user, store_session
 
-# Playwright's sync API runs an event loop in this thread; the test still talks to the database
-# synchronously from it (fixtures, assertions), which Django refuses unless told it is fine.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = PROJECT_ROOT / "test-results" / "support-browser"
 MCP_URL = "https://mcp.example.test/tool_router/trs_browser0001/mcp?k=BROWSERSECRET"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
-
-
-@pytest.fixture
-def chromium() -> Iterator[object]:
-    # Function-scoped on purpose: while Playwright runs, its event loop makes Django hand this
-    # thread a separate database connection wrapper, one without the serialized test data that
-    # transactional tests restore (roles). Test fixtures therefore run before the browser starts
-    # (they come first in each test's arguments) and the flush runs after it stopped.
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-        # Database connections opened while Playwright's loop ran live in that context only:
-        # close them here, or PostgreSQL cannot drop the test database at the end.
-        connections.close_all()
-
-
-@pytest.fixture
-def page(chromium, live_server) -> Iterator[object]:
-    context = chromium.new_context(
-        base_url=live_server.url,
-        permissions=["clipboard-read", "clipboard-write"],
-        viewport={"width": 1366, "height": 800},
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
@@ -85,16 +30,11 @@ def people(db: None) -> EndUser:
 
 
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    shot(page, "support-browser", name)
 
 
 def _login(page, user: User) -> None:
-    page.goto("/accounts/login/?next=/support/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "pw-" + user.username)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/support/")
+    log_in(page, user, "/support/")
 
 
 def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_again(
@@ -246,6 +186,7 @@ def test_a_session_admin_refreshes_from_the_card_and_the_row_follows(
 def test_the_badges_say_how_old_they_are_and_check_now_is_limited(
     composio_user: EndUser, support_user: User, emulator, settings, page
 ) -> None:
+    expect_statuses(page, 429)  # the second check now is refused: the limit under test
     settings.CONNECTION_CHECK_NOW_SECONDS = 30
     session = composio_user.sessions.get(status="active")
     card = _open_live_card(page, support_user)
