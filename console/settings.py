@@ -179,7 +179,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/support/"
+LOGIN_REDIRECT_URL = "landing"  # each role's own page: sessions_app.navigation.landing_url
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

@@ -3,16 +3,16 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from sessions_app.health import healthz
+from sessions_app.landing import landing
 
 admin.site.site_header = "Tool Router Console"
 admin.site.site_title = "Tool Router Console"
 admin.site.index_title = "Sessions, toolkits and audit"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/support/", permanent=False)),
+    path("", landing, name="landing"),
     path("healthz", healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -97,7 +97,7 @@ def post_only(route: str, post: Answers) -> list[MatrixRow]:
 # fmt: off
 MATRIX: list[MatrixRow] = [
     # route, method,  (anonymous, support, session admin, auditor, no role, superuser)
-    ("", "GET", REDIRECTED),
+    ("", "GET", (L, R, R, R, OK, R)),  # each role to its landing; no role: "no role yet"
     ("healthz", "GET", EVERYONE),
     ("accounts/login/", "GET", EVERYONE),
     *post_only("accounts/logout/", (L, L, L, L, L, L)),
