@@ -60,6 +60,13 @@ class _DateRangeForm(forms.Form):
         return data
 
 
+# `before` comes from the "Older" link; a hand-edited one is answered, not met with an empty list.
+_BEFORE_PROBLEM = (
+    "The page position (before=) must be an audit event number, a whole number of at least 1; "
+    "use the Older link or Clear."
+)
+
+
 class EventFilterForm(_DateRangeForm):
     """The audit log's filters; `before` is the keyset cursor of the "Older" link."""
 
@@ -79,7 +86,17 @@ class EventFilterForm(_DateRangeForm):
     date_to = ReportDateField(
         required=False, label="To (UTC)", widget=forms.DateInput({"type": "date"})
     )
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,  # the sequence column's PostgreSQL bigint
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": _BEFORE_PROBLEM,
+            "min_value": _BEFORE_PROBLEM,
+            "max_value": _BEFORE_PROBLEM,
+        },
+    )
 
 
 class AccessFilterForm(_DateRangeForm):
