@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -54,6 +56,13 @@ def describe_character(char: str) -> str:
     if char.isprintable() and not char.isspace() and unicodedata.category(char)[0] != "M":
         return f'"{char}" ({named})'
     return named
+
+
+def without_browser_limits(fields: Iterable[Any]) -> None:
+    """Drop the `maxlength` a form field puts on its input: a browser cuts longer input (a paste)
+    silently, while the server refuses it with its limit ("at most 128 characters (it has 300)")."""
+    for field in fields:
+        field.widget.attrs.pop("maxlength", None)
 
 
 def validate_external_id(value: object) -> None:

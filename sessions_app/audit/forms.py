@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from sessions_app.models import AuditEvent, Toolkit
+from sessions_app.validators import without_browser_limits
 
 # The shared action names (docs/audit.md); the log's filter offers exactly these.
 ACTIONS = (
@@ -51,6 +52,10 @@ class _DateRangeForm(forms.Form):
     """A range of days, `range_fields` (start, end), whose start may not follow its end."""
 
     range_fields: tuple[str, str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        without_browser_limits(self.fields.values())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -120,6 +125,10 @@ class AccessFilterForm(_DateRangeForm):
 
 class PointInTimeForm(forms.Form):
     """Who had access to toolkit X on day D; `toolkit` cleans to a Toolkit the console knows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        without_browser_limits(self.fields.values())
 
     toolkit = forms.SlugField(max_length=100)
     on = ReportDateField(label="On (UTC date)", widget=forms.DateInput({"type": "date"}))

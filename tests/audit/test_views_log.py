@@ -143,3 +143,11 @@ def test_a_bad_page_position_gets_a_form_error_not_a_quiet_empty_list(
     assert b"The page position (before=) must be an audit event number" in response.content
     assert b"No event matches." not in response.content
     assert response.context["form"].errors["before"]
+
+
+@pytest.mark.django_db
+def test_an_over_long_filter_is_refused_with_its_limit_never_cut(auditor) -> None:
+    client = client_for(auditor)
+    assert b"maxlength" not in client.get(reverse("audit:events")).content
+    response = client.get(reverse("audit:events"), {"end_user": "x" * 300})
+    assert b"at most 128 characters (it has 300)" in response.content
