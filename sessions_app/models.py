@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import ngettext
 
 from sessions_app.coordination import RateBudget, RefusalWindow, RevealLock
 from sessions_app.validators import EXTERNAL_ID_MAX_LENGTH, validate_external_id
@@ -350,7 +351,8 @@ class BulkJob(models.Model):
         indexes = [models.Index(fields=["state", "-created_at"], name="bulkjob_state_created_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} for {self.total} end users ({self.state})"
+        users = ngettext("%(n)d end user", "%(n)d end users", self.total) % {"n": self.total}
+        return f"{self.get_kind_display()} for {users} ({self.state})"
 
     @property
     def ended(self) -> bool:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
 from django.core.exceptions import ValidationError
 
 EXTERNAL_ID_MAX_LENGTH = 128
@@ -33,7 +37,7 @@ def external_id_problem(value: object) -> str | None:
             return "The external id cannot contain control characters."
         return (
             "The external id can only use visible ASCII characters (letters, digits and "
-            f"punctuation); it contains {char!a}."
+            f"punctuation); it contains {describe_character(char)}."
         )
     if value.lower() == "default":
         return (
@@ -41,6 +45,24 @@ def external_id_problem(value: object) -> str | None:
             "use the user's own stable id."
         )
     return None
+
+
+def describe_character(char: str) -> str:
+    """A character as a person reads it: itself in quotes (when it is visible), then its code
+    point and Unicode name, e.g. `"ü" (U+00FC LATIN SMALL LETTER U WITH DIAERESIS)`."""
+    code = f"U+{ord(char):04X}"
+    name = unicodedata.name(char, "")
+    named = f"{code} {name}" if name else code
+    if char.isprintable() and not char.isspace() and unicodedata.category(char)[0] != "M":
+        return f'"{char}" ({named})'
+    return named
+
+
+def without_browser_limits(fields: Iterable[Any]) -> None:
+    """Drop the `maxlength` a form field puts on its input: a browser cuts longer input (a paste)
+    silently, while the server refuses it with its limit ("at most 128 characters (it has 300)")."""
+    for field in fields:
+        field.widget.attrs.pop("maxlength", None)
 
 
 def validate_external_id(value: object) -> None:

@@ -67,3 +67,17 @@ def test_accepted_values_are_exactly_those_that_follow_the_rule(value: str) -> N
 def test_default_is_refused_in_any_letter_case(upper: list[bool]) -> None:
     value = "".join(c.upper() if u else c for c, u in zip("default", upper, strict=True))
     assert "shared user id" in (external_id_problem(value) or "")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("m\u00fcller", '"\u00fc" (U+00FC LATIN SMALL LETTER U WITH DIAERESIS)'),
+        ("\u0430dmin", '"\u0430" (U+0430 CYRILLIC SMALL LETTER A)'),
+        ("a\u200bb", "U+200B ZERO WIDTH SPACE"),
+    ],
+)
+def test_a_refused_character_is_shown_as_itself_not_escaped(value: str, shown: str) -> None:
+    problem = external_id_problem(value) or ""
+    assert problem.endswith(f"it contains {shown}.")
+    assert "\\x" not in problem and "\\u" not in problem

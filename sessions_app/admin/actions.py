@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.tool_router import locators, sessions
@@ -123,7 +124,9 @@ def report_results(
     counts = Counter(r.outcome for r in answers)
     summary = ", ".join(f"{n} {_OUTCOME_WORDS[o]}" for o, n in counts.items())
     level = messages.SUCCESS if counts.keys() == {sessions.Outcome.SUCCEEDED} else messages.WARNING
-    model_admin.message_user(request, f"{len(answers)} end users: {summary}.", level)
+    count = len(answers)
+    users = ngettext("%(n)d end user", "%(n)d end users", count) % {"n": count}
+    model_admin.message_user(request, f"{users}: {summary}.", level)
     for result in answers:
         if len(answers) == 1 or not result.ok:
             # A result names its session (and the one it replaced): as the user may see them.

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.admin.safety import ReadOnlyAdminMixin
@@ -50,7 +51,8 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise Http404("No such bulk job.")
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{job.get_kind_display()} for {job.total} end users",
+            "title": f"{job.get_kind_display()} for "
+            + ngettext("%(n)d end user", "%(n)d end users", job.total) % {"n": job.total},
             "opts": self.model._meta,
             "back_url": reverse("admin:sessions_app_bulkjob_change", args=[job.pk]),
             **job_context(request, job),

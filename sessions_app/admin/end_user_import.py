@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.admin.forms import EndUserImportForm
@@ -74,7 +75,13 @@ class EndUserImportMixin(admin.ModelAdmin):
             return HttpResponseRedirect(request.path)
         self.message_user(
             request,
-            f"Imported {created} end users; {len(preview.rejected)} rows were skipped.",
+            _imported(created, len(preview.rejected)),
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:sessions_app_enduser_changelist"))
+
+
+def _imported(created: int, skipped: int) -> str:
+    return ngettext("Imported %(n)d end user; ", "Imported %(n)d end users; ", created) % {
+        "n": created
+    } + ngettext("%(n)d row was skipped.", "%(n)d rows were skipped.", skipped) % {"n": skipped}

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from sessions_app.models import EndUser, Toolkit
 from sessions_app.tool_router import toolkit_catalog
+from sessions_app.validators import without_browser_limits
 
 
 def toolkit_groups(
@@ -85,6 +86,10 @@ class EndUserAdminForm(forms.ModelForm):
     class Meta:
         model = EndUser
         fields = ["external_id", "display_name", "email"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        without_browser_limits(self.fields.values())
 
 
 class EndUserImportForm(forms.Form):

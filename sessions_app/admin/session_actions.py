@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import ngettext
 
 from sessions_app.admin.actions import hidden_selection, report_results, sync_limit, too_many
 from sessions_app.admin.forms import SessionToolkitsForm
@@ -282,7 +283,12 @@ def start_bulk_job(
         return None
     model_admin.message_user(
         request,
-        f"Started a background job for {job.total} end users; follow it below.",
+        ngettext(
+            "Started a background job for %(n)d end user; follow it below.",
+            "Started a background job for %(n)d end users; follow it below.",
+            job.total,
+        )
+        % {"n": job.total},
         messages.SUCCESS,
     )
     return HttpResponseRedirect(reverse("admin:sessions_app_bulkjob_change", args=[job.pk]))

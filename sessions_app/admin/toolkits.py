@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from sessions_app import access
@@ -145,7 +146,7 @@ class ToolkitAdmin(ReadOnlyAdminMixin, GuardedActionsMixin):
         changed = result.changed
         self.message_user(
             request,
-            f"{verb} {len(changed)} toolkits" + (f": {', '.join(changed)}." if changed else "."),
+            f"{verb} {_toolkits(len(changed))}" + (f": {', '.join(changed)}." if changed else "."),
             messages.SUCCESS,
         )
         if result.not_in_catalog:
@@ -198,3 +199,7 @@ class ToolkitAdmin(ReadOnlyAdminMixin, GuardedActionsMixin):
                 messages.WARNING,
             )
         return HttpResponseRedirect(changelist)
+
+
+def _toolkits(count: int) -> str:
+    return ngettext("%(n)d toolkit", "%(n)d toolkits", count) % {"n": count}

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from sessions_app.models import AuditEvent, Toolkit
+from sessions_app.validators import without_browser_limits
 
 # The shared action names (docs/audit.md); the log's filter offers exactly these.
 ACTIONS = (
@@ -52,12 +53,23 @@ class _DateRangeForm(forms.Form):
 
     range_fields: tuple[str, str]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        without_browser_limits(self.fields.values())
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         start, end = (data.get(name) for name in self.range_fields)
         if start and end and start > end:
             raise forms.ValidationError("The start date is after the end date.")
         return data
+
+
+# `before` comes from the "Older" link; a hand-edited one is answered, not met with an empty list.
+_BEFORE_PROBLEM = (
+    "The page position (before=) must be an audit event number, a whole number of at least 1; "
+    "use the Older link or Clear."
+)
 
 
 class EventFilterForm(_DateRangeForm):
@@ -79,7 +91,17 @@ class EventFilterForm(_DateRangeForm):
     date_to = ReportDateField(
         required=False, label="To (UTC)", widget=forms.DateInput({"type": "date"})
     )
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,  # the sequence column's PostgreSQL bigint
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": _BEFORE_PROBLEM,
+            "min_value": _BEFORE_PROBLEM,
+            "max_value": _BEFORE_PROBLEM,
+        },
+    )
 
 
 class AccessFilterForm(_DateRangeForm):
@@ -103,6 +125,10 @@ class AccessFilterForm(_DateRangeForm):
 
 class PointInTimeForm(forms.Form):
     """Who had access to toolkit X on day D; `toolkit` cleans to a Toolkit the console knows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        without_browser_limits(self.fields.values())
 
     toolkit = forms.SlugField(max_length=100)
     on = ReportDateField(label="On (UTC date)", widget=forms.DateInput({"type": "date"}))

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.bulk import runner
@@ -162,13 +163,15 @@ def _audit_start(
 ) -> None:
     """Audit `bulk.start`: a new job, or one started again to retry `retry` failed items."""
     if retry:
-        reason = f"Retrying {retry} failed items of a background {job.kind} job."
+        items = ngettext("%(n)d failed item", "%(n)d failed items", retry) % {"n": retry}
+        reason = f"Retrying {items} of a background {job.kind} job."
         details: dict[str, object] = {"retry": retry}
     else:
         estimate = expected_seconds(kind=job.kind, count=job.total)
         reason = (
-            f"Started a background job to {job.kind} the sessions of {job.total} end users "
-            f"(about {duration_words(estimate)} at {job.rate_per_minute} requests/minute)."
+            f"Started a background job to {job.kind} the sessions of "
+            + ngettext("%(n)d end user", "%(n)d end users", job.total) % {"n": job.total}
+            + f" (about {duration_words(estimate)} at {job.rate_per_minute} requests/minute)."
         )
         details = {
             "total": job.total,

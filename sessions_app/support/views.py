@@ -140,7 +140,7 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
             if reveal.withheld == Withheld.LIMIT
             else HTTPStatus.SERVICE_UNAVAILABLE
         )
-        return _no_store(
+        refused = _no_store(
             _respond(
                 request,
                 page="sessions_app/reveal.html",
@@ -149,6 +149,9 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
                 status=status,
             )
         )
+        if reveal.retry_after:
+            refused["Retry-After"] = str(reveal.retry_after)
+        return refused
     response = _respond(
         request,
         page="sessions_app/reveal.html",

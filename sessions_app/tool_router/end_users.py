@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from sessions_app import access, trail
 from sessions_app.models import AuditEvent, EndUser
@@ -167,7 +168,10 @@ def end_user_import(
             )
             _audit_import(
                 AuditEvent.Outcome.SUCCESS,
-                f"Imported {len(preview.valid)} end users; {len(preview.rejected)} rows rejected.",
+                ngettext("Imported %(n)d end user", "Imported %(n)d end users", len(preview.valid))
+                % {"n": len(preview.valid)}
+                + ngettext("; %(n)d row rejected.", "; %(n)d rows rejected.", len(preview.rejected))
+                % {"n": len(preview.rejected)},
                 actor=actor,
                 request=request,
                 details={

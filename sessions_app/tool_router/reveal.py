@@ -9,20 +9,25 @@ so exactly SUPPORT_REVEALS_PER_HOUR reveals pass in any hour, however many arriv
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from sessions_app import trail
 from sessions_app.models import AuditEvent, RevealLock, ToolRouterSession
 from sessions_app.tool_router import mcp_url
 
 logger = logging.getLogger(__name__)
+
+# SUPPORT_REVEALS_PER_HOUR counts the successful reveals of this sliding window.
+REVEAL_WINDOW = timedelta(hours=1)
 
 
 class Withheld:
@@ -38,6 +43,7 @@ class Reveal:
     url: str = ""
     withheld: str = Withheld.NONE
     message: str = ""
+    retry_after: int = 0  # seconds until the limit lets this user reveal again (LIMIT only)
 
     @property
     def ok(self) -> bool:
@@ -50,8 +56,36 @@ def mcp_url_reveals_in_last_hour(*, actor: AbstractBaseUser) -> int:
         action="mcp_url.reveal",
         outcome=AuditEvent.Outcome.SUCCESS,
         actor=actor,
-        created_at__gte=timezone.now() - timedelta(hours=1),
+        created_at__gte=timezone.now() - REVEAL_WINDOW,
     ).count()
+
+
+def next_reveal_at(*, actor: AbstractBaseUser, limit: int) -> datetime:
+    """When this staff user may reveal again: the moment enough of the last hour's reveals have
+    aged out of the window to leave room for one more."""
+    recent = AuditEvent.objects.filter(
+        action="mcp_url.reveal",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=actor,
+        created_at__gte=timezone.now() - REVEAL_WINDOW,
+    ).order_by("-created_at")
+    # The limit-th newest reveal is the one whose leaving the window frees a place.
+    freeing = recent.values_list("created_at", flat=True)[max(limit, 1) - 1 : max(limit, 1)]
+    moment = next(iter(freeing), None)
+    return (moment or timezone.now()) + REVEAL_WINDOW
+
+
+def _limit_reached(actor: AbstractBaseUser, limit: int) -> Reveal:
+    at = next_reveal_at(actor=actor, limit=limit)
+    seconds = max(1, math.ceil((at - timezone.now()).total_seconds()))
+    minutes = math.ceil(seconds / 60)
+    when = ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+    return Reveal(
+        withheld=Withheld.LIMIT,
+        message=f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
+        f"try again in {when} (at {at:%H:%M} UTC) or ask a session admin.",
+        retry_after=seconds,
+    )
 
 
 def _lock_reveals_of(actor: AbstractBaseUser) -> None:
@@ -101,9 +135,5 @@ def mcp_url_reveal(
             "Try again in a moment.",
         )
     if over_limit:
-        return Reveal(
-            withheld=Withheld.LIMIT,
-            message=f"You have revealed {limit} MCP URLs in the last hour, the most allowed; "
-            "try again later or ask a session admin.",
-        )
+        return _limit_reached(actor, limit)
     return Reveal(url=session.mcp_url)

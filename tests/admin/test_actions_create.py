@@ -167,3 +167,11 @@ def test_a_refused_connection_says_composio_is_unreachable(
     assert any("usr_1" in m and "unreachable" in m for m in messages_of(response))
     assert not ToolRouterSession.objects.exists()
     assert AuditEvent.objects.get(action="session.create").outcome == "failure"
+
+
+def test_a_single_end_user_reads_in_the_singular(
+    session_admin_client: Client, catalog: Emulator, alice: EndUser
+) -> None:
+    response = admin_action_confirmed(session_admin_client, "create_sessions", [alice], ["github"])
+
+    assert "1 end user: 1 succeeded." in messages_of(response)

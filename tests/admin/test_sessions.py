@@ -196,3 +196,19 @@ def test_retry_action_is_refused_to_support(
     )
 
     assert emulator.requests == []
+
+
+def test_an_over_long_external_id_is_refused_with_its_limit_never_cut(
+    session_admin_client: Client, db: None
+) -> None:
+    url = reverse("admin:sessions_app_enduser_add")
+    # No maxlength on the inputs: a browser would cut a pasted 300-character id to 128 silently.
+    assert "maxlength" not in session_admin_client.get(url).content.decode()
+
+    response = session_admin_client.post(
+        url, {"external_id": "x" * 300, "display_name": "", "email": ""}
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert "at most 128 characters (it has 300)" in response.content.decode()
+    assert not EndUser.objects.exists()

@@ -61,7 +61,7 @@ def test_disallowing_a_toolkit_in_use_warns_that_sessions_still_grant_it(
     response = act(session_admin_client, "disallow_toolkits", ["github"])
 
     messages = messages_of(response)
-    assert "Disallowed 1 toolkits: github." in messages
+    assert "Disallowed 1 toolkit: github." in messages
     assert any("Active sessions still grant github (1)" in m for m in messages)
     assert AuditEvent.objects.get(action="toolkit.disallow").details["active_sessions"] == 1
 
@@ -137,3 +137,9 @@ def test_allow_list_actions_are_hidden_from_support_and_refused_if_posted(
     details = AuditEvent.objects.get(action="access.refused").details
     assert details["operation"] == "admin.toolkit.allow_toolkits"
     assert details["missing"] == ["sessions_app.manage_toolkit_allowlist"]
+
+
+def test_allowing_one_toolkit_reads_in_the_singular(session_admin_client: Client, synced) -> None:
+    response = act(session_admin_client, "allow_toolkits", ["github"])
+
+    assert "Allowed 1 toolkit: github." in messages_of(response)

@@ -131,3 +131,23 @@ def test_the_log_export_streams_the_filtered_events_without_secrets(auditor, set
     assert mcp_url.fingerprint(SECRET_MCP_URL) in body
     everything = csv_rows(client_for(auditor).get(reverse("audit:events"), {"export": "csv"}))
     assert '\'=HYPERLINK("x")' in [r[10] for r in everything[1:]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("before", ["abc", "0", "-3", "1.5", "99999999999999999999999"])
+def test_a_bad_page_position_gets_a_form_error_not_a_quiet_empty_list(
+    auditor, some_events, before: str
+) -> None:
+    response = client_for(auditor).get(reverse("audit:events"), {"before": before})
+    assert response.status_code == HTTPStatus.OK
+    assert b"The page position (before=) must be an audit event number" in response.content
+    assert b"No event matches." not in response.content
+    assert response.context["form"].errors["before"]
+
+
+@pytest.mark.django_db
+def test_an_over_long_filter_is_refused_with_its_limit_never_cut(auditor) -> None:
+    client = client_for(auditor)
+    assert b"maxlength" not in client.get(reverse("audit:events")).content
+    response = client.get(reverse("audit:events"), {"end_user": "x" * 300})
+    assert b"at most 128 characters (it has 300)" in response.content

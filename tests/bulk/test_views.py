@@ -348,3 +348,14 @@ def test_a_crafted_toolkit_starts_no_job(
     assert "Not in Composio&#x27;s toolkit catalog" in response.content.decode()
     assert not BulkJob.objects.exists()
     assert AuditEvent.objects.filter(action="input.rejected").exists()
+
+
+@pytest.mark.parametrize("actor", ["support_user", "auditor", "outsider"])
+def test_the_jobs_refusal_names_the_session_admin_role(
+    client: Client, running_job: BulkJob, actor: str, request
+) -> None:
+    client.force_login(request.getfixturevalue(actor))
+    for url in (reverse("bulk:job_list"), job_urls(running_job)["job_detail"]):
+        page = client.get(url).content.decode()
+        assert "This needs the Session admin role" in page
+        assert "Support" not in page.split("<main", 1)[-1].split("</main>", 1)[0]

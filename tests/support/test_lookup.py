@@ -186,3 +186,13 @@ def test_the_card_query_count_does_not_grow_with_the_history(
     now.created_by = session_admin
     now.save(update_fields=["replaces", "created_by"])
     card(long)
+
+
+def test_the_search_box_does_not_cut_a_long_query_the_server_refuses_it(
+    support_user: User,
+) -> None:
+    client = client_for(support_user)
+    url = reverse("sessions_app:support_lookup")
+    assert b"maxlength" not in client.get(url).content
+    response = client.get(url, {"q": "x" * 300})
+    assert "longer than 200 characters" in response.content.decode()

@@ -167,3 +167,29 @@ def test_without_javascript_the_reveal_is_a_full_page_that_is_not_stored(
     assert "PRIVATEPART" not in html.split("</title>")[0]
     assert "no-store" in response["Cache-Control"]
     assert len(_reveals()) == 1
+
+
+def test_the_limit_says_when_to_try_again(
+    session: ToolRouterSession, support_user: User, settings
+) -> None:
+    settings.SUPPORT_REVEALS_PER_HOUR = 2
+    now = timezone.now()
+    # The older of the two reveals leaves the hour's window in 12 minutes: then one more may pass.
+    for minutes_ago in (48, 5):
+        with mock.patch(
+            "sessions_app.trail.timezone.now", return_value=now - timedelta(minutes=minutes_ago)
+        ):
+            trail.record(
+                action="mcp_url.reveal",
+                outcome=AuditEvent.Outcome.SUCCESS,
+                actor=support_user,
+                session=session,
+            )
+    response = client_for(support_user).post(reveal_url(session), headers=HX)
+
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 11 * 60 < int(response["Retry-After"]) <= 12 * 60
+    at = (now + timedelta(minutes=12)).strftime("%H:%M")
+    text = response.content.decode()
+    assert "try again later" not in text
+    assert f"try again in 12 minutes (at {at} UTC) or ask a session admin." in text
