@@ -13,13 +13,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from django_tasks import task
+from django_tasks import TaskResultStatus, task
 from django_tasks_db.models import DBTaskResult
 
 from sessions_app import refusals
 from sessions_app.chain.anchors import anchor_head
-
-TASK_PATH = f"{__name__}.audit_housekeeping"
 
 
 @task()
@@ -31,6 +29,10 @@ def audit_housekeeping() -> None:
         anchor_head()
     finally:
         _enqueue_next()
+
+
+# The path django-tasks stores with each queued run of it.
+TASK_PATH = audit_housekeeping.module_path
 
 
 def periodic() -> bool:
@@ -50,7 +52,7 @@ def schedule() -> bool:
 
     Returns whether it booked one."""
     waiting = DBTaskResult.objects.filter(
-        task_path=TASK_PATH, status__in=["READY", "RUNNING"]
+        task_path=TASK_PATH, status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
     ).exists()
     if waiting or not periodic():
         return False
