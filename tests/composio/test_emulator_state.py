@@ -67,7 +67,7 @@ def test_sessions_accounts_and_links_survive_a_restart(
     assert composio_seam.delete_session_if_known(gone.session_id) is False
 
     # The connect link handed out before the restart still completes, with the same account.
-    httpx.get(pending["redirect_url"], timeout=5).raise_for_status()
+    httpx.get(pending["redirect_url"], params={"decision": "allow"}, timeout=5).raise_for_status()
     gmail = {c.slug: c for c in composio_seam.session_connections(changed.session_id)}["gmail"]
     assert (gmail.status, gmail.connected_account_id) == ("ACTIVE", pending["connected_account_id"])
 
