@@ -27,14 +27,20 @@ class ToolkitConnection:
     slug: str
     name: str
     no_auth: bool
-    # Composio's connected-account status (ACTIVE, INITIATED, FAILED, EXPIRED) or None if no
-    # account is connected yet.
+    # Composio's connected-account status (INITIALIZING, INITIATED, ACTIVE, FAILED, EXPIRED,
+    # INACTIVE, REVOKED) or None if no account is connected yet.
     status: str | None
     connected_account_id: str | None
 
     @property
+    def connected(self) -> bool:
+        """Whether the toolkit can run now: no auth needed, or its account is ACTIVE."""
+        return self.no_auth or self.status == "ACTIVE"
+
+    @property
     def state(self) -> str:
-        """One word for a badge: active, initiated, failed, expired, no_auth or not_connected."""
+        """One word for a badge: Composio's status in lower case (active, initializing,
+        initiated, failed, expired, inactive, revoked), no_auth or not_connected."""
         if self.no_auth:
             return "no_auth"
         return (self.status or "not_connected").lower()
@@ -48,3 +54,18 @@ class CatalogToolkit:
     no_auth: bool
     categories: tuple[str, ...]
     description: str
+
+
+@dataclass(frozen=True)
+class ToolExecution:
+    """One tool run in a session: Composio's `result_type` (completed, failed, ...), the id of
+    its execution log entry and its error ("" when none)."""
+
+    tool_slug: str
+    result_type: str
+    log_id: str
+    error: str
+
+    @property
+    def ok(self) -> bool:
+        return self.result_type == "completed"

@@ -34,7 +34,12 @@ from sessions_app.composio.errors import (
     from_status,
     may_have_acted,
 )
-from sessions_app.composio.records import CatalogToolkit, RemoteSession, ToolkitConnection
+from sessions_app.composio.records import (
+    CatalogToolkit,
+    RemoteSession,
+    ToolExecution,
+    ToolkitConnection,
+)
 
 if TYPE_CHECKING:
     from composio import Composio
@@ -352,6 +357,28 @@ def session_connections(session_id: str, *, page_size: int = 50) -> list[Toolkit
         cursor = page.next_cursor
         if not cursor:
             return out
+
+
+def execute_tool(
+    session_id: str, tool_slug: str, arguments: dict[str, Any] | None = None
+) -> ToolExecution:
+    """Run one tool in a session (never retried: an execution is a write). A refusal (no
+    active connection, unknown tool) raises the ComposioError it translates to."""
+    client = get_client()
+    session = _call(
+        lambda: client.use(session_id), what=f"fetching session {session_id}", mutating=False
+    )
+    result = _call(
+        lambda: session.execute(tool_slug, arguments=arguments or {}),
+        what=f"running {tool_slug} in session {session_id}",
+        mutating=True,
+    )
+    return ToolExecution(
+        tool_slug=tool_slug,
+        result_type=str(result.result_type),
+        log_id=str(result.log_id or ""),
+        error=str(result.error or ""),
+    )
 
 
 def iter_catalog_pages(*, page_size: int = 1000) -> Iterator[tuple[list[CatalogToolkit], int]]:

@@ -23,8 +23,10 @@ from . import catalog as cat
 from .accounts import AccountsMixin
 from .control_api import ControlApiMixin
 from .errors import ApiError
+from .execution import ExecutionMixin
 from .faults import Faults
 from .http import ENDPOINTS, Response, _Handler, _Server
+from .logs import LogsMixin
 from .sessions import SessionsMixin
 from .store import EmulatorStore, StateFileError
 from .toolkits import ToolkitsMixin
@@ -46,7 +48,9 @@ class RecordedRequest:
     authenticated: bool = False
 
 
-class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
+class Emulator(
+    SessionsMixin, ToolkitsMixin, AccountsMixin, ExecutionMixin, LogsMixin, ControlApiMixin
+):
     """Composio v3.1 emulator on a loopback port. See docs/emulator.md."""
 
     def __init__(
@@ -70,6 +74,9 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
         self._requests: list[RecordedRequest] = []
         self._sessions: dict[str, dict[str, Any]] = {}
         self._links: dict[str, dict[str, Any]] = {}
+        self._accounts: dict[str, dict[str, Any]] = {}
+        self._auth_configs: dict[str, dict[str, Any]] = {}
+        self._logs: dict[str, dict[str, Any]] = {}
         self._catalog: list[dict[str, Any]] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -93,6 +100,12 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
             for kind, attribute in self.PERSISTED_KINDS.items():
                 setattr(self, attribute, loaded[kind])
             self._store = store
+            try:
+                self._migrate_session_connections()
+            except Exception as exc:
+                self._store = None
+                store.close()
+                raise StateFileError(self.state_path, f"cannot be migrated ({exc})") from exc
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -138,13 +151,13 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
     # State for tests ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget sessions, links, the request log and faults (in the state file too); keep the
-        catalog."""
+        """Forget sessions, links, auth configs, accounts, execution logs, the request log and
+        faults (in the state file too); keep the catalog."""
         with self._lock:
             if self._store is not None:
                 self._store.clear()
-            self._sessions.clear()
-            self._links.clear()
+            for attribute in self.PERSISTED_KINDS.values():
+                getattr(self, attribute).clear()
             self._requests.clear()
         self.faults.clear()
 

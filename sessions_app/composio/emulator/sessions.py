@@ -41,7 +41,6 @@ class SessionsMixin(EmulatorState):
                 "config": config,
                 "config_version": 1,
                 "created_at": now_iso(),
-                "connections": {},
             }
             self._persist(("put", "session", session_id, session))
             self._sessions[session_id] = session
@@ -103,14 +102,16 @@ class SessionsMixin(EmulatorState):
             search = query_first(query, "search")
             if search:
                 toolkits = [tk for tk in toolkits if cat.matches_search(tk, search)]
-            connections = session["connections"]
+            connections = {
+                tk["slug"]: self._session_connection(session, tk["slug"]) for tk in toolkits
+            }
             if query_bool(query, "is_connected"):
                 toolkits = [
                     tk
                     for tk in toolkits
-                    if connections.get(tk["slug"], {}).get("status") == "ACTIVE"
+                    if (connections[tk["slug"]] or {}).get("status") == "ACTIVE"
                 ]
-            items = [cat.session_toolkit_item(tk, connections.get(tk["slug"])) for tk in toolkits]
+            items = [cat.session_toolkit_item(tk, connections[tk["slug"]]) for tk in toolkits]
         page = paginate(
             items,
             query,
