@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -193,11 +193,26 @@ def accounts_panel(
 def accounts_panel_check_now(
     *, session: ToolRouterSession, actor: Actor, request: HttpRequest | None = None
 ) -> AccountsPanel:
-    """Ask Composio now, past the cache, within the connections' "check now" limit."""
-    check = connections.tool_router_session_connections_check_now(
-        session=session, actor=actor, request=request
-    )
-    return _panel(session, check, request, fresh=check.retry_after is None)
+    """Ask Composio now, past the cache: at most once per CONNECTION_CHECK_NOW_SECONDS per staff
+    user and session (its own turn, apart from the badges' "check now"); sooner, the cached
+    panel comes back with `retry_after` and a notice, and nothing is sent."""
+    key = f"accounts:{session.public_id}:now:{getattr(actor, 'pk', None)}"
+    limit = max(1, int(settings.CONNECTION_CHECK_NOW_SECONDS))
+    now = time.time()
+    if not cache.add(key, now, timeout=limit):
+        last = cache.get(key)
+        wait = max(1, math.ceil(limit - (now - float(last)))) if last is not None else 1
+        panel = accounts_panel(session=session, actor=actor, request=request)
+        return replace(
+            panel,
+            retry_after=wait,
+            notice=f"You checked these accounts a moment ago; you may check again in {wait} s.",
+        )
+    forget(session)
+    panel = accounts_panel(session=session, actor=actor, request=request)
+    if panel.retry_after is not None:
+        cache.delete(key)  # nothing was sent: the staff user's turn is not used up
+    return panel
 
 
 def _panel(
