@@ -107,6 +107,34 @@ def test_when_composio_fails_the_panel_says_so_and_changes_nothing(
     assert AuditEvent.objects.count() == before
 
 
+def test_the_seam_follows_composios_cursor_through_the_users_accounts(emulator: Any) -> None:
+    made = {emulator.create_account("usr_pages", slug, "ACTIVE") for slug in ("github", "gmail")}
+    made.add(emulator.create_account("usr_pages", "slack", "EXPIRED"))
+    emulator.create_account("usr_someone_else", "github", "ACTIVE")
+
+    listed = composio_seam.list_connected_accounts("usr_pages", page_size=2)
+
+    assert {a.id for a in listed} == made
+    assert emulator.count("connected_accounts.list") == 2
+    assert all(a.user_id == "usr_pages" and a.auth_config_id for a in listed)
+
+
+def test_check_now_asks_past_the_cache_once_per_turn(
+    remote_session: ToolRouterSession, support_client: Client, emulator: Any
+) -> None:
+    check = reverse("sessions_app:support_session_accounts_check", args=[remote_session.public_id])
+    support_client.get(panel_url(remote_session), headers=HX)
+    listed = emulator.count("connected_accounts.list")
+
+    first = support_client.post(check, headers=HX)
+    again = support_client.post(check, headers=HX)
+
+    assert first.status_code == HTTPStatus.OK
+    assert emulator.count("connected_accounts.list") == listed + 1
+    assert again.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert b"you may check again in" in again.content
+
+
 # --- Reconnect links ---------------------------------------------------------------------------
 
 
@@ -285,6 +313,15 @@ def test_a_failed_disable_says_why_and_changes_nothing(
     assert emulator.accounts[account]["status"] == "ACTIVE"
     (event,) = _events("connected_account.disable")
     assert event.outcome in (AuditEvent.Outcome.FAILURE, AuditEvent.Outcome.UNKNOWN)
+
+
+def test_a_change_must_say_enable_or_disable(
+    remote_session: ToolRouterSession, session_admin_client: Client, emulator: Any
+) -> None:
+    account = emulator.set_connection(remote_session.session_id, "github", "ACTIVE")
+    response = session_admin_client.post(status_url(remote_session, account), {})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert emulator.count("connected_accounts.update_status") == 0
 
 
 @pytest.mark.parametrize("who", ["support_user", "auditor", "outsider"])

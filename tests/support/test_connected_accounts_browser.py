@@ -34,9 +34,11 @@ def _open_panel(page, user: User, end_user: EndUser):
     return panel
 
 
+@pytest.mark.parametrize("role", ["support_user", "session_admin"])
 def test_support_sees_the_accounts_and_sends_a_reconnect_link(
-    live_user: EndUser, support_user: User, emulator, settings, page
+    live_user: EndUser, role: str, request, emulator, settings, page
 ) -> None:
+    staff = request.getfixturevalue(role)
     settings.CONNECT_LINK_SECONDS = 3
     session = live_user.sessions.get(status="active")
     github = emulator.set_connection(
@@ -45,7 +47,7 @@ def test_support_sees_the_accounts_and_sends_a_reconnect_link(
     emulator.set_connection(session.session_id, "gmail", "FAILED")
     emulator.create_account("usr_accounts01", "slack", "INACTIVE")
 
-    panel = _open_panel(page, support_user, live_user)
+    panel = _open_panel(page, staff, live_user)
 
     text = panel.inner_text()
     assert mcp_url.masked_id_text(github) in text and github not in page.content()
@@ -53,8 +55,9 @@ def test_support_sees_the_accounts_and_sends_a_reconnect_link(
     expect(panel.locator(".badge-expired")).to_have_count(1)
     expect(panel.locator(".badge-failed")).to_have_count(1)
     expect(panel.locator(".accounts-other .badge-inactive")).to_have_count(1)
-    assert panel.get_by_role("link", name="Disable…").count() == 0  # Support may not
-    shot(page, "accounts-browser", "01-panel")
+    may_disable = role == "session_admin"
+    assert (panel.get_by_role("link", name="Disable…").count() > 0) is may_disable
+    shot(page, "accounts-browser", f"01-panel-{role}")
 
     row = panel.locator("tr[data-toolkit=github]")
     row.get_by_role("button", name="Send reconnect link").click()
@@ -64,7 +67,7 @@ def test_support_sees_the_accounts_and_sends_a_reconnect_link(
     assert "/_emulator/connect/" in url
     row.get_by_role("button", name="Copy").click()
     assert page.evaluate("navigator.clipboard.readText()") == url
-    shot(page, "accounts-browser", "02-link")
+    shot(page, "accounts-browser", f"02-link-{role}")
     event = AuditEvent.objects.get(action="connect_link.create")
     assert event.details["toolkit"] == "github" and url not in str(event.details)
 
