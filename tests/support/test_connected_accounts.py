@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, ToolRouterSession
-from sessions_app.tool_router import mcp_url
+from sessions_app.tool_router import mcp_url, rate_limit
 from tests.factories import HX, client_for
 
 
@@ -349,3 +349,29 @@ def test_who_may_not_send_links_is_refused_without_a_call(
     else:
         assert response.status_code == HTTPStatus.FORBIDDEN
     assert emulator.count("session.link") == 0
+
+
+# --- The shared budget -------------------------------------------------------------------------
+
+
+def test_a_spent_budget_sends_no_link_and_changes_no_account(
+    remote_session: ToolRouterSession,
+    support_client: Client,
+    session_admin_client: Client,
+    emulator: Any,
+) -> None:
+    account = emulator.set_connection(remote_session.session_id, "github", "ACTIVE")
+    session_admin_client.get(status_url(remote_session, account))  # the accounts, cached
+    rate_limit.reserve(rate_limit.burst() + 200)  # as bulk runners leave it
+    before = len(emulator.requests)
+
+    link = support_client.post(link_url(remote_session, "github"), headers=HX)
+    change = session_admin_client.post(
+        status_url(remote_session, account), {"enabled": "false"}, headers=HX
+    )
+
+    assert link.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert b"request budget is spent" in link.content and int(link["Retry-After"]) > 0
+    assert "request budget is spent" in change.content.decode()
+    assert len(emulator.requests) == before
+    assert emulator.accounts[account]["status"] == "ACTIVE"
