@@ -115,6 +115,9 @@ class AccountsPanel:
     age: int | None = None  # seconds since the older of the two checks, None when none
     retry_after: int | None = None
     notice: str = ""
+    # Whether the session's own accounts are known (its check answered): if not, `others` is
+    # every account of the user, not only those the session does not use.
+    session_known: bool = True
 
 
 def _view(account: ConnectedAccount) -> AccountView:
@@ -251,6 +254,7 @@ def _panel(
         age=max(ages) if ages else None,
         retry_after=check.retry_after or retry_after,
         notice=check.notice,
+        session_known=check.checked_at is not None and not check.error,
     )
 
 

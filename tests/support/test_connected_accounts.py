@@ -375,3 +375,16 @@ def test_a_spent_budget_sends_no_link_and_changes_no_account(
     assert "request budget is spent" in change.content.decode()
     assert len(emulator.requests) == before
     assert emulator.accounts[account]["status"] == "ACTIVE"
+
+
+def test_when_the_sessions_check_fails_the_users_accounts_are_not_called_unused(
+    remote_session: ToolRouterSession, support_client: Client, emulator: Any
+) -> None:
+    account = emulator.set_connection(remote_session.session_id, "github", "EXPIRED")
+    emulator.faults.enqueue(503, endpoint="session.get", times=10)
+
+    html = support_client.get(panel_url(remote_session), headers=HX).content.decode()
+
+    assert "Could not read the connected accounts" in html
+    assert "Which of these the session uses is not known" in html
+    assert mcp_url.masked_id_text(account) in html and 'badge-expired">expired' in html
