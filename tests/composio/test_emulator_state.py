@@ -130,10 +130,13 @@ def test_the_state_file_is_sqlite_in_wal_mode_and_reset_empties_it(
     composio_seam.create_session(user_id="usr_a", toolkits=["github"])
     with sqlite3.connect(state) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT count(*) FROM emulator_records").fetchone() == (1,)
+        kinds = conn.execute("SELECT kind FROM emulator_records ORDER BY kind").fetchall()
+        assert kinds == [("config_history",), ("session",)]
 
     EmulatorControl(emu.base_url).reset()
 
+    with sqlite3.connect(state) as conn:
+        assert conn.execute("SELECT count(*) FROM emulator_records").fetchone() == (0,)
     assert emulator_restarts.start(state=state).sessions == {}
 
 

@@ -113,8 +113,6 @@ def toolkit_detail(tk: dict[str, Any]) -> dict[str, Any]:
         "base_url": None,
         "get_current_user_endpoint": None,
         "get_current_user_endpoint_method": None,
-        "no_auth": tk["no_auth"],
-        "auth_schemes": list(tk["auth_schemes"]),
         "composio_managed_auth_schemes": list(tk["composio_managed_auth_schemes"]),
         "composio_managed_auth": [
             {"mode": s, "scopes": {"available": []}, "user_scopes": None}

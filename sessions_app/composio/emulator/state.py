@@ -25,12 +25,17 @@ class EmulatorState:
     _requests: list[RecordedRequest]
     _sessions: dict[str, dict[str, Any]]
     _links: dict[str, dict[str, Any]]
+    _config_history: dict[str, dict[str, Any]]
     _catalog: list[dict[str, Any]]
     _store: EmulatorStore | None
 
     # What a state file keeps: record kind -> the attribute holding those records by id.
     # A resource that holds state of its own adds itself here and calls `_persist`.
-    PERSISTED_KINDS = {"session": "_sessions", "link": "_links"}
+    PERSISTED_KINDS = {
+        "session": "_sessions",
+        "link": "_links",
+        "config_history": "_config_history",
+    }
 
     @property
     def base_url(self) -> str:
