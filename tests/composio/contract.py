@@ -98,7 +98,8 @@ def undeclared_fields(value: Any, path: str = "$") -> list[str]:
     if isinstance(value, BaseModel):
         found = [f"{path}.{key}" for key in value.model_extra or {}]
         for name in type(value).model_fields:
-            found += undeclared_fields(getattr(value, name), f"{path}.{name}")
+            # Through __dict__: getattr warns for the fields the models mark deprecated.
+            found += undeclared_fields(value.__dict__.get(name), f"{path}.{name}")
         return found
     if isinstance(value, list | tuple):
         return [p for i, item in enumerate(value) for p in undeclared_fields(item, f"{path}[{i}]")]
