@@ -178,7 +178,13 @@ def test_retry_action_deletes_superseded_sessions_whose_delete_failed(
         follow=True,
     )
 
-    assert "Deleted 1 superseded sessions at Composio; 0 still failing." in messages_of(response)
+    # One session: the singular, and the deleted session's short id linked to its user's card.
+    card = reverse("sessions_app:support_user_card", args=[old.end_user.public_id])
+    assert (
+        f'Deleted 1 superseded session at Composio: <a href="{card}" class="mono">'
+        f"{short_id(old.session_id)}</a> ({old.end_user.external_id}); 0 still failing."
+    ) in messages_of(response)
+    assert "Deleted 1 superseded session at Composio: <a" in response.content.decode()
     old.refresh_from_db()
     assert old.remote_deleted_at is not None and old.remote_delete_error == ""
     assert emulator.count("session.delete") == 1
