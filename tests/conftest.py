@@ -364,3 +364,19 @@ def refreshed_world(access_world: dict[str, Any]) -> dict[str, Any]:
         "old": old,
         "new": result.session,
     }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that is not a browser test must not reach pytest-playwright's `page` fixture (a
+    parameter named `page` does): it would launch a browser and, worse, be reordered among the
+    transactional tests, whose flush then leaves later tests without the roles."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if "page" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("browser") is None
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            "Only browser tests may use `page` (rename the parameter): " + ", ".join(misplaced)
+        )
