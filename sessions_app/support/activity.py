@@ -17,7 +17,7 @@ from uuid import UUID
 from django import forms
 from django.http import HttpResponse
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
@@ -110,12 +110,13 @@ def support_user_executions(request: HtmxHttpRequest, public_id: UUID) -> HttpRe
     return _with_retry_after(response, executions.retry_after)
 
 
-@require_GET
+@require_POST
 @support_required()
 def support_execution_detail(
     request: HtmxHttpRequest, public_id: UUID, log_id: str
 ) -> HttpResponse:
-    """One execution in full, secrets redacted; opening it is audited."""
+    """One execution in full, secrets redacted. A POST, like a reveal: opening one is audited
+    (`tool_execution.view`), and a GET writes nothing."""
     end_user = card_views._get_end_user(public_id)
     detail = execution_logs.execution_detail(
         end_user=end_user, log_id=log_id, actor=request.user, request=request

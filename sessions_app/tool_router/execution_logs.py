@@ -11,7 +11,9 @@ holds what the user's agent sent and got back.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -19,7 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.http import HttpRequest
 
 from sessions_app import trail
@@ -120,6 +124,9 @@ class ExecutionList:
     retry_after: int | None = None
     session_id: str = ""
     toolkits: list[str] = field(default_factory=list)
+    # When Composio answered (epoch seconds) and, when served, how old that answer is.
+    read_at: float = 0.0
+    age: int = 0
 
     @property
     def ok(self) -> bool:
@@ -171,6 +178,10 @@ def recent_executions(
         "session_id": session.session_id if session is not None else "",
         "toolkits": list(session.toolkits) if session is not None else [],
     }
+    key = _cache_key(end_user, common["session_id"], filters)
+    cached = cache.get(key)
+    if isinstance(cached, ExecutionList):
+        return dataclasses.replace(cached, age=max(0, int(_now() - cached.read_at)))
     try:
         rate_limit.draw(request)
         page = composio_seam.search_execution_logs(
@@ -185,9 +196,26 @@ def recent_executions(
     if not filters.cursor:
         chart_filters = base + ([("toolkit_slug", filters.toolkit)] if filters.toolkit else [])
         chart, chart_error = _chart(chart_filters, request)
-    return ExecutionList(
-        rows=rows, next_cursor=page.next_cursor, chart=chart, chart_error=chart_error, **common
+    answer = ExecutionList(
+        rows=rows,
+        next_cursor=page.next_cursor,
+        chart=chart,
+        chart_error=chart_error,
+        read_at=_now(),
+        **common,
     )
+    cache.set(key, answer, timeout=max(1, int(settings.SUPPORT_EXECUTIONS_CACHE_SECONDS)))
+    return answer
+
+
+def _cache_key(end_user: EndUser, session_id: str, filters: ExecutionFilters) -> str:
+    """One page of one question: every web process shares it for SUPPORT_EXECUTIONS_CACHE_SECONDS
+    (Composio's failures are not kept: the next view asks again)."""
+    question = "\x1f".join(
+        (session_id, filters.scope, filters.status, filters.toolkit, filters.cursor)
+    )
+    digest = hashlib.sha256(question.encode()).hexdigest()[:32]
+    return f"executions:{end_user.public_id}:{digest}"
 
 
 def _rows(

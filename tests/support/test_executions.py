@@ -185,7 +185,7 @@ def test_all_sessions_includes_a_superseded_session(
 def test_the_detail_is_redacted_and_its_viewing_audited(
     ran: dict[str, str], alice: EndUser, staff_client: Client
 ) -> None:
-    response = staff_client.get(detail_url(alice, ran["leaky"]), HTTP_HX_REQUEST="true")
+    response = staff_client.post(detail_url(alice, ran["leaky"]), HTTP_HX_REQUEST="true")
 
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
@@ -202,11 +202,24 @@ def test_the_detail_is_redacted_and_its_viewing_audited(
     assert event.toolkit_slugs == " github "
 
 
+def test_a_page_is_shared_for_a_while_and_opening_one_is_a_post(
+    ran: dict[str, str], alice: EndUser, catalog: Emulator, support_client: Client
+) -> None:
+    first = support_client.get(executions_url(alice), HTTP_HX_REQUEST="true")
+    asked = catalog.count("logs.tool_execution")
+    again = support_client.get(executions_url(alice), HTTP_HX_REQUEST="true")
+
+    assert rows_of(again.content.decode()) == rows_of(first.content.decode())
+    assert catalog.count("logs.tool_execution") == asked
+    assert support_client.get(detail_url(alice, ran["ok"])).status_code == 405
+    assert not AuditEvent.objects.filter(action="tool_execution.view").exists()
+
+
 def test_another_users_execution_is_not_found_and_not_audited(
     ran: dict[str, str], end_users: list[EndUser], support_client: Client
 ) -> None:
-    response = support_client.get(detail_url(end_users[0], ran["ok"]), HTTP_HX_REQUEST="true")
-    unknown = support_client.get(detail_url(end_users[0], "log_nosuchentry"))
+    response = support_client.post(detail_url(end_users[0], ran["ok"]), HTTP_HX_REQUEST="true")
+    unknown = support_client.post(detail_url(end_users[0], "log_nosuchentry"))
 
     assert response.status_code == unknown.status_code == HTTPStatus.NOT_FOUND
     assert "no such execution" in response.content.decode()
@@ -218,15 +231,14 @@ def test_other_roles_are_refused(
     ran: dict[str, str], alice: EndUser, who: str, auditor: User, outsider: User
 ) -> None:
     client = client_for(auditor if who == "auditor" else outsider)
-    for url in (executions_url(alice), detail_url(alice, ran["ok"])):
-        assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+    assert client.get(executions_url(alice)).status_code == HTTPStatus.FORBIDDEN
+    assert client.post(detail_url(alice, ran["ok"])).status_code == HTTPStatus.FORBIDDEN
     assert AuditEvent.objects.filter(action="access.refused").exists()
     assert not AuditEvent.objects.filter(action="tool_execution.view").exists()
 
 
 def test_anonymous_is_sent_to_log_in(ran: dict[str, str], alice: EndUser) -> None:
-    for url in (executions_url(alice), detail_url(alice, ran["ok"])):
-        response = Client().get(url)
+    for response in (Client().get(executions_url(alice)), Client().post(detail_url(alice, "x"))):
         assert response.status_code == HTTPStatus.FOUND
         assert response["Location"].startswith("/accounts/login/")
 
@@ -261,7 +273,7 @@ def test_composios_failures_are_a_sentence(
         assert response["Retry-After"] == "7"
 
     catalog.faults.enqueue(503, endpoint="logs.tool_execution_get")
-    detail = support_client.get(detail_url(alice, ran["ok"]), HTTP_HX_REQUEST="true")
+    detail = support_client.post(detail_url(alice, ran["ok"]), HTTP_HX_REQUEST="true")
     assert detail.status_code == HTTPStatus.BAD_GATEWAY
     assert not AuditEvent.objects.filter(action="tool_execution.view").exists()
 
@@ -289,7 +301,7 @@ def test_a_spent_budget_sends_nothing(
 
     with mock.patch.object(rate_limit, "draw", spent):
         response = support_client.get(executions_url(alice), HTTP_HX_REQUEST="true")
-        detail = support_client.get(detail_url(alice, ran["ok"]), HTTP_HX_REQUEST="true")
+        detail = support_client.post(detail_url(alice, ran["ok"]), HTTP_HX_REQUEST="true")
 
     assert response.status_code == detail.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert response["Retry-After"] == "5"
@@ -332,9 +344,9 @@ def test_no_secret_of_a_log_payload_reaches_any_response(
     pages = [
         client.get(executions_url(user), HTTP_HX_REQUEST="true"),
         client.get(executions_url(user)),
-        client.get(detail_url(user, leaky), HTTP_HX_REQUEST="true"),
-        client.get(detail_url(user, leaky)),
-        client.get(detail_url(user, failed)),
+        client.post(detail_url(user, leaky), HTTP_HX_REQUEST="true"),
+        client.post(detail_url(user, leaky)),
+        client.post(detail_url(user, failed)),
         client.get(reverse("sessions_app:support_user_card", args=[user.public_id])),
     ]
 
