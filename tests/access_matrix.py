@@ -150,6 +150,9 @@ MATRIX: list[MatrixRow] = [
     *post_only("support/sessions/<uuid:public_id>/connections/check/", SUPPORT),
     ("support/users/<uuid:public_id>/refresh/", "GET", SESSION_ADMIN),
     ("support/users/<uuid:public_id>/refresh/", "POST", SESSION_ADMIN_REDIRECTED),
+    ("support/users/<uuid:public_id>/executions/", "GET", SUPPORT),
+    *post_only("support/users/<uuid:public_id>/executions/<str:log_id>/", SUPPORT),
+    ("support/users/<uuid:public_id>/timeline/", "GET", SUPPORT),
 ]
 # fmt: on
 
@@ -167,6 +170,7 @@ _PARAMETERS = [
     (re.compile(r"^support/sessions/<uuid:public_id>/"), "support/sessions/{session_uuid}/"),
     (re.compile(r"^jobs/<uuid:public_id>/"), "jobs/{job_uuid}/"),
     (re.compile(r"<slug:slug>"), "{toolkit_slug}"),
+    (re.compile(r"<str:log_id>"), "{execution_log}"),
 ]
 
 # What a POST row sends: admin actions name their action and the selected object.

@@ -26,7 +26,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import connections, sessions
+from sessions_app.tool_router import connections, execution_logs, executions, sessions
 from tests.factories import (
     ALLOWED,
     AUDIT_KEY_K1,
@@ -308,6 +308,14 @@ def access_world(
     session = give_session(end_user, ["github"], root)
     settings.CONNECTION_STATUS_CACHE_SECONDS = 3600
     connections.tool_router_session_connections(session=session, actor=root)
+    # A tool run, so the execution log has an entry to open, and the executions panel's first
+    # page in the shared cache, as the connections above: a GET of it writes nothing.
+    emulator.set_connection(session.session_id, "github", "ACTIVE")
+    tool_run = executions.tool_router_session_execute(
+        session=session, tool_slug="GITHUB_GET_THE_AUTHENTICATED_USER"
+    )
+    settings.SUPPORT_EXECUTIONS_CACHE_SECONDS = 3600
+    execution_logs.recent_executions(end_user=end_user, filters=execution_logs.ExecutionFilters())
     now = timezone.now()
     job = make_finished_job(end_user, session, root, now)
     ids = {
@@ -324,6 +332,7 @@ def access_world(
         "auditevent": AuditEvent.objects.latest("sequence").pk,
         "bulkjob": job.pk,
         "job_uuid": job.public_id,
+        "execution_log": tool_run.log_id,
     }
     return {
         "users": {

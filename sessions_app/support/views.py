@@ -19,7 +19,7 @@ from sessions_app import navigation
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import EndUser, ToolRouterSession
-from sessions_app.tool_router import connections, mcp_url, selectors, sessions
+from sessions_app.tool_router import connections, mcp_url, selectors, sessions, timeline
 from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
 
@@ -68,6 +68,9 @@ def _card_context(request: HtmxHttpRequest, end_user: EndUser, **extra: Any) -> 
         "admin_session_url": navigation.admin_url(request, card.active),
         "can_refresh": request.user.has_perm("sessions_app.refresh_session"),
         "reveal_seconds": _reveal_seconds(),
+        # The card's timeline (support/activity.py serves its other pages).
+        "timeline": timeline.end_user_timeline(end_user=end_user),
+        "can_view_audit_log": request.user.has_perm("sessions_app.view_auditevent"),
         **extra,
     }
 
