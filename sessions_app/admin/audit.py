@@ -36,6 +36,10 @@ def _details(event: AuditEvent, user: Actor) -> str:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, LocatorColumnsMixin, admin.ModelAdmin):
+    class Media:
+        # Wide tables scroll inside their module; long ids wrap (issue 15).
+        css = {"all": ["admin_console.css"]}
+
     locator_columns = {
         "session_ref": LocatorColumn("session ref", session_id_of("session_ref")),
         "reason": LocatorColumn("reason", _reason),

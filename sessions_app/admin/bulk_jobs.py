@@ -23,6 +23,10 @@ from sessions_app.models import BulkJob
 class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Background create/refresh jobs; the change page is the live job page (as in the console)."""
 
+    class Media:
+        # Wide tables scroll inside their module; long ids wrap (issue 15).
+        css = {"all": ["admin_console.css"]}
+
     list_display = ["created_at", "kind", "state", "total", "summary", "started_by_username"]
     list_filter = ["state", "kind"]
     search_fields = ["started_by_username"]
@@ -54,8 +58,9 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "title": f"{job.get_kind_display()} for "
             + ngettext("%(n)d end user", "%(n)d end users", job.total) % {"n": job.total},
             "opts": self.model._meta,
-            "back_url": reverse("admin:sessions_app_bulkjob_change", args=[job.pk]),
-            **job_context(request, job),
+            **job_context(
+                request, job, back_url=reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
+            ),
         }
         return TemplateResponse(request, "sessions_app/bulk/admin_job.html", context)
 

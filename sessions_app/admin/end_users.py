@@ -99,6 +99,10 @@ class SessionHistoryInline(SessionColumns, admin.TabularInline):
 class EndUserAdmin(
     LocatorColumnsMixin, SessionPermissionsMixin, EndUserImportMixin, GuardedActionsMixin
 ):
+    class Media:
+        # Wide tables scroll inside their module; long ids wrap (issue 15).
+        css = {"all": ["admin_console.css"]}
+
     form = EndUserAdminForm
     locator_columns = {"active_session": LocatorColumn("active session", _active_session_id)}
     list_display = [

@@ -17,6 +17,10 @@ class SessionOperationAdmin(ReadOnlyAdminMixin, LocatorColumnsMixin, admin.Model
     user may see them (`admin.locators`).
     """
 
+    class Media:
+        # Wide tables scroll inside their module; long ids wrap (issue 15).
+        css = {"all": ["admin_console.css"]}
+
     locator_columns = {
         "remote_session_id": LocatorColumn("remote session id", session_id_of("remote_session_id")),
         "error": LocatorColumn("error", text_of("error", "remote_session_id")),

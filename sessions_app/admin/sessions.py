@@ -90,6 +90,10 @@ class ToolRouterSessionAdmin(
 ):
     """Read-only: sessions change only through the services (actions on end users)."""
 
+    class Media:
+        # Wide tables scroll inside their module; long ids wrap (issue 15).
+        css = {"all": ["admin_console.css"]}
+
     locator_columns = {
         **SessionColumns.locator_columns,
         "short_id": LocatorColumn(
