@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.core.cache import cache
@@ -154,7 +155,7 @@ class Progress:
         left = remaining(self.job, left=self.total - self.done)
         return left.words if left else ""
 
-    @property
+    @cached_property
     def running_at_once(self) -> int:
         """Items in flight now, from the runners' heartbeats (0 once the job has ended)."""
         return 0 if self.job.ended else running_at_once(self.job)
