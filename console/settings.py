@@ -202,6 +202,8 @@ STORAGES = {
 
 # Outside production WhiteNoise finds files in place (no collectstatic needed to develop or test).
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not SECURE
+# Files served at the site's root: the favicon browsers ask the admin pages for (no 404 logged).
+WHITENOISE_ROOT = BASE_DIR / "webroot"
 
 # --- Content Security Policy (django-csp) ------------------------------------------------------
 # No inline script anywhere: htmx and the console's own scripts are files served from 'self'.

@@ -5,7 +5,8 @@ SDK objects and never `mcp.headers` (which the SDK builds from the API key). Fai
 exceptions that say what happened and whether Composio may have acted.
 
 The SDK is imported lazily: `import composio` costs seconds, and `manage.py check`, migrations and
-web start-up must not pay for it.
+web start-up must not pay for it. Web workers import it in a background thread right after they
+start (`warm_up`), so the first request that calls Composio does not pay for it either.
 
 Retries have one owner, this module: the SDK is built with `max_retries=0`, and `_call` repeats a
 request only when it is safe to (nothing was sent, or the call is a read). A create or a toolkit
@@ -14,6 +15,7 @@ change that may have reached Composio is never sent again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -111,6 +113,19 @@ def get_client() -> Composio:
         _client = Composio(**kwargs)
         _client_config = config
         return _client
+
+
+def warm_up() -> None:
+    """Import the SDK and build the client now, so no request pays for it.
+
+    Web workers call this in a background thread right after they start
+    (`tool_router.health.warm_up_in_background`, from console/wsgi.py and asgi.py); nothing is
+    sent to Composio. Without a key configured only the import happens.
+    """
+    import composio  # noqa: F401  (the import is the point: seconds, once per process)
+
+    with contextlib.suppress(ComposioNotConfigured):
+        get_client()
 
 
 def reset_client() -> None:
