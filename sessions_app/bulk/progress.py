@@ -22,7 +22,11 @@ ACTIVE_ITEM_STATES = (Item.PENDING, Item.RUNNING)
 TERMINAL_ITEM_STATES = (Item.SUCCEEDED, Item.FAILED, Item.UNKNOWN, Item.SKIPPED)
 
 # Requests one item sends to Composio: a refresh creates the new session, then deletes the old.
-_REQUESTS_PER_ITEM = {BulkJob.Kind.CREATE: 1, BulkJob.Kind.REFRESH: 2}
+_REQUESTS_PER_ITEM = {
+    BulkJob.Kind.CREATE: 1,
+    BulkJob.Kind.REFRESH: 2,
+    BulkJob.Kind.RECREATE: 2,
+}
 
 # One failed or unknown item, as the failures download lists it.
 FailedItem = tuple[str, str, int, str, datetime | None]
