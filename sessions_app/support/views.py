@@ -88,7 +88,8 @@ def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
             "result": result,
             "query": result.query,
             "clear_card": wants_fragment(request),
-            "stale_count": drift.stale_count(),
+            # The landing page's count; the results fragment (each keystroke) goes without.
+            "stale_count": 0 if wants_fragment(request) else drift.stale_count(),
         },
     )
 
