@@ -24,6 +24,7 @@ from sessions_app import housekeeping
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 from sessions_app.tool_router import connections, drift, mcp_url, sessions
+from sessions_app.tool_router.mcp_url import short_id
 from tests.factories import HX, give_session
 from tests.helpers import SESSION_URL, audit_events, run_reconcile
 from tests.task_queue import run_queue_once
@@ -302,7 +303,7 @@ def test_refresh_of_a_lost_session_says_composio_no_longer_knew_it(
     result = sessions.tool_router_session_refresh(end_user=old.end_user, actor=session_admin)
 
     assert result.ok, result.message
-    assert f"Composio no longer knew the old session {old.short_id}" in result.message
+    assert f"Composio no longer knew the old session {short_id(old.session_id)}" in result.message
     assert "was deleted at Composio" not in result.message
     assert result.session is not None and result.session.stale_since is None
     assert result.session.toolkits == ["github"]
@@ -315,7 +316,8 @@ def test_refresh_of_a_known_session_still_says_it_was_deleted(
     three: list[ToolRouterSession], session_admin: User
 ) -> None:
     result = sessions.tool_router_session_refresh(end_user=three[0].end_user, actor=session_admin)
-    assert f"the old session {three[0].short_id} was deleted at Composio." in result.message
+    old_id = short_id(three[0].session_id)
+    assert f"the old session {old_id} was deleted at Composio." in result.message
 
 
 @pytest.mark.parametrize("marked", [True, False])
