@@ -282,6 +282,10 @@ DEMO_PASSWORDS_PATH = env.str(
 )
 # How often the task workers anchor the chain once `anchor_audit --schedule` has booked it.
 AUDIT_HOUSEKEEPING_SECONDS = env.int("AUDIT_HOUSEKEEPING_SECONDS", default=300)
+# How often the task workers check stored sessions against Composio once `verify_sessions
+# --schedule` has booked it (seconds), and the most sessions one such run checks.
+DRIFT_VERIFY_SECONDS = env.int("DRIFT_VERIFY_SECONDS", default=3600)
+DRIFT_VERIFY_BATCH = env.int("DRIFT_VERIFY_BATCH", default=500)
 
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several

@@ -17,6 +17,8 @@ ACTIONS = (
     "session.change_toolkits",
     "session.delete",
     "session.remote_delete",
+    "session.stale",
+    "session.known_again",
     "mcp_url.reveal",
     "tool_execution.view",
     "access.refused",

@@ -36,7 +36,11 @@ ACTIVE_ITEM_STATES = (Item.PENDING, Item.RUNNING)
 TERMINAL_ITEM_STATES = (Item.SUCCEEDED, Item.FAILED, Item.UNKNOWN, Item.SKIPPED)
 
 # Requests one item sends to Composio: a refresh creates the new session, then deletes the old.
-_REQUESTS_PER_ITEM = {BulkJob.Kind.CREATE: 1, BulkJob.Kind.REFRESH: 2}
+_REQUESTS_PER_ITEM = {
+    BulkJob.Kind.CREATE: 1,
+    BulkJob.Kind.REFRESH: 2,
+    BulkJob.Kind.RECREATE: 2,
+}
 
 # A runner beats at most this often; a beat older than HEARTBEAT_FRESH seconds is a runner gone.
 HEARTBEAT_EVERY = 2.0
