@@ -202,6 +202,8 @@ STORAGES = {
 
 # Outside production WhiteNoise finds files in place (no collectstatic needed to develop or test).
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not SECURE
+# Files served at the site's root: the favicon browsers ask the admin pages for (no 404 logged).
+WHITENOISE_ROOT = BASE_DIR / "webroot"
 
 # --- Content Security Policy (django-csp) ------------------------------------------------------
 # No inline script anywhere: htmx and the console's own scripts are files served from 'self'.
@@ -280,6 +282,10 @@ DEMO_PASSWORDS_PATH = env.str(
 )
 # How often the task workers anchor the chain once `anchor_audit --schedule` has booked it.
 AUDIT_HOUSEKEEPING_SECONDS = env.int("AUDIT_HOUSEKEEPING_SECONDS", default=300)
+# How often the task workers check stored sessions against Composio once `verify_sessions
+# --schedule` has booked it (seconds), and the most sessions one such run checks.
+DRIFT_VERIFY_SECONDS = env.int("DRIFT_VERIFY_SECONDS", default=3600)
+DRIFT_VERIFY_BATCH = env.int("DRIFT_VERIFY_BATCH", default=500)
 
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several
@@ -336,6 +342,9 @@ CONNECTION_CHECK_NOW_SECONDS = env.int("CONNECTION_CHECK_NOW_SECONDS", default=1
 CONNECT_LINK_CALLBACK_URL = env.str("CONNECT_LINK_CALLBACK_URL", default="")
 CONNECT_LINKS_PER_HOUR = env.int("CONNECT_LINKS_PER_HOUR", default=20)
 CONNECT_LINK_SECONDS = env.int("CONNECT_LINK_SECONDS", default=120)
+# A page of a user's recent tool executions (and its chart) is shared by every web process for
+# this long: opening the panel again, or from another tab, asks Composio nothing.
+SUPPORT_EXECUTIONS_CACHE_SECONDS = env.int("SUPPORT_EXECUTIONS_CACHE_SECONDS", default=30)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
 # reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.

@@ -121,6 +121,10 @@ class ToolRouterSession(models.Model):
     # Deleting a superseded session at Composio is best effort; a failure is kept here and retried.
     remote_deleted_at = models.DateTimeField(null=True, blank=True)
     remote_delete_error = models.CharField(max_length=500, blank=True)
+    # Drift (`tool_router.drift`): when Composio last answered for the session, and since when
+    # it says it does not know it (deleted in its dashboard, expired, or another API key).
+    verified_at = models.DateTimeField(null=True, blank=True)
+    stale_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,6 +138,10 @@ class ToolRouterSession(models.Model):
         indexes = [
             models.Index(fields=["end_user", "-created_at"], name="session_user_created_idx"),
             models.Index(fields=["status", "-created_at"], name="session_status_created_idx"),
+            # verify_sessions walks the active sessions oldest-verified first.
+            models.Index(
+                fields=["status", "verified_at", "id"], name="session_status_verified_idx"
+            ),
         ]
         permissions = [
             ("reveal_mcp_url", "Can reveal the full MCP URL of a session"),
@@ -152,8 +160,9 @@ class ToolRouterSession(models.Model):
         return f"session #{self.pk} ({self.status})"
 
     @property
-    def short_id(self) -> str:
-        return self.session_id[:12]
+    def is_stale(self) -> bool:
+        """Composio said it does not know this (active) session; see `tool_router.drift`."""
+        return self.stale_since is not None and self.status == self.Status.ACTIVE
 
 
 class SessionToolkit(models.Model):
@@ -319,6 +328,8 @@ class BulkJob(models.Model):
     class Kind(models.TextChoices):
         CREATE = "create", "Create sessions"
         REFRESH = "refresh", "Refresh sessions"
+        # Refresh (same toolkits) only the users whose active session Composio no longer knows.
+        RECREATE = "recreate", "Re-create missing sessions"
 
     class State(models.TextChoices):
         RUNNING = "running", "Running"

@@ -1,7 +1,7 @@
 """The console's roles: Django groups with the permissions each may use.
 
 The data migration 0002 creates them from a frozen copy of this table; change both together (a new
-migration) when a role changes (0011 adds the connected-account permissions).
+migration) when a role changes (0013 adds the connected-account permissions).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ SUPPORT_CONSOLE_PERMS: tuple[str, ...] = tuple(_SUPPORT_PERMS)
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # Looks users up, sees session ids, reveals MCP URLs (audited), sends reconnect links
-    # (migration 0011).
+    # (migration 0013).
     SUPPORT: [*_SUPPORT_PERMS, "sessions_app.create_connect_link"],
     # Everything Support does, plus creating, refreshing, re-scoping and deleting sessions,
     # managing end users and the toolkit allow-list.

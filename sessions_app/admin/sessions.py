@@ -7,19 +7,41 @@ masked form (`admin.locators`), and searches it by exact value only (`admin.safe
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.access import Actor
-from sessions_app.admin.actions import GuardedActionsMixin, SessionPermissionsMixin
+from sessions_app.admin import session_actions
+from sessions_app.admin.actions import (
+    GuardedActionsMixin,
+    SessionPermissionsMixin,
+    session_link,
+)
+from sessions_app.admin.console_links import CardLinkMixin
 from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin, session_id_of, text_of
 from sessions_app.admin.safety import ReadOnlyAdminMixin
-from sessions_app.models import Toolkit, ToolRouterSession
+from sessions_app.models import EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import locators, mcp_url, remote_deletes
+
+
+def stale_badge(session: ToolRouterSession | None) -> str:
+    """The session's standing at Composio as the admin lists show it: a stale badge, when it
+    was last checked, or "-" for no (active) session."""
+    if session is None or session.status != ToolRouterSession.Status.ACTIVE:
+        return "-"
+    if session.stale_since is not None:
+        return render_to_string("sessions_app/_stale_badge.html", {"session": session})
+    if session.verified_at is not None:
+        return f"known ({session.verified_at:%Y-%m-%d %H:%M})"
+    return "not checked yet"
 
 
 def _replaced_by(obj: ToolRouterSession, user: Actor) -> str:
@@ -71,6 +93,21 @@ class SessionToolkitFilter(admin.SimpleListFilter):
         return queryset.filter(toolkit_links__slug=self.value()).distinct()
 
 
+class StaleFilter(admin.SimpleListFilter):
+    title = "known to Composio"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Stale: Composio no longer knows it")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() == "yes":
+            return queryset.filter(
+                status=ToolRouterSession.Status.ACTIVE, stale_since__isnull=False
+            )
+        return None
+
+
 class RemoteDeletePendingFilter(admin.SimpleListFilter):
     title = "deleted at Composio"
     parameter_name = "remote_delete"
@@ -86,9 +123,12 @@ class RemoteDeletePendingFilter(admin.SimpleListFilter):
 
 @admin.register(ToolRouterSession)
 class ToolRouterSessionAdmin(
-    ReadOnlyAdminMixin, SessionColumns, SessionPermissionsMixin, GuardedActionsMixin
+    ReadOnlyAdminMixin, SessionColumns, SessionPermissionsMixin, CardLinkMixin, GuardedActionsMixin
 ):
     """Read-only: sessions change only through the services (actions on end users)."""
+
+    def end_user_of(self, obj: ToolRouterSession) -> EndUser:
+        return obj.end_user
 
     locator_columns = {
         **SessionColumns.locator_columns,
@@ -101,9 +141,21 @@ class ToolRouterSessionAdmin(
         ),
     }
 
-    list_display = ["short_id", "end_user", *SessionColumns.session_columns, "remote_delete_state"]
+    list_display = [
+        "short_id",
+        "end_user",
+        *SessionColumns.session_columns,
+        "known_at_composio",
+        "remote_delete_state",
+    ]
     list_select_related = ["end_user", "created_by", "replaces"]
-    list_filter = ["status", SessionToolkitFilter, RemoteDeletePendingFilter, "created_at"]
+    list_filter = [
+        "status",
+        StaleFilter,
+        SessionToolkitFilter,
+        RemoteDeletePendingFilter,
+        "created_at",
+    ]
     # Never the MCP URL: searching it would let anyone probe for a URL they hold. The session id
     # is searched by exact value only for staff who may not see it (`safety.guard_admins`).
     search_fields = ["session_id", "end_user__external_id", "end_user__email"]
@@ -123,10 +175,16 @@ class ToolRouterSessionAdmin(
         "deleted_at",
         "remote_deleted_at",
         "remote_delete_error",
+        "known_at_composio",
+        "verified_at",
+        "stale_since",
     ]
     readonly_fields = fields
-    actions = ["retry_remote_deletes"]
-    guarded_actions = {"retry_remote_deletes": access.SESSION_PERMISSION["delete"]}
+    actions = ["retry_remote_deletes", "recreate_missing_sessions"]
+    guarded_actions = {
+        "retry_remote_deletes": access.SESSION_PERMISSION["delete"],
+        "recreate_missing_sessions": access.SESSION_PERMISSION["refresh"],
+    }
 
     @admin.display(description="session", ordering="session_id")
     def short_id(self, obj: ToolRouterSession) -> str:
@@ -136,6 +194,10 @@ class ToolRouterSessionAdmin(
     @admin.display(description="replaced by")
     def replaced_by_link(self, obj: ToolRouterSession) -> str:
         return _replaced_by(obj, None)
+
+    @admin.display(description="at Composio")
+    def known_at_composio(self, obj: ToolRouterSession) -> str:
+        return stale_badge(obj)
 
     @admin.display(description="deleted at Composio")
     def remote_delete_state(self, obj: ToolRouterSession) -> str:
@@ -153,13 +215,33 @@ class ToolRouterSessionAdmin(
         result = remote_deletes.tool_router_session_retry_remote_deletes(
             actor=request.user, request=request
         )
+        deleted = ngettext(
+            "Deleted %(n)d superseded session at Composio",
+            "Deleted %(n)d superseded sessions at Composio",
+            len(result.deleted),
+        ) % {"n": len(result.deleted)}
+        gone = ToolRouterSession.objects.filter(session_id__in=result.deleted).select_related(
+            "end_user"
+        )
+        if result.deleted:
+            links = format_html_join(
+                ", ", "{}", ((session_link(request, s.end_user, s.session_id),) for s in gone)
+            )
+            deleted = format_html("{}: {}", deleted, links)
         self.message_user(
             request,
-            f"Deleted {len(result.deleted)} superseded sessions at Composio; "
-            f"{len(result.failed)} still failing.",
+            format_html("{}; {} still failing.", deleted, len(result.failed)),
             messages.SUCCESS if not result.failed else messages.WARNING,
         )
         for session_id, error in result.failed.items():
             shown = locators.locator(session_id, request.user)
             error = locators.locators_in(error, request.user, [session_id])
             self.message_user(request, f"{shown}: {error}", messages.ERROR)
+
+    @admin.action(
+        description="Re-create missing sessions (stale: Composio no longer knows them)...",
+        permissions=["refresh_session"],
+    )
+    def recreate_missing_sessions(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        end_users = EndUser.objects.filter(pk__in=queryset.values("end_user"))
+        return session_actions.recreate_missing(self, request, queryset, end_users)

@@ -104,3 +104,39 @@ class ConnectLink:
 
     def __repr__(self) -> str:
         return f"ConnectLink(connected_account_id={self.connected_account_id!r})"
+
+
+@dataclass(frozen=True)
+class ExecutionLogEntry:
+    """One entry of Composio's tool execution log, as its search lists it: when (epoch ms),
+    `success` or `failed`, Composio's message, the duration (ms, None when not recorded) and the
+    meta tool call it ran under (`parent_tool_slug`, "" when none). The search names no tool or
+    toolkit; `tool_slug` is read from the message when it starts with one ("" otherwise)."""
+
+    log_id: str
+    at_ms: float
+    status: str
+    message: str
+    duration_ms: float | None
+    tool_slug: str
+    parent_tool_slug: str
+
+
+@dataclass(frozen=True)
+class ExecutionLogPage:
+    entries: tuple[ExecutionLogEntry, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ExecutionLogDetail:
+    """One entry in full. `data` (tool, toolkit, user, account, arguments, response, error) and
+    `metadata` are Composio's as sent: they may hold secrets, so nothing renders them unredacted
+    (`tool_router.redaction`)."""
+
+    entry: ExecutionLogEntry
+    session_id: str
+    user_id: str
+    toolkit_slug: str
+    data: dict
+    metadata: dict

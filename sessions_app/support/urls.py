@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from sessions_app.support import account_views, views
+from sessions_app.support import account_views, activity, views
 
 app_name = "sessions_app"
 urlpatterns = [
@@ -49,5 +49,24 @@ urlpatterns = [
         "support/sessions/<uuid:public_id>/toolkits/<slug:toolkit>/link/",
         account_views.support_connect_link,
         name="support_connect_link",
+    ),
+]
+
+# The card's activity: recent tool executions and the timeline (sessions_app/support/activity.py).
+urlpatterns += [
+    path(
+        "support/users/<uuid:public_id>/executions/",
+        activity.support_user_executions,
+        name="support_user_executions",
+    ),
+    path(
+        "support/users/<uuid:public_id>/executions/<str:log_id>/",
+        activity.support_execution_detail,
+        name="support_execution_detail",
+    ),
+    path(
+        "support/users/<uuid:public_id>/timeline/",
+        activity.support_user_timeline,
+        name="support_user_timeline",
     ),
 ]

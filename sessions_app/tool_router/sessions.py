@@ -20,6 +20,7 @@ from sessions_app import access
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import connections, intents, mcp_url, records, remote_deletes
+from sessions_app.tool_router.mcp_url import short_id
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "tool_router_session_change_toolkits",
     "tool_router_session_create",
     "tool_router_session_delete",
+    "tool_router_session_recreate",
     "tool_router_session_refresh",
 ]
 
@@ -58,7 +60,7 @@ def _new_session(
         return operation
     old = operation.session
     kept = (
-        f"The old session {old.short_id} is still active."
+        f"The old session {short_id(old.session_id)} is still active."
         if old is not None
         else "No session was stored."
     )
@@ -84,7 +86,8 @@ def _new_session(
     if old is None:
         return attempt.result(
             Outcome.SUCCEEDED,
-            f"Created session {session.short_id} for {attempt.name} with {', '.join(granted)}.",
+            f"Created session {short_id(session.session_id)} for {attempt.name} with "
+            f"{', '.join(granted)}.",
             session,
         )
     return _replaced(attempt, session, old, granted)
@@ -115,6 +118,8 @@ def _store_new_session(
             config_version=remote.config_version,
             created_by=attempt.actor if intents.is_user(attempt.actor) else None,
             replaces=old,
+            # Composio has just answered for it: drift checks it last.
+            verified_at=timezone.now(),
         )
         records.store_toolkit_links(session, granted)
         intents.finish(operation, state=SessionOperation.State.SUCCEEDED)
@@ -175,18 +180,22 @@ def _replaced(
 ) -> SessionResult:
     """Delete the superseded session at Composio (best effort) and say what happened."""
     old.refresh_from_db()
-    deleted = remote_deletes.remote_delete(
+    gone = remote_deletes.remote_delete(
         old, actor=attempt.actor, request=attempt.request, audit_ok=False
     )
-    tail = (
-        f"the old session {old.short_id} was deleted at Composio."
-        if deleted
-        else f"deleting the old session {old.short_id} at Composio failed "
-        f"({old.remote_delete_error}); it will be retried."
-    )
+    old_id = short_id(old.session_id)
+    if gone is remote_deletes.Gone.DELETED:
+        tail = f"the old session {old_id} was deleted at Composio."
+    elif gone is remote_deletes.Gone.UNKNOWN_THERE:
+        tail = f"Composio no longer knew the old session {old_id} (nothing to delete there)."
+    else:
+        tail = (
+            f"deleting the old session {short_id(old.session_id)} at Composio failed "
+            f"({old.remote_delete_error}); it will be retried."
+        )
     return attempt.result(
         Outcome.SUCCEEDED,
-        f"Refreshed the session of {attempt.name}: new session {session.short_id} with "
+        f"Refreshed the session of {attempt.name}: new session {short_id(session.session_id)} with "
         f"{', '.join(granted)}; {tail}",
         session,
     )
@@ -245,6 +254,39 @@ def tool_router_session_refresh(
     return _guarded_new_session(attempt, toolkits, replacing=True)
 
 
+def tool_router_session_recreate(
+    *,
+    end_user: EndUser,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    request: HttpRequest | None = None,
+) -> SessionResult:
+    """Give an end user whose active session Composio no longer knows (stale, `drift`) a new
+    session with the same toolkits: a refresh that keeps the toolkits. A user whose session is
+    not marked stale is skipped (and audited as such): their session works, and replacing it
+    would change its MCP URL under their agent."""
+    active = ToolRouterSession.objects.filter(
+        end_user=end_user, status=ToolRouterSession.Status.ACTIVE
+    ).first()
+    if active is None or active.stale_since is None:
+        attempt = intents.Attempt(SessionOperation.Kind.REFRESH, end_user, actor, request)
+        if not access.may(actor, access.SESSION_PERMISSION[attempt.kind]):
+            return attempt.refused()
+        message = (
+            f"Skipped {end_user.external_id}: they have no active session; use create."
+            if active is None
+            else f"Skipped {end_user.external_id}: Composio knows their session "
+            f"{short_id(active.session_id)} (not stale); nothing to re-create."
+        )
+        attempt.audit(
+            outcome=AuditEvent.Outcome.FAILURE,
+            reason=message,
+            session=active,
+            details={"result": "skipped", "recreate": True},
+        )
+        return attempt.result(Outcome.SKIPPED, message, active)
+    return tool_router_session_refresh(end_user=end_user, actor=actor, request=request)
+
+
 def tool_router_session_change_toolkits(
     *,
     session: ToolRouterSession,
@@ -268,8 +310,8 @@ def tool_router_session_change_toolkits(
     def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
         if active is None or active.pk != session.pk:
             message = (
-                f"Skipped {attempt.name}: session {session.short_id} is no longer active; "
-                "reload the page."
+                f"Skipped {attempt.name}: session {short_id(session.session_id)} is no longer "
+                "active; reload the page."
             )
             raise attempt.skip(message, active)
         return active
@@ -283,7 +325,9 @@ def tool_router_session_change_toolkits(
             toolkits=slugs,
             expected_config_version=current.config_version,
         ),
-        kept=lambda current: f"Session {current.short_id} keeps {', '.join(current.toolkits)}.",
+        kept=lambda current: (
+            f"Session {short_id(current.session_id)} keeps {', '.join(current.toolkits)}."
+        ),
     )
     if isinstance(answered, SessionResult):
         return answered
@@ -293,8 +337,8 @@ def tool_router_session_change_toolkits(
     connections.tool_router_session_connections_forget(session=current)
     return attempt.result(
         Outcome.SUCCEEDED,
-        f"Changed the toolkits of {attempt.name}'s session {current.short_id} in place: "
-        f"{', '.join(granted)}.",
+        f"Changed the toolkits of {attempt.name}'s session {short_id(current.session_id)} in "
+        f"place: {', '.join(granted)}.",
         current,
     )
 
@@ -347,7 +391,8 @@ def tool_router_session_delete(
     def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
         fresh = ToolRouterSession.objects.select_for_update().get(pk=session.pk)
         if fresh.status == ToolRouterSession.Status.DELETED:
-            message = f"Skipped {attempt.name}: session {fresh.short_id} is already deleted."
+            shown = short_id(fresh.session_id)
+            message = f"Skipped {attempt.name}: session {shown} is already deleted."
             raise attempt.skip(message, fresh)
         return fresh
 
@@ -356,7 +401,7 @@ def tool_router_session_delete(
         toolkits=[],
         check=check,
         send=lambda target: composio_seam.delete_session_if_known(target.session_id),
-        kept=lambda target: f"Session {target.short_id} is unchanged.",
+        kept=lambda target: f"Session {short_id(target.session_id)} is unchanged.",
     )
     if isinstance(answered, SessionResult):
         return answered
@@ -374,6 +419,7 @@ def tool_router_session_delete(
     note = " (Composio no longer knew it)" if already_gone else ""
     return attempt.result(
         Outcome.SUCCEEDED,
-        f"Deleted session {target.short_id} of {attempt.name}{note}; the record is kept.",
+        f"Deleted session {short_id(target.session_id)} of {attempt.name}{note}; "
+        "the record is kept.",
         target,
     )

@@ -403,4 +403,4 @@ def test_log_search_rejects_an_unknown_filter_field(emu_http: httpx.Client) -> N
     )
 
     assert answer.status_code == HTTPStatus.BAD_REQUEST
-    assert "payload.filters.0.field" in answer.json()["error"]["errors"][0]
+    assert "payload.filters[0].field" in answer.json()["error"]["errors"][0]

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import EmulatorControl, StateFileError
 from sessions_app.composio.emulator.store import EmulatorStore
+from tests.composio.contract import assert_answers
 from tests.factories import EMULATOR_KEY
 from tests.helpers import run_together
 
@@ -122,6 +123,41 @@ def test_concurrent_requests_are_all_kept(
     assert len(made) == 24
 
 
+def test_config_history_survives_a_restart_and_reset_forgets_it(
+    emulator_restarts: EmulatorRestarts, tmp_path: Path
+) -> None:
+    state = tmp_path / "emulator.sqlite3"
+    first = emulator_restarts.start(state=state)
+    made = composio_seam.create_session(user_id="usr_a", toolkits=["github"])
+    composio_seam.update_session_toolkits(
+        session_id=made.session_id, toolkits=["gmail"], expected_config_version=1
+    )
+    url = f"/api/v3.1/tool_router/session/{made.session_id}/config_history"
+    with httpx.Client(base_url=first.base_url, headers={"x-api-key": EMULATOR_KEY}) as http:
+        before = http.get(url).json()
+
+    second = emulator_restarts.start(state=state)
+
+    with httpx.Client(base_url=second.base_url, headers={"x-api-key": EMULATOR_KEY}) as http:
+        after = http.get(url)
+        assert after.json() == before
+        assert [i["version"] for i in after.json()["items"]] == [2, 1]
+        assert [i["config"]["toolkits"] for i in after.json()["items"]] == [
+            {"enabled": ["gmail"]},
+            {"enabled": ["github"]},
+        ]
+        assert_answers("session.config_history", after)
+        composio_seam.update_session_toolkits(
+            session_id=made.session_id, toolkits=["slack"], expected_config_version=2
+        )
+        assert [i["version"] for i in http.get(url).json()["items"]] == [3, 2, 1]
+        EmulatorControl(second.base_url).reset()
+
+    third = emulator_restarts.start(state=state)
+    assert third._config_history == {}
+    assert third.sessions == {}
+
+
 def test_the_state_file_is_sqlite_in_wal_mode_and_reset_empties_it(
     emulator_restarts: EmulatorRestarts, tmp_path: Path
 ) -> None:
@@ -130,10 +166,13 @@ def test_the_state_file_is_sqlite_in_wal_mode_and_reset_empties_it(
     composio_seam.create_session(user_id="usr_a", toolkits=["github"])
     with sqlite3.connect(state) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT count(*) FROM emulator_records").fetchone() == (1,)
+        kinds = conn.execute("SELECT kind FROM emulator_records ORDER BY kind").fetchall()
+        assert kinds == [("config_history",), ("session",)]
 
     EmulatorControl(emu.base_url).reset()
 
+    with sqlite3.connect(state) as conn:
+        assert conn.execute("SELECT count(*) FROM emulator_records").fetchone() == (0,)
     assert emulator_restarts.start(state=state).sessions == {}
 
 

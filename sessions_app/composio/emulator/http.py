@@ -31,10 +31,13 @@ REDACTED = "<redacted>"
 
 _SESSION_RE = r"/tool_router/session/(?P<session_id>[^/]+)"
 _ACCOUNT_RE = r"/connected_accounts/(?P<account_id>[^/]+)"
-# (method, path regex relative to the API prefix, endpoint name)
+# (method, path regex relative to the API prefix, endpoint name). First match wins: a fixed
+# path (`/toolkits/categories`) comes before the pattern that would take it as a parameter.
+# Each endpoint's request contract is in contract.py's CONTRACTS, under the same name.
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/tool_router/session/?"), "session.create"),
     ("GET", re.compile(_SESSION_RE + "/toolkits/?"), "session.toolkits"),
+    ("GET", re.compile(_SESSION_RE + "/config_history/?"), "session.config_history"),
     ("POST", re.compile(_SESSION_RE + "/link/?"), "session.link"),
     ("GET", re.compile(_SESSION_RE + "/tools/?"), "session.tools"),
     ("POST", re.compile(_SESSION_RE + "/search/?"), "session.search"),
@@ -44,6 +47,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("PATCH", re.compile(_SESSION_RE + "/?"), "session.update"),
     ("DELETE", re.compile(_SESSION_RE + "/?"), "session.delete"),
     ("GET", re.compile(r"/toolkits/?"), "toolkits.list"),
+    ("GET", re.compile(r"/toolkits/categories/?"), "toolkits.categories"),
+    ("POST", re.compile(r"/toolkits/multi/?"), "toolkits.multi"),
     ("GET", re.compile(r"/toolkits/(?P<slug>[^/]+)/?"), "toolkits.get"),
     ("GET", re.compile(r"/connected_accounts/?"), "connected_accounts.list"),
     ("GET", re.compile(_ACCOUNT_RE + "/?"), "connected_accounts.get"),

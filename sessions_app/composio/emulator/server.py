@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from . import catalog as cat
@@ -32,6 +33,14 @@ from .store import EmulatorStore, StateFileError
 from .toolkits import ToolkitsMixin
 
 HOLD_TIMEOUT_SECONDS = 60.0
+
+
+def _contract() -> ModuleType:
+    """`contract.py`, imported on first use: it loads composio_client's types, which takes
+    seconds, so importing the emulator stays cheap and `start()` pays once, before listening."""
+    from . import contract
+
+    return contract
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class Emulator(
         self._accounts: dict[str, dict[str, Any]] = {}
         self._auth_configs: dict[str, dict[str, Any]] = {}
         self._logs: dict[str, dict[str, Any]] = {}
+        self._config_history: dict[str, dict[str, Any]] = {}
         self._catalog: list[dict[str, Any]] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -112,6 +122,7 @@ class Emulator(
     def start(self) -> Emulator:
         if self._server is not None:
             return self
+        _contract()  # imports composio_client's types (seconds, cold) before the first request
         if self.state_path is not None and self._store is None:
             self._open_store()  # started again after stop(): the file is the truth
         self._stopping.clear()
@@ -151,8 +162,8 @@ class Emulator(
     # State for tests ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget sessions, links, auth configs, accounts, execution logs, the request log and
-        faults (in the state file too); keep the catalog."""
+        """Forget every persisted kind (sessions, links, config history, auth configs, accounts,
+        execution logs), the request log and faults (in the state file too); keep the catalog."""
         with self._lock:
             if self._store is not None:
                 self._store.clear()
@@ -216,7 +227,9 @@ class Emulator(
     def dispatch(
         self, endpoint: str, params: dict[str, str], query: dict[str, list[str]], body: Any
     ) -> Response:
-        """Call the `_h_<endpoint>` handler a mixin defines for a routed endpoint name."""
+        """Check the request against `contract.CONTRACTS` (a 400 when it breaks it), then call
+        the `_h_<endpoint>` handler a mixin defines for the routed endpoint name."""
+        _contract().validate(endpoint, query, body)
         handler = getattr(self, "_h_" + endpoint.replace(".", "_"))
         return handler(params, query, body)
 

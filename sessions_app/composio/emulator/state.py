@@ -28,6 +28,7 @@ class EmulatorState:
     _accounts: dict[str, dict[str, Any]]
     _auth_configs: dict[str, dict[str, Any]]
     _logs: dict[str, dict[str, Any]]
+    _config_history: dict[str, dict[str, Any]]
     _seq: int = 0
     _catalog: list[dict[str, Any]]
     _store: EmulatorStore | None
@@ -40,6 +41,7 @@ class EmulatorState:
         "auth_config": "_auth_configs",
         "account": "_accounts",
         "execution_log": "_logs",
+        "config_history": "_config_history",
     }
 
     if TYPE_CHECKING:  # provided by AccountsMixin (accounts.py)

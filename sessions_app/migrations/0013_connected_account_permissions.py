@@ -40,7 +40,7 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("sessions_app", "0010_refusal_windows")]
+    dependencies = [("sessions_app", "0012_session_drift")]
 
     operations = [
         migrations.AlterModelOptions(
