@@ -336,6 +336,12 @@ END_USER_IMPORT_STAGED_SECONDS = env.int("END_USER_IMPORT_STAGED_SECONDS", defau
 CONNECTION_STATUS_CACHE_SECONDS = env.int("CONNECTION_STATUS_CACHE_SECONDS", default=30)
 # "Check now" skips that cache at most once per this many seconds per staff user and session.
 CONNECTION_CHECK_NOW_SECONDS = env.int("CONNECTION_CHECK_NOW_SECONDS", default=10)
+# Reconnect links support sends an end user: where Composio sends the user back after the connect
+# page (empty: Composio's own page), how many links one staff user may create per hour, and how
+# long a created link stays on screen before it hides itself (seconds).
+CONNECT_LINK_CALLBACK_URL = env.str("CONNECT_LINK_CALLBACK_URL", default="")
+CONNECT_LINKS_PER_HOUR = env.int("CONNECT_LINKS_PER_HOUR", default=20)
+CONNECT_LINK_SECONDS = env.int("CONNECT_LINK_SECONDS", default=120)
 # A page of a user's recent tool executions (and its chart) is shared by every web process for
 # this long: opening the panel again, or from another tab, asks Composio nothing.
 SUPPORT_EXECUTIONS_CACHE_SECONDS = env.int("SUPPORT_EXECUTIONS_CACHE_SECONDS", default=30)

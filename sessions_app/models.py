@@ -149,6 +149,8 @@ class ToolRouterSession(models.Model):
             ("refresh_session", "Can refresh (replace) Tool Router sessions"),
             ("change_session_toolkits", "Can change a session's toolkits in place"),
             ("delete_session", "Can delete Tool Router sessions"),
+            ("create_connect_link", "Can send an end user a link to reconnect a toolkit"),
+            ("change_connected_account", "Can enable or disable an end user's connected account"),
         ]
 
     def __str__(self) -> str:

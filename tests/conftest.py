@@ -26,7 +26,14 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import connections, execution_logs, executions, sessions
+from sessions_app.tool_router import (
+    accounts,
+    connections,
+    execution_logs,
+    executions,
+    mcp_url,
+    sessions,
+)
 from tests.factories import (
     ALLOWED,
     AUDIT_KEY_K1,
@@ -307,7 +314,9 @@ def access_world(
     end_user = make_end_user("usr_access", "Access Tester")
     session = give_session(end_user, ["github"], root)
     settings.CONNECTION_STATUS_CACHE_SECONDS = 3600
+    account_id = emulator.set_connection(session.session_id, "github", "ACTIVE")
     connections.tool_router_session_connections(session=session, actor=root)
+    accounts.accounts_panel(session=session, actor=root)  # the user's accounts, cached too
     # A tool run, so the execution log has an entry to open, and the executions panel's first
     # page in the shared cache, as the connections above: a GET of it writes nothing.
     emulator.set_connection(session.session_id, "github", "ACTIVE")
@@ -328,6 +337,7 @@ def access_world(
         "enduser_ct": ContentType.objects.get_for_model(EndUser).pk,
         "toolkit": Toolkit.objects.get(slug="github").pk,
         "toolkit_slug": "github",
+        "account_fp": mcp_url.fingerprint(account_id),
         "sessionoperation": SessionOperation.objects.filter(end_user=end_user).latest("id").pk,
         "auditevent": AuditEvent.objects.latest("sequence").pk,
         "bulkjob": job.pk,

@@ -72,6 +72,41 @@ class ToolExecution:
 
 
 @dataclass(frozen=True)
+class ConnectedAccount:
+    """One of an end user's connected accounts at Composio (they belong to the user and an auth
+    config, not to a session). Times are Composio's ISO 8601 strings ("" when absent)."""
+
+    id: str
+    user_id: str
+    toolkit: str
+    status: str
+    status_reason: str
+    is_disabled: bool
+    created_at: str
+    updated_at: str
+    auth_config_id: str
+    auth_scheme: str
+    auth_config_managed: bool
+
+    @property
+    def state(self) -> str:
+        """The status in lower case, for a badge's word and colour."""
+        return self.status.lower() or "unknown"
+
+
+@dataclass(frozen=True)
+class ConnectLink:
+    """A connect link Composio made for a session's toolkit. `redirect_url` is shown once to the
+    staff user who asked for it and never stored or logged."""
+
+    redirect_url: str
+    connected_account_id: str
+
+    def __repr__(self) -> str:
+        return f"ConnectLink(connected_account_id={self.connected_account_id!r})"
+
+
+@dataclass(frozen=True)
 class ExecutionLogEntry:
     """One entry of Composio's tool execution log, as its search lists it: when (epoch ms),
     `success` or `failed`, Composio's message, the duration (ms, None when not recorded) and the

@@ -40,6 +40,8 @@ from sessions_app.composio.errors import (
 )
 from sessions_app.composio.records import (
     CatalogToolkit,
+    ConnectedAccount,
+    ConnectLink,
     ExecutionLogDetail,
     ExecutionLogEntry,
     ExecutionLogPage,
@@ -377,6 +379,85 @@ def session_connections(session_id: str, *, page_size: int = 50) -> list[Toolkit
         cursor = page.next_cursor
         if not cursor:
             return out
+
+
+def _connected_account(item: Any) -> ConnectedAccount:
+    auth_config = getattr(item, "auth_config", None)
+    toolkit = getattr(item, "toolkit", None)
+    return ConnectedAccount(
+        id=str(item.id),
+        user_id=str(getattr(item, "user_id", "") or ""),
+        toolkit=str(getattr(toolkit, "slug", "") or ""),
+        status=str(item.status or ""),
+        status_reason=str(getattr(item, "status_reason", "") or ""),
+        is_disabled=bool(getattr(item, "is_disabled", False)),
+        created_at=str(getattr(item, "created_at", "") or ""),
+        updated_at=str(getattr(item, "updated_at", "") or ""),
+        auth_config_id=str(getattr(auth_config, "id", "") or ""),
+        auth_scheme=str(getattr(auth_config, "auth_scheme", "") or ""),
+        auth_config_managed=bool(getattr(auth_config, "is_composio_managed", False)),
+    )
+
+
+def list_connected_accounts(
+    user_id: str, *, page_size: int = 100, max_pages: int = 10
+) -> list[ConnectedAccount]:
+    """Every connected account of one end user (all toolkits, all statuses), newest first,
+    following Composio's cursor; at most `max_pages` pages (a user with more is cut there)."""
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("Listing connected accounts needs the end user's id.")
+    client = get_client()
+    out: list[ConnectedAccount] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        page = _call(
+            lambda c=cursor: client.client.connected_accounts.list(
+                user_ids=[user_id], limit=page_size, **({"cursor": c} if c else {})
+            ),
+            what=f"listing the connected accounts of {user_id}",
+            mutating=False,
+        )
+        out.extend(_connected_account(item) for item in page.items)
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            break
+        if cursor in seen:
+            raise ComposioUnavailable("Composio's connected-account pagination repeated a cursor.")
+        seen.add(cursor)
+    return out
+
+
+def create_connect_link(
+    *, session_id: str, toolkit: str, callback_url: str | None = None
+) -> ConnectLink:
+    """Ask Composio for a connect link for one toolkit of a session (one request; never re-sent
+    once sent: each link may make a new INITIATED account)."""
+    client = get_client()
+    kwargs: dict[str, Any] = {"toolkit": toolkit}
+    if callback_url:
+        kwargs["callback_url"] = callback_url
+
+    def link() -> ConnectLink:
+        answer = client.client.tool_router.session.link(session_id, **kwargs)
+        return ConnectLink(
+            redirect_url=str(answer.redirect_url),
+            connected_account_id=str(answer.connected_account_id),
+        )
+
+    return _call(link, what=f"creating a {toolkit} connect link", mutating=True)
+
+
+def set_connected_account_enabled(account_id: str, *, enabled: bool) -> None:
+    """Enable or disable (INACTIVE) one connected account. Setting the state it already has is
+    harmless, so the request may be repeated; it is still not retried here (a write)."""
+    client = get_client()
+    verb = "enabling" if enabled else "disabling"
+    _call(
+        lambda: client.client.connected_accounts.update_status(account_id, enabled=enabled),
+        what=f"{verb} a connected account",
+        mutating=True,
+    )
 
 
 def execute_tool(
