@@ -37,7 +37,9 @@ def on_reset(sender: Any, request: Any, user: Any, authenticator: Any, **_: Any)
 
 def on_used(sender: Any, request: Any, user: Any, authenticator: Any, **kwargs: Any) -> None:
     if authenticator.type == Authenticator.Type.RECOVERY_CODES:
-        left = len(authenticator.wrap().get_unused_codes())
+        # Read back: the code just used is marked in the stored row.
+        stored = Authenticator.objects.get(pk=authenticator.pk)
+        left = len(stored.wrap().get_unused_codes())
         _record(
             "auth.recovery_code_used",
             request,

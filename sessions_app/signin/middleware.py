@@ -45,7 +45,8 @@ class MfaEnrolmentMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if enrolment_needed(request):
             url = reverse("mfa_index")
-            if getattr(request, "htmx", False):
+            # HtmxMiddleware runs after this one: read its header directly.
+            if request.headers.get("HX-Request") == "true":
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = url
                 return response
