@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     # With MFA_REQUIRED, a staff user without a second factor enrols before any other page.
     "sessions_app.signin.middleware.MfaEnrolmentMiddleware",
+    # The sign-in pages' CSP form-action also allows the SSO provider (the button's redirect).
+    "sessions_app.signin.middleware.SsoFormActionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lock-out into its response.
@@ -208,6 +210,9 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
 ACCOUNT_PREVENT_ENUMERATION = True
+# An SSO person whose email a password account already has gets an SSO account of their own
+# (never linked by email, never stuck on a sign-up form).
+ACCOUNT_UNIQUE_EMAIL = False
 # django-axes limits password (and TOTP, recovery-code) guessing per (username, IP); allauth's own
 # failed-login limit would answer first and hide the lock-out page.
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
@@ -237,6 +242,8 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = STEP_UP_SECONDS
 SSO_ISSUER_URL = env.str("SSO_ISSUER_URL", default="")
 SSO_CLIENT_ID = env.str("SSO_CLIENT_ID", default="")
 SSO_CLIENT_SECRET = env.str("SSO_CLIENT_SECRET", default="")
+# The scopes asked for (add the one that releases the groups claim, e.g. "groups" on Okta).
+SSO_SCOPES = env.list("SSO_SCOPES", default=["openid", "profile", "email"])
 # The button's label on the sign-in page.
 SSO_PROVIDER_NAME = env.str("SSO_PROVIDER_NAME", default="Company SSO")
 # Email domains whose people may be provisioned (empty: nobody).

@@ -110,7 +110,11 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 name=settings.SSO_PROVIDER_NAME,
                 client_id=settings.SSO_CLIENT_ID,
                 secret=settings.SSO_CLIENT_SECRET,
-                settings={"server_url": settings.SSO_ISSUER_URL, "oauth_pkce_enabled": True},
+                settings={
+                    "server_url": settings.SSO_ISSUER_URL,
+                    "oauth_pkce_enabled": True,
+                    "scope": settings.SSO_SCOPES,
+                },
             )
         ]
 

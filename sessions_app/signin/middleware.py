@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from sessions_app.signin import sso
 from sessions_app.signin.adapters import PROVIDER_MFA_SESSION_KEY
 
 # Sign-in, sign-out, enrolment and asking again live under /accounts/.
@@ -57,3 +58,19 @@ class MfaEnrolmentMiddleware:
             )
             return HttpResponseRedirect(url)
         return self.get_response(request)
+
+
+class SsoFormActionMiddleware:
+    """The sign-in pages' SSO button posts to the console, which redirects to the identity
+    provider: CSP's form-action covers that redirect, so those pages allow the provider's origin
+    (SSO_ISSUER_URL's) besides 'self'. Every other page keeps form-action 'self' alone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        origin = sso.issuer_origin()
+        if origin and request.path.startswith("/accounts/"):
+            response._csp_update = {"form-action": [origin]}  # type: ignore[attr-defined]
+        return response

@@ -32,6 +32,9 @@ class ConsoleOIDCProvider(OpenIDConnectProvider):
             params.update({"prompt": "login", "max_age": "0"})
         return params
 
+    def get_scope_from_request(self, request: HttpRequest) -> list[str]:
+        return self.get_scope()  # SSO_SCOPES, never widened by the link
+
     def redirect(
         self, request: HttpRequest, process: Any, next_url: Any = None, data: Any = None, **kwargs
     ) -> HttpResponse:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
@@ -25,6 +26,14 @@ CONSOLE_ROLES = tuple(roles.ROLE_PERMISSIONS)
 
 def enabled() -> bool:
     return bool(settings.SSO_ISSUER_URL and settings.SSO_CLIENT_ID)
+
+
+def issuer_origin() -> str:
+    """scheme://host[:port] of SSO_ISSUER_URL ("" when SSO is off)."""
+    if not enabled():
+        return ""
+    parts = urlsplit(settings.SSO_ISSUER_URL)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def claims_of(extra_data: Mapping[str, Any]) -> dict[str, Any]:

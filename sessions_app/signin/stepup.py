@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from allauth.account.adapter import get_adapter
 from allauth.account.authentication import get_authentication_records
@@ -24,7 +25,8 @@ from allauth.core.internal.httpkit import serialize_request
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.utils.http import urlencode
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from sessions_app import trail
 from sessions_app.models import AuditEvent
@@ -64,27 +66,39 @@ def needs_step_up(request: HttpRequest) -> bool:
     return step_up_enabled() and not recently_checked(request)
 
 
-def step_up_url(request: HttpRequest) -> str:
-    """Where the user proves it is still them: a second factor first, then the password, then
-    the identity provider (an SSO user with neither signs in there again)."""
+def _page_of(request: HttpRequest) -> str:
+    """The console page the request came from (htmx's current URL or the referrer, this site
+    only), to come back to after an SSO step-up; the landing page otherwise."""
+    headers = request.headers
+    for candidate in (headers.get("HX-Current-URL", ""), headers.get("Referer", "")):
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            parts = urlsplit(candidate)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+    return reverse("landing")
+
+
+def _suspend(request: HttpRequest) -> str:
+    """Where the user proves it is still them, with `next` to come back to.
+
+    A second factor first, then the password: allauth replays a kept POST after either (never as
+    an htmx request: the replay answers a full page). An SSO user with neither signs in at the
+    provider again and comes back to the page the action was asked from (a redirect is a GET).
+    """
     methods = get_adapter(request).get_reauthentication_methods(request.user)
-    if methods:
-        return methods[0]["url"]
-    from sessions_app.signin.sso import reauthentication_url
+    if not methods:
+        from sessions_app.signin.sso import reauthentication_url
 
-    return reauthentication_url(request)
-
-
-def _suspend(request: HttpRequest, to: str) -> str:
-    """Keep a POST for allauth to replay after the check (never as an htmx request: the replay
-    answers a full page), and the URL to go to with `next` set to the request's path."""
+        to = reauthentication_url(request)
+        return f"{to}&{urlencode({REDIRECT_FIELD_NAME: _page_of(request)})}"
+    to = methods[0]["url"]
     path = request.get_full_path()
     if request.method == "POST":
         data = json.loads(serialize_request(request))
         data["META"] = {k: v for k, v in data["META"].items() if not k.startswith("HTTP_HX_")}
         request.session[STATE_SESSION_KEY] = {"request": json.dumps(data)}
-    joiner = "&" if "?" in to else "?"
-    return f"{to}{joiner}{urlencode({REDIRECT_FIELD_NAME: path})}"
+    return f"{to}?{urlencode({REDIRECT_FIELD_NAME: path})}"
 
 
 def step_up_response(request: HttpRequest, operation: str) -> HttpResponse | None:
@@ -98,7 +112,7 @@ def step_up_response(request: HttpRequest, operation: str) -> HttpResponse | Non
         reason="A recent sign-in check is needed first.",
         details={"operation": operation, "window_seconds": settings.STEP_UP_SECONDS},
     )
-    url = _suspend(request, step_up_url(request))
+    url = _suspend(request)
     if getattr(request, "htmx", False):
         # htmx follows a redirect inside the fragment; this sends the whole page there instead.
         response = HttpResponse(status=204)

@@ -90,9 +90,7 @@ def test_a_user_with_totp_is_asked_for_a_code(
 @pytest.mark.parametrize(
     ("role", "expected"), [(None, HTTPStatus.FOUND), ("auditor", HTTPStatus.FORBIDDEN)]
 )
-def test_who_may_not_reveal_is_refused_before_any_prompt(
-    session, auditor, role, expected
-) -> None:
+def test_who_may_not_reveal_is_refused_before_any_prompt(session, auditor, role, expected) -> None:
     client = client_for(auditor) if role else Client()
     response = client.post(reveal_url(session))
     assert response.status_code == expected
@@ -102,8 +100,9 @@ def test_who_may_not_reveal_is_refused_before_any_prompt(
 
 
 def test_retrying_a_bulk_job_asks_again(session_admin: User, support_user, db) -> None:
-    from tests.factories import make_finished_job
     from django.utils import timezone
+
+    from tests.factories import make_finished_job
 
     end_user = make_end_user("usr_bulk_stepup")
     stored = store_session(end_user, "trs_bulkstep01", mcp_url=MCP_URL)
