@@ -14,4 +14,5 @@ def signin(request: HttpRequest) -> dict[str, object]:
         "sso_enabled": sso.enabled(),
         "sso_name": settings.SSO_PROVIDER_NAME,
         "sso_only": settings.SSO_ONLY,
+        "mfa_required": settings.MFA_REQUIRED,
     }
