@@ -76,9 +76,11 @@ class AccountAdapter(DefaultAccountAdapter):
         return None
 
     def get_reauthentication_methods(self, user: AbstractBaseUser | AnonymousUser) -> list[dict]:
-        # A second factor first: it is the stronger check, and the one an SSO user has.
+        # A second factor first (a passkey before a code): it is the stronger check, and the one
+        # an SSO user has; the password last.
+        order = {"mfa_reauthenticate:webauthn": 0, "mfa_reauthenticate": 1}
         methods = super().get_reauthentication_methods(user)
-        return sorted(methods, key=lambda m: not str(m["id"]).startswith("mfa_"))
+        return sorted(methods, key=lambda m: order.get(str(m["id"]), 2))
 
     def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
         # Managing one's own factors needs a sign-in or check as recent as step-up does.
