@@ -114,3 +114,24 @@ def test_retrying_a_bulk_job_asks_again(session_admin: User, support_user, db) -
     [prompt] = AuditEvent.objects.filter(action="auth.step_up")
     assert prompt.details["operation"] == "bulk.start"
     assert client_for(support_user).post(url).status_code == HTTPStatus.FORBIDDEN
+
+
+def test_starting_a_bulk_job_from_the_admin_asks_again_then_starts_it_once(
+    catalog, session_admin: User, settings, immediate, fast_bulk
+) -> None:
+    from sessions_app.models import BulkJob
+    from tests.factories import admin_action_confirmed, make_end_users
+
+    settings.TOOL_ROUTER_SYNC_LIMIT = 2
+    users = make_end_users(3)
+    client = client_for(session_admin, REMOTE_ADDR=IP)
+    asked = admin_action_confirmed(client, "create_sessions", users, ["github"], follow=False)
+    assert asked.status_code == HTTPStatus.FOUND
+    assert asked["Location"].startswith(reverse("account_reauthenticate") + "?next=")
+    assert not BulkJob.objects.exists() and _count("bulk.start") == 0
+    assert AuditEvent.objects.get(action="auth.step_up").details["operation"] == "bulk.start"
+    done = client.post(asked["Location"], {"password": "pw-" + session_admin.username})
+    job = BulkJob.objects.get()
+    assert done.status_code == HTTPStatus.FOUND
+    assert done["Location"] == reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
+    assert job.total == 3 and _count("bulk.start") == 1
