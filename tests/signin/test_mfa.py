@@ -175,3 +175,18 @@ def test_sso_only_turns_password_sign_in_off_but_for_break_glass(settings, suppo
     assert ok.status_code == HTTPStatus.FOUND and "_auth_user_id" in glass.session
     _, not_listed = sign_in("other_root", "glass-pw-123456")
     assert not_listed.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_superuser_removes_a_lost_authenticator_in_the_admin_audited(mfa_user) -> None:
+    from allauth.mfa.models import Authenticator
+
+    user, _secret = mfa_user
+    root = User.objects.create_superuser("root_reset", password="root-reset-pw-123")
+    totp = Authenticator.objects.get(user=user, type="totp")
+    client = client_for(root, REMOTE_ADDR=IP)
+    url = reverse("admin:mfa_authenticator_delete", args=[totp.pk])
+    assert client.post(url, {"post": "yes"}).status_code == HTTPStatus.FOUND
+    assert not Authenticator.objects.filter(pk=totp.pk).exists()
+    [removed] = _events("auth.mfa_removed")
+    assert removed.actor == root and removed.ip_address == IP
+    assert removed.details == {"type": "totp", "user": user.username, "by_admin": True}
