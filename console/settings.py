@@ -420,6 +420,9 @@ END_USER_IMPORT_STAGED_SECONDS = env.int("END_USER_IMPORT_STAGED_SECONDS", defau
 CONNECTION_STATUS_CACHE_SECONDS = env.int("CONNECTION_STATUS_CACHE_SECONDS", default=30)
 # "Check now" skips that cache at most once per this many seconds per staff user and session.
 CONNECTION_CHECK_NOW_SECONDS = env.int("CONNECTION_CHECK_NOW_SECONDS", default=10)
+# A page of a user's recent tool executions (and its chart) is shared by every web process for
+# this long: opening the panel again, or from another tab, asks Composio nothing.
+SUPPORT_EXECUTIONS_CACHE_SECONDS = env.int("SUPPORT_EXECUTIONS_CACHE_SECONDS", default=30)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
 # reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.

@@ -11,6 +11,7 @@ reports per-item outcomes instead returns it as a refused result.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from http import HTTPStatus
 from typing import Any
@@ -164,34 +165,58 @@ def refused_view(request: HttpRequest, exception: Exception | None = None) -> Ht
     """Django's `handler403`: every PermissionDenied, the admin's included, gets the console's page.
 
     A bare PermissionDenied raised by Django itself (not through `refuse`) is audited here, so
-    every refusal is audited exactly once."""
+    every refusal is audited exactly once. For an admin page the page says what was refused
+    ("You may not change end users.") and names the role that would allow it."""
     if not isinstance(exception, Refused):
-        operation, needed = _page_needs(request)
-        lacking = missing(getattr(request, "user", None), needed)
+        need = _page_needs(request)
+        lacking = missing(getattr(request, "user", None), need.permissions)
         where = f"{request.method} {request.path[:200]}"
         exception = refuse(
-            operation=operation,
+            operation=need.operation,
             reason=f"{where} needs {', '.join(lacking)}." if lacking else f"{where} refused.",
-            message=str(exception) if exception and str(exception) else "",
+            message=(str(exception) if exception and str(exception) else "") or need.message,
             request=request,
             missing=lacking,
         )
     return refusal_response(request, exception)
 
 
-def _page_needs(request: HttpRequest) -> tuple[str, list[str]]:
-    """The operation a refused page stands for, and the permission that would have opened it
-    (for a Django admin model page: viewing that model)."""
+@dataclass(frozen=True)
+class _PageNeed:
+    operation: str
+    permissions: list[str]
+    message: str = ""
+
+
+# What a Django admin model URL does, by the end of its URL name and the request's method.
+_ADMIN_VERBS = {
+    ("add", "GET"): "add",
+    ("add", "POST"): "add",
+    ("delete", "GET"): "delete",
+    ("delete", "POST"): "delete",
+    ("change", "POST"): "change",
+}
+
+
+def _page_needs(request: HttpRequest) -> _PageNeed:
+    """The operation a refused page stands for, the permission that would have opened it and
+    what to tell the person (for a Django admin model page: adding, changing or deleting that
+    model when the request does so, else viewing it)."""
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return "page", []
+        return _PageNeed("page", [])
     model_admin = getattr(match.func, "model_admin", None)
     if model_admin is None:
-        return match.view_name or "page", []
+        return _PageNeed(match.view_name or "page", [])
     opts = model_admin.model._meta
-    verb = next((v for v in ("add", "delete") if (match.url_name or "").endswith(f"_{v}")), "view")
+    page = (match.url_name or "").rsplit("_", 1)[-1]
+    verb = _ADMIN_VERBS.get((page, request.method or "GET"), "view")
     codename = f"{verb}_{opts.model_name}"
-    return f"admin.{codename}", [f"{opts.app_label}.{codename}"]
+    return _PageNeed(
+        f"admin.{codename}",
+        [f"{opts.app_label}.{codename}"],
+        f"You may not {verb} {opts.verbose_name_plural}.",
+    )
 
 
 def permission_required(

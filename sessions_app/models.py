@@ -149,10 +149,6 @@ class ToolRouterSession(models.Model):
         # id through `tool_router.locators`, in full only to staff who may reveal MCP URLs.
         return f"session #{self.pk} ({self.status})"
 
-    @property
-    def short_id(self) -> str:
-        return self.session_id[:12]
-
 
 class SessionToolkit(models.Model):
     """A toolkit granted by a session: the normalised form of `ToolRouterSession.toolkits`."""

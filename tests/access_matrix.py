@@ -8,11 +8,11 @@ Answers, per role:
 - `200`, `403`, `404`, `405`: that status code;
 - `login`: a redirect to the console's login page (/accounts/login/);
 - `admin login`: a redirect to the admin's login page (/admin/login/);
-- `302`: any other redirect (after a POST, the admin's "/<id>/" -> "/<id>/change/", a refused
-  admin action sent back to its list, ...);
+- `302`: any other redirect (after a POST, the admin's "/<id>/" -> "/<id>/change/", ...);
 - a trailing ` audited`: the answer also wrote an `access.refused` audit event. Every 403 is
-  audited: the console's refusals, refused admin actions, and Django's own admin 403s, which
-  reach the console's refusal page through `handler403` (`sessions_app.access.refused_view`).
+  audited: the console's refusals, refused admin actions (the console's refusal page naming the
+  action and the role), and Django's own admin 403s, which reach the console's refusal page
+  through `handler403` (`sessions_app.access.refused_view`).
 
 Objects are real (the `access_world` fixture in conftest.py): an end user with a session made
 through the services against the emulator, its toolkit, intent and audit events, a group, a
@@ -45,7 +45,6 @@ L = "login"
 OK = "200"
 NOA = "403 audited"
 R = "302"
-RA = "302 audited"
 NF = "404"
 NA = "405"
 
@@ -122,12 +121,12 @@ MATRIX: list[MatrixRow] = [
     ("admin/sessions_app/enduser/import/", "GET", SESSION_ADMIN),
     ("admin/sessions_app/enduser/import/", "POST", SESSION_ADMIN),
     *admin_model("sessions_app/enduser", STAFF_READERS, add=SESSION_ADMIN, delete=REFUSED),
-    ("admin/sessions_app/enduser/", "POST", (L, RA, OK, RA, RA, OK)),
+    ("admin/sessions_app/enduser/", "POST", (L, NOA, OK, NOA, NOA, OK)),
     *admin_model("sessions_app/toolroutersession", STAFF_READERS, add=REFUSED, delete=REFUSED),
-    ("admin/sessions_app/toolroutersession/", "POST", (L, RA, R, RA, RA, R)),
+    ("admin/sessions_app/toolroutersession/", "POST", (L, NOA, R, NOA, NOA, R)),
     *post_only("admin/sessions_app/toolkit/sync/", (L, NOA, R, NOA, NOA, R)),
     *admin_model("sessions_app/toolkit", STAFF_READERS, add=REFUSED, delete=REFUSED),
-    ("admin/sessions_app/toolkit/", "POST", (L, RA, R, RA, RA, R)),
+    ("admin/sessions_app/toolkit/", "POST", (L, NOA, R, NOA, NOA, R)),
     *admin_model("sessions_app/bulkjob", SESSION_ADMIN, add=REFUSED, delete=REFUSED),
     *admin_model("sessions_app/sessionoperation", SESSION_ADMIN, add=REFUSED, delete=REFUSED),
     *admin_model("sessions_app/auditevent", AUDITOR, add=REFUSED, delete=REFUSED),
@@ -154,6 +153,9 @@ MATRIX: list[MatrixRow] = [
     *post_only("support/sessions/<uuid:public_id>/connections/check/", SUPPORT),
     ("support/users/<uuid:public_id>/refresh/", "GET", SESSION_ADMIN),
     ("support/users/<uuid:public_id>/refresh/", "POST", SESSION_ADMIN_REDIRECTED),
+    ("support/users/<uuid:public_id>/executions/", "GET", SUPPORT),
+    *post_only("support/users/<uuid:public_id>/executions/<str:log_id>/", SUPPORT),
+    ("support/users/<uuid:public_id>/timeline/", "GET", SUPPORT),
     # Sign-in (allauth, sessions_app/signin/urls.py). Anyone signed in manages their own factors;
     # changing them needs a recent sign-in or check (302: asked again first). The world's
     # superuser has no password and no factor: nothing to ask again with (403). The "no role"
@@ -226,6 +228,7 @@ _PARAMETERS = [
     (re.compile(r"^support/sessions/<uuid:public_id>/"), "support/sessions/{session_uuid}/"),
     (re.compile(r"^jobs/<uuid:public_id>/"), "jobs/{job_uuid}/"),
     (re.compile(r"<slug:slug>"), "{toolkit_slug}"),
+    (re.compile(r"<str:log_id>"), "{execution_log}"),
     (re.compile(r"<int:pk>"), "{authenticator}"),
 ]
 

@@ -26,7 +26,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import connections, sessions
+from sessions_app.tool_router import connections, execution_logs, executions, sessions
 from tests.factories import (
     ALLOWED,
     AUDIT_KEY_K1,
@@ -309,6 +309,14 @@ def access_world(
     session = give_session(end_user, ["github"], root)
     settings.CONNECTION_STATUS_CACHE_SECONDS = 3600
     connections.tool_router_session_connections(session=session, actor=root)
+    # A tool run, so the execution log has an entry to open, and the executions panel's first
+    # page in the shared cache, as the connections above: a GET of it writes nothing.
+    emulator.set_connection(session.session_id, "github", "ACTIVE")
+    tool_run = executions.tool_router_session_execute(
+        session=session, tool_slug="GITHUB_GET_THE_AUTHENTICATED_USER"
+    )
+    settings.SUPPORT_EXECUTIONS_CACHE_SECONDS = 3600
+    execution_logs.recent_executions(end_user=end_user, filters=execution_logs.ExecutionFilters())
     now = timezone.now()
     job = make_finished_job(end_user, session, root, now)
     ids = {
@@ -326,6 +334,7 @@ def access_world(
         "auditevent": AuditEvent.objects.latest("sequence").pk,
         "bulkjob": job.pk,
         "job_uuid": job.public_id,
+        "execution_log": tool_run.log_id,
     }
     return {
         "users": {
@@ -366,3 +375,19 @@ def refreshed_world(access_world: dict[str, Any]) -> dict[str, Any]:
         "old": old,
         "new": result.session,
     }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that is not a browser test must not reach pytest-playwright's `page` fixture (a
+    parameter named `page` does): it would launch a browser and, worse, be reordered among the
+    transactional tests, whose flush then leaves later tests without the roles."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if "page" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("browser") is None
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            "Only browser tests may use `page` (rename the parameter): " + ", ".join(misplaced)
+        )

@@ -81,3 +81,25 @@ def test_a_service_importing_a_view_breaks_the_layers(tree: Path) -> None:
 
     assert result.returncode == 1
     assert "sessions_app.tool_router.selectors -> sessions_app.support.views" in result.stdout
+
+
+def test_the_emulator_importing_the_sdk_breaks_its_contracts(tree: Path) -> None:
+    add_line(tree / "sessions_app/composio/emulator/toolkits.py", "import composio")
+
+    result = lint_imports(tree, "sdk-behind-the-seam", "emulator-stands-alone")
+
+    assert result.returncode == 1
+    assert "Only the seam imports the Composio SDK BROKEN" in result.stdout
+    assert "sessions_app.composio.emulator.toolkits -> composio" in result.stdout
+
+
+def test_only_the_seam_and_the_emulator_import_composio_client(tree: Path) -> None:
+    add_line(tree / "sessions_app/composio/emulator/toolkits.py", "import composio_client")
+    kept = lint_imports(tree, "client-types-for-the-seam-and-the-emulator")
+    add_line(tree / "sessions_app/tool_router/sessions.py", "import composio_client")
+
+    broken = lint_imports(tree, "client-types-for-the-seam-and-the-emulator")
+
+    assert kept.returncode == 0, kept.stdout
+    assert broken.returncode == 1
+    assert "sessions_app.tool_router.sessions -> composio_client" in broken.stdout

@@ -13,10 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
-from sessions_app import access
+from sessions_app import access, navigation
 from sessions_app.tool_router import locators, sessions
 
 # The end-user admin action of each session operation.
@@ -58,22 +60,22 @@ def sync_limit() -> int:
 def refuse_posted_action(
     request: HttpRequest, model_admin: admin.ModelAdmin, guarded: dict[str, str]
 ) -> HttpResponse | None:
-    """Refuse, audit and redirect a posted action the user may not run (it is hidden for them)."""
+    """Refuse (audited) a posted action the user may not run (it is hidden for them): the
+    console's refusal page, naming the action and the role that would allow it."""
     if request.method != "POST":
         return None
     action = request.POST.get("action", "")
     if action not in guarded or action in model_admin.get_actions(request):
         return None
-    access.refuse(
+    described = getattr(getattr(model_admin, action, None), "short_description", action)
+    refused = access.refuse(
         operation=f"admin.{model_admin.model._meta.model_name}.{action}",
         reason=f"Admin action {action} needs {guarded[action]}.",
+        message=f"You may not run the admin action “{str(described).rstrip('.…')}”.",
         request=request,
         missing=[guarded[action]],
     )
-    model_admin.message_user(
-        request, "You do not have permission to run that action.", messages.ERROR
-    )
-    return HttpResponseRedirect(request.get_full_path())
+    return access.refusal_response(request, refused)
 
 
 class GuardedActionsMixin(admin.ModelAdmin):
@@ -117,16 +119,58 @@ class SessionPermissionsMixin:
         return self._may(request, "delete")
 
 
+# What a session operation changed, as the line that lists it says it (singular, plural).
+_CHANGED_WORDS = {
+    "create": ("New session", "New sessions"),
+    "refresh": ("New session", "New sessions"),
+    "change_toolkits": ("Toolkits changed in place", "Toolkits changed in place"),
+    "delete": ("Deleted session", "Deleted sessions"),
+}
+
+
+def session_link(request: HttpRequest, end_user: Any, session_id: str) -> SafeString:
+    """`trs_cpnfo4nj (usr_1)`: the session's short id as the user may see it, linked to the end
+    user's support card when they may open it."""
+    shown = locators.locator(session_id, request.user, short=True)
+    url = navigation.card_url(request.user, end_user)
+    if not url:
+        return format_html("{} ({})", shown, end_user.external_id)
+    return format_html('<a href="{}" class="mono">{}</a> ({})', url, shown, end_user.external_id)
+
+
+def changed_line(
+    request: HttpRequest, answers: Sequence[sessions.SessionResult], operation: str
+) -> SafeString | None:
+    """The line that lists what the action changed: each session it made (or changed, or
+    deleted) as a short id linked to its user's card; None when nothing changed."""
+    done = [r for r in answers if r.ok and r.session is not None]
+    if not done or operation not in _CHANGED_WORDS:
+        return None
+    words = ngettext(*_CHANGED_WORDS[operation], len(done))
+    links = format_html_join(
+        ", ", "{}", ((session_link(request, r.end_user, r.session.session_id),) for r in done)
+    )
+    return format_html("{}: {}.", words, links)
+
+
 def report_results(
-    model_admin: admin.ModelAdmin, request: HttpRequest, answers: Sequence[sessions.SessionResult]
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    answers: Sequence[sessions.SessionResult],
+    *,
+    operation: str,
 ) -> None:
-    """One summary line with counts per outcome, then each result that needs attention named."""
+    """One summary line with counts per outcome, the line listing what changed (`operation`'s
+    sessions, linked to their cards), then each result that needs attention named."""
     counts = Counter(r.outcome for r in answers)
     summary = ", ".join(f"{n} {_OUTCOME_WORDS[o]}" for o, n in counts.items())
     level = messages.SUCCESS if counts.keys() == {sessions.Outcome.SUCCEEDED} else messages.WARNING
     count = len(answers)
     users = ngettext("%(n)d end user", "%(n)d end users", count) % {"n": count}
     model_admin.message_user(request, f"{users}: {summary}.", level)
+    changed = changed_line(request, answers, operation)
+    if changed is not None:
+        model_admin.message_user(request, changed, messages.SUCCESS)
     for result in answers:
         if len(answers) == 1 or not result.ok:
             # A result names its session (and the one it replaced): as the user may see them.

@@ -17,6 +17,7 @@ from sessions_app.admin.actions import (
     GuardedActionsMixin,
     SessionPermissionsMixin,
 )
+from sessions_app.admin.console_links import CardLinkMixin
 from sessions_app.admin.end_user_import import EndUserImportMixin
 from sessions_app.admin.forms import EndUserAdminForm
 from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin
@@ -97,7 +98,11 @@ class SessionHistoryInline(SessionColumns, admin.TabularInline):
 
 @admin.register(EndUser)
 class EndUserAdmin(
-    LocatorColumnsMixin, SessionPermissionsMixin, EndUserImportMixin, GuardedActionsMixin
+    LocatorColumnsMixin,
+    SessionPermissionsMixin,
+    EndUserImportMixin,
+    CardLinkMixin,
+    GuardedActionsMixin,
 ):
     form = EndUserAdminForm
     locator_columns = {"active_session": LocatorColumn("active session", _active_session_id)}

@@ -136,7 +136,7 @@ def delete_sessions(
                     session=session, actor=request.user, request=request
                 )
             )
-        report_results(model_admin, request, results)
+        report_results(model_admin, request, results, operation="delete")
         return None
     rows = [(user, active_session(user)) for user in users]
     context = {
@@ -185,7 +185,7 @@ def toolkit_action(
             )
         if form.is_valid():
             results = [page.run(request, u, form.cleaned_data["toolkits"]) for u in users]
-            report_results(model_admin, request, results)
+            report_results(model_admin, request, results, operation=page.operation)
             return None
         rejections.toolkit_choice_rejected(
             operation=page.operation,

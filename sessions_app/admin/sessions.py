@@ -11,14 +11,20 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.access import Actor
-from sessions_app.admin.actions import GuardedActionsMixin, SessionPermissionsMixin
+from sessions_app.admin.actions import (
+    GuardedActionsMixin,
+    SessionPermissionsMixin,
+    session_link,
+)
+from sessions_app.admin.console_links import CardLinkMixin
 from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin, session_id_of, text_of
 from sessions_app.admin.safety import ReadOnlyAdminMixin
-from sessions_app.models import Toolkit, ToolRouterSession
+from sessions_app.models import EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import locators, mcp_url, remote_deletes
 
 
@@ -86,9 +92,12 @@ class RemoteDeletePendingFilter(admin.SimpleListFilter):
 
 @admin.register(ToolRouterSession)
 class ToolRouterSessionAdmin(
-    ReadOnlyAdminMixin, SessionColumns, SessionPermissionsMixin, GuardedActionsMixin
+    ReadOnlyAdminMixin, SessionColumns, SessionPermissionsMixin, CardLinkMixin, GuardedActionsMixin
 ):
     """Read-only: sessions change only through the services (actions on end users)."""
+
+    def end_user_of(self, obj: ToolRouterSession) -> EndUser:
+        return obj.end_user
 
     locator_columns = {
         **SessionColumns.locator_columns,
@@ -153,10 +162,22 @@ class ToolRouterSessionAdmin(
         result = remote_deletes.tool_router_session_retry_remote_deletes(
             actor=request.user, request=request
         )
+        deleted = ngettext(
+            "Deleted %(n)d superseded session at Composio",
+            "Deleted %(n)d superseded sessions at Composio",
+            len(result.deleted),
+        ) % {"n": len(result.deleted)}
+        gone = ToolRouterSession.objects.filter(session_id__in=result.deleted).select_related(
+            "end_user"
+        )
+        if result.deleted:
+            links = format_html_join(
+                ", ", "{}", ((session_link(request, s.end_user, s.session_id),) for s in gone)
+            )
+            deleted = format_html("{}: {}", deleted, links)
         self.message_user(
             request,
-            f"Deleted {len(result.deleted)} superseded sessions at Composio; "
-            f"{len(result.failed)} still failing.",
+            format_html("{}; {} still failing.", deleted, len(result.failed)),
             messages.SUCCESS if not result.failed else messages.WARNING,
         )
         for session_id, error in result.failed.items():

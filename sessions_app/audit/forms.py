@@ -18,6 +18,7 @@ ACTIONS = (
     "session.delete",
     "session.remote_delete",
     "mcp_url.reveal",
+    "tool_execution.view",
     "access.refused",
     "input.rejected",
     "toolkit.allow",

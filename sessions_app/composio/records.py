@@ -27,14 +27,20 @@ class ToolkitConnection:
     slug: str
     name: str
     no_auth: bool
-    # Composio's connected-account status (ACTIVE, INITIATED, FAILED, EXPIRED) or None if no
-    # account is connected yet.
+    # Composio's connected-account status (INITIALIZING, INITIATED, ACTIVE, FAILED, EXPIRED,
+    # INACTIVE, REVOKED) or None if no account is connected yet.
     status: str | None
     connected_account_id: str | None
 
     @property
+    def connected(self) -> bool:
+        """Whether the toolkit can run now: no auth needed, or its account is ACTIVE."""
+        return self.no_auth or self.status == "ACTIVE"
+
+    @property
     def state(self) -> str:
-        """One word for a badge: active, initiated, failed, expired, no_auth or not_connected."""
+        """One word for a badge: Composio's status in lower case (active, initializing,
+        initiated, failed, expired, inactive, revoked), no_auth or not_connected."""
         if self.no_auth:
             return "no_auth"
         return (self.status or "not_connected").lower()
@@ -48,3 +54,54 @@ class CatalogToolkit:
     no_auth: bool
     categories: tuple[str, ...]
     description: str
+
+
+@dataclass(frozen=True)
+class ToolExecution:
+    """One tool run in a session: Composio's `result_type` (completed, failed, ...), the id of
+    its execution log entry and its error ("" when none)."""
+
+    tool_slug: str
+    result_type: str
+    log_id: str
+    error: str
+
+    @property
+    def ok(self) -> bool:
+        return self.result_type == "completed"
+
+
+@dataclass(frozen=True)
+class ExecutionLogEntry:
+    """One entry of Composio's tool execution log, as its search lists it: when (epoch ms),
+    `success` or `failed`, Composio's message, the duration (ms, None when not recorded) and the
+    meta tool call it ran under (`parent_tool_slug`, "" when none). The search names no tool or
+    toolkit; `tool_slug` is read from the message when it starts with one ("" otherwise)."""
+
+    log_id: str
+    at_ms: float
+    status: str
+    message: str
+    duration_ms: float | None
+    tool_slug: str
+    parent_tool_slug: str
+
+
+@dataclass(frozen=True)
+class ExecutionLogPage:
+    entries: tuple[ExecutionLogEntry, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ExecutionLogDetail:
+    """One entry in full. `data` (tool, toolkit, user, account, arguments, response, error) and
+    `metadata` are Composio's as sent: they may hold secrets, so nothing renders them unredacted
+    (`tool_router.redaction`)."""
+
+    entry: ExecutionLogEntry
+    session_id: str
+    user_id: str
+    toolkit_slug: str
+    data: dict
+    metadata: dict

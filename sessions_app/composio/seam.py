@@ -14,8 +14,10 @@ change that may have reached Composio is never sent again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +36,15 @@ from sessions_app.composio.errors import (
     from_status,
     may_have_acted,
 )
-from sessions_app.composio.records import CatalogToolkit, RemoteSession, ToolkitConnection
+from sessions_app.composio.records import (
+    CatalogToolkit,
+    ExecutionLogDetail,
+    ExecutionLogEntry,
+    ExecutionLogPage,
+    RemoteSession,
+    ToolExecution,
+    ToolkitConnection,
+)
 
 if TYPE_CHECKING:
     from composio import Composio
@@ -352,6 +362,119 @@ def session_connections(session_id: str, *, page_size: int = 50) -> list[Toolkit
         cursor = page.next_cursor
         if not cursor:
             return out
+
+
+def execute_tool(
+    session_id: str, tool_slug: str, arguments: dict[str, Any] | None = None
+) -> ToolExecution:
+    """Run one tool in a session (never retried: an execution is a write). A refusal (no
+    active connection, unknown tool) raises the ComposioError it translates to."""
+    client = get_client()
+    session = _call(
+        lambda: client.use(session_id), what=f"fetching session {session_id}", mutating=False
+    )
+    result = _call(
+        lambda: session.execute(tool_slug, arguments=arguments or {}),
+        what=f"running {tool_slug} in session {session_id}",
+        mutating=True,
+    )
+    return ToolExecution(
+        tool_slug=tool_slug,
+        result_type=str(result.result_type),
+        log_id=str(result.log_id or ""),
+        error=str(result.error or ""),
+    )
+
+
+# --- Execution logs -----------------------------------------------------------------------------
+
+# The fields Composio's log search filters on (composio_client's LogCreateToolExecutionBody).
+LOG_FILTER_FIELDS = frozenset(
+    {"tool_slug", "toolkit_slug", "status", "user_id", "session_id", "connected_account_id"}
+)
+LOG_PAGE_MAX = 100
+_TOOL_SLUG_WORD = re.compile(r"^[A-Z][A-Z0-9_]{2,127}$")
+
+
+def _enum_value(value: Any) -> str:
+    return str(getattr(value, "value", value) or "")
+
+
+def _log_entry(item: Any) -> ExecutionLogEntry:
+    stamp = item.timestamp
+    at_ms = stamp.timestamp() * 1000 if hasattr(stamp, "timestamp") else 0.0
+    metrics = getattr(item, "metrics", None) or {}
+    duration = metrics.get("duration_ms") if isinstance(metrics, dict) else None
+    message = str(getattr(item, "message", "") or "")
+    first = message.split(" ", 1)[0].rstrip(":")
+    parent = getattr(item, "parent", None)
+    return ExecutionLogEntry(
+        log_id=str(item.id),
+        at_ms=float(at_ms),
+        status=_enum_value(item.status),
+        message=message,
+        duration_ms=float(duration) if isinstance(duration, int | float) else None,
+        tool_slug=first if _TOOL_SLUG_WORD.match(first) else "",
+        parent_tool_slug=str(getattr(parent, "tool_slug", "") or "") if parent else "",
+    )
+
+
+def search_execution_logs(
+    *,
+    filters: Sequence[tuple[str, str]],
+    limit: int = 50,
+    cursor: str | None = None,
+    since_ms: float | None = None,
+    until_ms: float | None = None,
+) -> ExecutionLogPage:
+    """One page of Composio's tool execution log, newest first: entries whose every
+    `(field, value)` of `filters` matches exactly (fields: LOG_FILTER_FIELDS), inside the time
+    range when given, continuing at Composio's `cursor`. One request, a read."""
+    bad = [field for field, _ in filters if field not in LOG_FILTER_FIELDS]
+    if bad:
+        raise ValueError(f"Composio's log search cannot filter on {bad}.")
+    body: dict[str, Any] = {
+        "limit": max(1, min(LOG_PAGE_MAX, int(limit))),
+        "filters": [{"field": f, "operator": "==", "value": v} for f, v in filters],
+    }
+    if cursor:
+        body["cursor"] = cursor
+    if since_ms is not None or until_ms is not None:
+        body["time_range"] = {"from": since_ms or 0, "to": until_ms or time.time() * 1000}
+    client = get_client()
+
+    def search() -> ExecutionLogPage:
+        page = client.client.logs.create_tool_execution(**body)
+        entries = tuple(_log_entry(item) for item in page.logs)
+        return ExecutionLogPage(entries=entries, next_cursor=page.next_cursor or None)
+
+    return _call(search, what="reading the tool execution log", mutating=False)
+
+
+def get_execution_log(log_id: str) -> ExecutionLogDetail:
+    """One execution log entry in full; an unknown id raises ComposioNotFound."""
+    if not isinstance(log_id, str) or not log_id:
+        raise ValueError("An execution log id is needed.")
+    client = get_client()
+
+    def get() -> ExecutionLogDetail:
+        item = client.client.logs.retrieve_tool_execution(log_id)
+        data = dict(item.data or {})
+        context = getattr(item, "context", None)
+        metadata = getattr(item, "metadata", None)
+        entry = _log_entry(item)
+        if data.get("tool_slug"):
+            entry = dataclasses.replace(entry, tool_slug=str(data["tool_slug"]))
+        return ExecutionLogDetail(
+            entry=entry,
+            session_id=str(getattr(context, "session_id", "") or ""),
+            user_id=str(data.get("user_id") or ""),
+            toolkit_slug=str(data.get("toolkit_slug") or ""),
+            data=data,
+            metadata=metadata.model_dump(mode="json") if metadata is not None else {},
+        )
+
+    return _call(get, what=f"reading execution log {log_id}", mutating=False)
 
 
 def iter_catalog_pages(*, page_size: int = 1000) -> Iterator[tuple[list[CatalogToolkit], int]]:

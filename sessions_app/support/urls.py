@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from sessions_app.support import views
+from sessions_app.support import activity, views
 
 app_name = "sessions_app"
 urlpatterns = [
@@ -28,5 +28,24 @@ urlpatterns = [
         "support/sessions/<uuid:public_id>/connections/check/",
         views.support_session_connections_check,
         name="support_session_connections_check",
+    ),
+]
+
+# The card's activity: recent tool executions and the timeline (sessions_app/support/activity.py).
+urlpatterns += [
+    path(
+        "support/users/<uuid:public_id>/executions/",
+        activity.support_user_executions,
+        name="support_user_executions",
+    ),
+    path(
+        "support/users/<uuid:public_id>/executions/<str:log_id>/",
+        activity.support_execution_detail,
+        name="support_execution_detail",
+    ),
+    path(
+        "support/users/<uuid:public_id>/timeline/",
+        activity.support_user_timeline,
+        name="support_user_timeline",
     ),
 ]

@@ -15,11 +15,12 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from sessions_app import navigation
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import EndUser, ToolRouterSession
 from sessions_app.signin.stepup import REVEAL, step_up_required
-from sessions_app.tool_router import connections, mcp_url, selectors, sessions
+from sessions_app.tool_router import connections, mcp_url, selectors, sessions, timeline
 from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
 
@@ -63,8 +64,14 @@ def _card_context(request: HtmxHttpRequest, end_user: EndUser, **extra: Any) -> 
     return {
         "card": card,
         "masked": mcp_url.mask(card.active.mcp_url) if card.active else None,
+        # The admin pages of this user and session the viewer may open ("" where not).
+        "admin_user_url": navigation.admin_url(request, card.end_user),
+        "admin_session_url": navigation.admin_url(request, card.active),
         "can_refresh": request.user.has_perm("sessions_app.refresh_session"),
         "reveal_seconds": _reveal_seconds(),
+        # The card's timeline (support/activity.py serves its other pages).
+        "timeline": timeline.end_user_timeline(end_user=end_user),
+        "can_view_audit_log": request.user.has_perm("sessions_app.view_auditevent"),
         **extra,
     }
 

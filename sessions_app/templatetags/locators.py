@@ -1,5 +1,6 @@
 """`{% locator %}` and `{% locators_in %}`: a session id, or text naming one, as the user
-viewing the page may see it. The rule lives in `tool_router.locators`, never in a template."""
+viewing the page may see it; `{% card_url %}`: an end user's support card, for a viewer who may
+open it. The rules live in `tool_router.locators` and `navigation`, never in a template."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django import template
 
+from sessions_app import navigation
 from sessions_app.tool_router import locators
 
 register = template.Library()
@@ -30,3 +32,13 @@ def locators_in(context: template.Context, text: str, *known: str) -> str:
     """`{% locators_in event.reason event.session_ref %}`: free text with every session id in it
     (the `known` ones and any shaped like one) masked for staff who may not reveal."""
     return locators.locators_in(text or "", _viewer(context), [k for k in known if k])
+
+
+@register.simple_tag(takes_context=True)
+def card_url(context: template.Context, end_user: Any) -> str:
+    """`{% card_url item.end_user as card %}`: the end user's support card when the viewer may
+    open it, else ""."""
+    viewer = _viewer(context)
+    if end_user is None or viewer is None:
+        return ""
+    return navigation.card_url(viewer, end_user)

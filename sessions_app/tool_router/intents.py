@@ -24,6 +24,7 @@ from sessions_app import access, trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import rate_limit, toolkit_catalog
+from sessions_app.tool_router.mcp_url import short_id
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 T = TypeVar("T")
@@ -379,7 +380,7 @@ def claim_new_session(
         if not old_expected and active is not None:
             message = (
                 f"Skipped {attempt.name}: they already have an active session "
-                f"({active.short_id}); use refresh to replace it."
+                f"({short_id(active.session_id)}); use refresh to replace it."
             )
             raise attempt.skip(message, active)
         if old_expected and active is None:

@@ -38,10 +38,10 @@ def may_see_ids(user: access.Actor) -> bool:
 
 
 def locator(session_id: str, user: access.Actor, *, short: bool = False) -> str:
-    """The session id as `user` may see it: in full (its first 12 characters if `short`), or
-    masked."""
+    """The session id as `user` may see it: in full (its short form, `mcp_url.short_id`, if
+    `short`), or masked."""
     if may_see_ids(user):
-        return session_id[:12] if short else session_id
+        return mcp_url.short_id(session_id) if short else session_id
     return mcp_url.masked_id_text(session_id)
 
 

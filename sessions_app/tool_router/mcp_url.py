@@ -64,6 +64,17 @@ def masked_text(url: str) -> str:
     return str(masked) if masked else ""
 
 
+# The short form of a session id: its first 12 characters (Composio's `trs_` and 8 more), enough
+# to tell sessions apart on a page; the support lookup finds a session by it (`short_id`).
+SHORT_ID_LENGTH = 12
+
+
+def short_id(session_id: str) -> str:
+    """The one short form of a session id, wherever one is shown shortened (lists, result
+    messages, job pages, the command line): `trs_cpnfo4nj`."""
+    return session_id[:SHORT_ID_LENGTH]
+
+
 # The kind prefix a session id keeps when masked (Composio's `trs_`); anything longer is hidden.
 _ID_PREFIX = re.compile(r"[a-z]{1,8}_")
 # Composio's session ids in free text (audit reasons, result messages): `trs_` and its tail, a
@@ -107,8 +118,9 @@ def _masked_id_text(key: str, session_id: str) -> str:
 
 
 def mask_ids_in(text: str, known: Iterable[str] = ()) -> str:
-    """`text` with every session id in it masked: the `known` ids (and their 12-character short
-    forms, masked as the id they shorten) and any whole run shaped like a Composio session id."""
+    """`text` with every session id in it masked: the `known` ids (and their short forms,
+    `short_id`, masked as the id they shorten) and any whole run shaped like a Composio
+    session id."""
     return id_masker(known)(text)
 
 
@@ -116,7 +128,7 @@ def id_masker(known: Iterable[str] = ()) -> Callable[[str], str]:
     """`mask_ids_in` for these `known` ids, made once for many texts (an event's reason and
     details): one precompiled pass over the runs of id characters of each text."""
     full = {session_id: session_id for session_id in known if session_id}
-    names = {**{i[:12]: i for i in full if len(i) > 12}, **full}
+    names = {**{short_id(i): i for i in full if len(i) > SHORT_ID_LENGTH}, **full}
 
     def masked(match: re.Match[str]) -> str:
         found = match.group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
@@ -12,6 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Collate, Lower
 
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from sessions_app.tool_router import mcp_url
 
 logger = logging.getLogger(__name__)
 
@@ -102,29 +104,85 @@ def _matching_ids(query: str, limit: int) -> list[list[int]]:
     return batches
 
 
+@dataclass(frozen=True)
+class MatchedSession:
+    """The session a lookup by session id found, and for a past one what ended it: the session
+    that replaced it (a refresh, by whom, when) or its deletion (when, by whom)."""
+
+    session_id: str
+    status: str
+    ended_at: datetime | None = None
+    ended_by: str = ""
+    replaced_by: str = ""  # the session id of the session that replaced it
+
+    @property
+    def past(self) -> bool:
+        return self.status != ToolRouterSession.Status.ACTIVE
+
+
+def _sessions_named(query: str, limit: int) -> list[ToolRouterSession]:
+    """The sessions a query names: the session with that id, or for a query at least as long as
+    a short id (`mcp_url.short_id`), every session whose id starts with it (one indexed query,
+    the exact match first)."""
+    if " " in query:
+        return []
+    if len(query) < mcp_url.SHORT_ID_LENGTH:
+        named = ToolRouterSession.objects.filter(session_id=query)
+    else:
+        named = ToolRouterSession.objects.filter(_prefix_q("session_id", query))
+    sessions = list(
+        named.select_related("replaced_by__created_by").order_by(_in_index_order("session_id"))[
+            : limit + 1
+        ]
+    )
+    sessions.sort(key=lambda s: s.session_id != query)
+    return sessions
+
+
+def _matched(sessions: list[ToolRouterSession]) -> dict[int, MatchedSession]:
+    """Each end user's session among `sessions` (its first), as the lookup shows it."""
+    deleted = [s.pk for s in sessions if s.status == ToolRouterSession.Status.DELETED]
+    deleted_by = _deleted_by(deleted) if deleted else {}
+    matched: dict[int, MatchedSession] = {}
+    for session in sessions:
+        if session.end_user_id in matched:
+            continue
+        newer = getattr(session, "replaced_by", None)
+        if session.status == ToolRouterSession.Status.DELETED:
+            ended_at, ended_by = session.deleted_at, deleted_by.get(session.pk, "")
+        else:
+            creator = newer.created_by if newer is not None else None
+            ended_at, ended_by = session.superseded_at, creator.get_username() if creator else ""
+        matched[session.end_user_id] = MatchedSession(
+            session_id=session.session_id,
+            status=session.status,
+            ended_at=ended_at,
+            ended_by=ended_by,
+            replaced_by=newer.session_id if newer is not None else "",
+        )
+    return matched
+
+
 def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     """End users matching what support typed, exact matches first, then by external id.
 
-    Matches: an exact session id (current or past), an external id prefix, an email prefix
-    (case-insensitive) and, for queries that are not identifiers, words of the display name
-    (every typed word starts a word of the name). Each kind is one indexed query capped at
-    `limit + 1` rows, so the number of queries and rows read stays the same however many
-    users match.
+    Matches: a session id (current or past), whole or its short form (`mcp_url.short_id`, or
+    any longer start of it); an external id prefix; an email prefix (case-insensitive); and, for
+    queries that are not identifiers, words of the display name (every typed word starts a word
+    of the name). Each kind is one indexed query capped at `limit + 1` rows, so the number of
+    queries and rows read stays the same however many users match. A user found by a past
+    session carries what ended it (`matched_session`: replaced by which session, when, by whom).
     """
     query = " ".join(query.split())
     limit = limit or settings.SUPPORT_SEARCH_LIMIT
     refused = _refused_query(query)
     if refused is not None:
         return refused
-    by_session = {
-        end_user_id: (session_id, status)
-        for end_user_id, session_id, status in ToolRouterSession.objects.filter(
-            session_id=query
-        ).values_list("end_user_id", "session_id", "status")[:1]
-    }
+    named = _sessions_named(query, limit)
+    by_session = _matched(named)
     exact = set(by_session)
     found: set[int] = set(exact)
-    more = False
+    more = len(named) > limit
     for batch in _matching_ids(query, limit):
         more = more or len(batch) > limit
         found.update(batch)
@@ -143,8 +201,9 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     for user in users:
         user.active_session = user.active_sessions[0] if user.active_sessions else None
         matched = by_session.get(user.pk)
-        user.matched_session_id = matched[0] if matched else ""
-        user.matched_session_status = matched[1] if matched else ""
+        user.matched_session = matched
+        user.matched_session_id = matched.session_id if matched else ""
+        user.matched_session_status = matched.status if matched else ""
     return LookupResult(
         query=query, users=users[:limit], has_more=more or len(users) > limit, error=""
     )
@@ -162,8 +221,21 @@ def end_user_row(*, end_user: EndUser) -> EndUser:
     end_user.active_session = end_user.sessions.filter(
         status=ToolRouterSession.Status.ACTIVE
     ).first()
+    end_user.matched_session = None
     end_user.matched_session_id = end_user.matched_session_status = ""
     return end_user
+
+
+def _deleted_by(session_pks: list[int]) -> dict[int, str]:
+    """Who deleted each of these sessions (from the audit trail): {session pk: username}."""
+    deleted_by: dict[int, str] = {}
+    for session_id, username in AuditEvent.objects.filter(
+        action="session.delete",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        session_id__in=session_pks,
+    ).values_list("session_id", "actor_username"):
+        deleted_by.setdefault(session_id, username)
+    return deleted_by
 
 
 # --- The user card -----------------------------------------------------------------------------
@@ -203,14 +275,7 @@ def end_user_card(*, end_user: EndUser) -> UserCard:
         toolkits = [ToolkitLabel(slug=s, name=names.get(s, s)) for s in active.toolkits]
 
     deleted = [s.pk for s in history if s.status == ToolRouterSession.Status.DELETED]
-    deleted_by: dict[int, str] = {}
-    if deleted:
-        for session_id, username in AuditEvent.objects.filter(
-            action="session.delete",
-            outcome=AuditEvent.Outcome.SUCCESS,
-            session_id__in=deleted,
-        ).values_list("session_id", "actor_username"):
-            deleted_by.setdefault(session_id, username)
+    deleted_by = _deleted_by(deleted) if deleted else {}
     for session in history:
         session.deleted_by_username = deleted_by.get(session.pk, "")
     return UserCard(

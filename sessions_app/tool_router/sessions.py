@@ -20,6 +20,7 @@ from sessions_app import access
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
 from sessions_app.tool_router import connections, intents, mcp_url, records, remote_deletes
+from sessions_app.tool_router.mcp_url import short_id
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
 __all__ = [
@@ -58,7 +59,7 @@ def _new_session(
         return operation
     old = operation.session
     kept = (
-        f"The old session {old.short_id} is still active."
+        f"The old session {short_id(old.session_id)} is still active."
         if old is not None
         else "No session was stored."
     )
@@ -84,7 +85,8 @@ def _new_session(
     if old is None:
         return attempt.result(
             Outcome.SUCCEEDED,
-            f"Created session {session.short_id} for {attempt.name} with {', '.join(granted)}.",
+            f"Created session {short_id(session.session_id)} for {attempt.name} with "
+            f"{', '.join(granted)}.",
             session,
         )
     return _replaced(attempt, session, old, granted)
@@ -179,14 +181,14 @@ def _replaced(
         old, actor=attempt.actor, request=attempt.request, audit_ok=False
     )
     tail = (
-        f"the old session {old.short_id} was deleted at Composio."
+        f"the old session {short_id(old.session_id)} was deleted at Composio."
         if deleted
-        else f"deleting the old session {old.short_id} at Composio failed "
+        else f"deleting the old session {short_id(old.session_id)} at Composio failed "
         f"({old.remote_delete_error}); it will be retried."
     )
     return attempt.result(
         Outcome.SUCCEEDED,
-        f"Refreshed the session of {attempt.name}: new session {session.short_id} with "
+        f"Refreshed the session of {attempt.name}: new session {short_id(session.session_id)} with "
         f"{', '.join(granted)}; {tail}",
         session,
     )
@@ -268,8 +270,8 @@ def tool_router_session_change_toolkits(
     def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
         if active is None or active.pk != session.pk:
             message = (
-                f"Skipped {attempt.name}: session {session.short_id} is no longer active; "
-                "reload the page."
+                f"Skipped {attempt.name}: session {short_id(session.session_id)} is no longer "
+                "active; reload the page."
             )
             raise attempt.skip(message, active)
         return active
@@ -283,7 +285,9 @@ def tool_router_session_change_toolkits(
             toolkits=slugs,
             expected_config_version=current.config_version,
         ),
-        kept=lambda current: f"Session {current.short_id} keeps {', '.join(current.toolkits)}.",
+        kept=lambda current: (
+            f"Session {short_id(current.session_id)} keeps {', '.join(current.toolkits)}."
+        ),
     )
     if isinstance(answered, SessionResult):
         return answered
@@ -293,8 +297,8 @@ def tool_router_session_change_toolkits(
     connections.tool_router_session_connections_forget(session=current)
     return attempt.result(
         Outcome.SUCCEEDED,
-        f"Changed the toolkits of {attempt.name}'s session {current.short_id} in place: "
-        f"{', '.join(granted)}.",
+        f"Changed the toolkits of {attempt.name}'s session {short_id(current.session_id)} in "
+        f"place: {', '.join(granted)}.",
         current,
     )
 
@@ -347,7 +351,8 @@ def tool_router_session_delete(
     def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
         fresh = ToolRouterSession.objects.select_for_update().get(pk=session.pk)
         if fresh.status == ToolRouterSession.Status.DELETED:
-            message = f"Skipped {attempt.name}: session {fresh.short_id} is already deleted."
+            shown = short_id(fresh.session_id)
+            message = f"Skipped {attempt.name}: session {shown} is already deleted."
             raise attempt.skip(message, fresh)
         return fresh
 
@@ -356,7 +361,7 @@ def tool_router_session_delete(
         toolkits=[],
         check=check,
         send=lambda target: composio_seam.delete_session_if_known(target.session_id),
-        kept=lambda target: f"Session {target.short_id} is unchanged.",
+        kept=lambda target: f"Session {short_id(target.session_id)} is unchanged.",
     )
     if isinstance(answered, SessionResult):
         return answered
@@ -374,6 +379,7 @@ def tool_router_session_delete(
     note = " (Composio no longer knew it)" if already_gone else ""
     return attempt.result(
         Outcome.SUCCEEDED,
-        f"Deleted session {target.short_id} of {attempt.name}{note}; the record is kept.",
+        f"Deleted session {short_id(target.session_id)} of {attempt.name}{note}; "
+        "the record is kept.",
         target,
     )

@@ -12,6 +12,7 @@ from django.test import Client
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
+from sessions_app.tool_router.mcp_url import short_id
 from tests.factories import admin_action, admin_action_confirmed, give_session
 from tests.helpers import messages_of
 
@@ -107,7 +108,11 @@ def test_delete_action_confirms_then_deletes_at_composio_and_keeps_the_row(
     confirm = admin_action(session_admin_client, "delete_sessions", end_users[:2])
     assert confirm.status_code == HTTPStatus.OK
     html = confirm.content.decode()
-    assert "Are you sure?" in html and session.short_id in html and "no active session" in html
+    assert (
+        "Are you sure?" in html
+        and short_id(session.session_id) in html
+        and "no active session" in html
+    )
     assert catalog.count("session.delete") == 0
 
     response = admin_action_confirmed(session_admin_client, "delete_sessions", end_users[:1])

@@ -12,6 +12,7 @@ from django.urls import reverse
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, ToolRouterSession
 from sessions_app.tool_router import mcp_url, sessions
+from sessions_app.tool_router.mcp_url import short_id
 from tests.factories import give_session, make_end_user
 from tests.helpers import messages_of
 
@@ -41,7 +42,7 @@ def test_the_session_list_masks_the_mcp_url(session_admin_client: Client, histor
 
     html = session_admin_client.get(session_list()).content.decode()
 
-    assert new.short_id in html and old.short_id in html
+    assert short_id(new.session_id) in html and short_id(old.session_id) in html
     assert new.mcp_url not in html and old.mcp_url not in html
     assert str(mcp_url.mask(new.mcp_url)) in html
     assert new.mcp_url not in str(new)
@@ -95,7 +96,7 @@ def test_the_end_user_list_shows_the_active_session_and_filters(
     url = reverse("admin:sessions_app_enduser_changelist")
 
     html = session_admin_client.get(url).content.decode()
-    assert new.short_id in html and "gmail" in html and new.mcp_url not in html
+    assert short_id(new.session_id) in html and "gmail" in html and new.mcp_url not in html
 
     def listed(**params: str) -> list[str]:
         return [
@@ -177,7 +178,13 @@ def test_retry_action_deletes_superseded_sessions_whose_delete_failed(
         follow=True,
     )
 
-    assert "Deleted 1 superseded sessions at Composio; 0 still failing." in messages_of(response)
+    # One session: the singular, and the deleted session's short id linked to its user's card.
+    card = reverse("sessions_app:support_user_card", args=[old.end_user.public_id])
+    assert (
+        f'Deleted 1 superseded session at Composio: <a href="{card}" class="mono">'
+        f"{short_id(old.session_id)}</a> ({old.end_user.external_id}); 0 still failing."
+    ) in messages_of(response)
+    assert "Deleted 1 superseded session at Composio: <a" in response.content.decode()
     old.refresh_from_db()
     assert old.remote_deleted_at is not None and old.remote_delete_error == ""
     assert emulator.count("session.delete") == 1

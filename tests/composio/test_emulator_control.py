@@ -41,7 +41,7 @@ def test_control_api_round_trip(emu: Emulator, emu_http: httpx.Client) -> None:
 
     session_id = emulator_create(emu_http)["session_id"]
     control.set_connection(session_id, "github", "ACTIVE")
-    assert emu.sessions[session_id]["connections"]["github"]["status"] == "ACTIVE"
+    assert emu.session_account(session_id, "github")["status"] == "ACTIVE"
 
     control.reset()
     assert control.health()["requests"] == 0

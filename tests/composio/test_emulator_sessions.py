@@ -131,12 +131,23 @@ def test_it_rejects_an_unknown_toolkit_slug_by_name(emu: Emulator, emu_http: htt
     assert emu.sessions == {}
 
 
-@pytest.mark.parametrize("body", [{}, {"user_id": ""}, {"user_id": "  "}, {"user_id": 7}])
-def test_it_requires_a_non_empty_user_id(emu_http: httpx.Client, body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({}, "Field required"),
+        ({"user_id": ""}, "String should have at least 1 character"),
+        ({"user_id": 7}, "Input should be a valid string"),
+        ({"user_id": None}, "Input should be a valid string"),
+    ],
+)
+def test_it_requires_a_non_empty_user_id(
+    emu: Emulator, emu_http: httpx.Client, body: dict[str, Any], detail: str
+) -> None:
     response = emu_http.post(SESSION_URL, json=body)
 
-    error = assert_emulator_error(response, HTTPStatus.BAD_REQUEST)
-    assert error["errors"][0].startswith("Error in payload.user_id")
+    error = assert_emulator_error(response, HTTPStatus.BAD_REQUEST, "HTTP_BadRequest")
+    assert error["errors"] == [f"Error in payload.user_id: {detail}"]
+    assert emu.sessions == {}
 
 
 def test_get_returns_the_same_shape_as_create(emu_http: httpx.Client) -> None:

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from sessions_app.composio import seam as composio_seam
 from sessions_app.composio.emulator import EmulatorControl, StateFileError
 from sessions_app.composio.emulator.store import EmulatorStore
+from tests.composio.contract import assert_answers
 from tests.factories import EMULATOR_KEY
 from tests.helpers import run_together
 
@@ -67,7 +68,7 @@ def test_sessions_accounts_and_links_survive_a_restart(
     assert composio_seam.delete_session_if_known(gone.session_id) is False
 
     # The connect link handed out before the restart still completes, with the same account.
-    httpx.get(pending["redirect_url"], timeout=5).raise_for_status()
+    httpx.get(pending["redirect_url"], params={"decision": "allow"}, timeout=5).raise_for_status()
     gmail = {c.slug: c for c in composio_seam.session_connections(changed.session_id)}["gmail"]
     assert (gmail.status, gmail.connected_account_id) == ("ACTIVE", pending["connected_account_id"])
 
@@ -122,6 +123,41 @@ def test_concurrent_requests_are_all_kept(
     assert len(made) == 24
 
 
+def test_config_history_survives_a_restart_and_reset_forgets_it(
+    emulator_restarts: EmulatorRestarts, tmp_path: Path
+) -> None:
+    state = tmp_path / "emulator.sqlite3"
+    first = emulator_restarts.start(state=state)
+    made = composio_seam.create_session(user_id="usr_a", toolkits=["github"])
+    composio_seam.update_session_toolkits(
+        session_id=made.session_id, toolkits=["gmail"], expected_config_version=1
+    )
+    url = f"/api/v3.1/tool_router/session/{made.session_id}/config_history"
+    with httpx.Client(base_url=first.base_url, headers={"x-api-key": EMULATOR_KEY}) as http:
+        before = http.get(url).json()
+
+    second = emulator_restarts.start(state=state)
+
+    with httpx.Client(base_url=second.base_url, headers={"x-api-key": EMULATOR_KEY}) as http:
+        after = http.get(url)
+        assert after.json() == before
+        assert [i["version"] for i in after.json()["items"]] == [2, 1]
+        assert [i["config"]["toolkits"] for i in after.json()["items"]] == [
+            {"enabled": ["gmail"]},
+            {"enabled": ["github"]},
+        ]
+        assert_answers("session.config_history", after)
+        composio_seam.update_session_toolkits(
+            session_id=made.session_id, toolkits=["slack"], expected_config_version=2
+        )
+        assert [i["version"] for i in http.get(url).json()["items"]] == [3, 2, 1]
+        EmulatorControl(second.base_url).reset()
+
+    third = emulator_restarts.start(state=state)
+    assert third._config_history == {}
+    assert third.sessions == {}
+
+
 def test_the_state_file_is_sqlite_in_wal_mode_and_reset_empties_it(
     emulator_restarts: EmulatorRestarts, tmp_path: Path
 ) -> None:
@@ -130,10 +166,13 @@ def test_the_state_file_is_sqlite_in_wal_mode_and_reset_empties_it(
     composio_seam.create_session(user_id="usr_a", toolkits=["github"])
     with sqlite3.connect(state) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT count(*) FROM emulator_records").fetchone() == (1,)
+        kinds = conn.execute("SELECT kind FROM emulator_records ORDER BY kind").fetchall()
+        assert kinds == [("config_history",), ("session",)]
 
     EmulatorControl(emu.base_url).reset()
 
+    with sqlite3.connect(state) as conn:
+        assert conn.execute("SELECT count(*) FROM emulator_records").fetchone() == (0,)
     assert emulator_restarts.start(state=state).sessions == {}
 
 
@@ -204,3 +243,71 @@ def test_a_failed_write_answers_500_and_changes_nothing(
     assert emu.sessions[kept.session_id]["config_version"] == 1
     monkeypatch.undo()
     assert list(emulator_restarts.start(state=state).sessions) == [kept.session_id]
+
+
+def test_accounts_auth_configs_and_execution_logs_survive_a_restart(
+    emulator_restarts: EmulatorRestarts, tmp_path: Path
+) -> None:
+    state = tmp_path / "emulator.sqlite3"
+    first = emulator_restarts.start(state=state)
+    session = composio_seam.create_session(user_id="usr_a", toolkits=["github", "gmail"])
+    link = _link(first.base_url, session.session_id, "github")
+    httpx.get(link["redirect_url"], params={"decision": "allow"}, timeout=5).raise_for_status()
+    control = EmulatorControl(first.base_url)
+    expired = control.create_account("usr_a", "gmail", "EXPIRED", status_reason="token expired")
+    with httpx.Client(base_url=first.base_url, headers={"x-api-key": EMULATOR_KEY}) as http:
+        ran = http.post(
+            f"/api/v3.1/tool_router/session/{session.session_id}/execute",
+            json={"tool_slug": "GITHUB_GET_THE_AUTHENTICATED_USER"},
+        ).json()
+        before = {
+            "accounts": http.get("/api/v3.1/connected_accounts").json()["items"],
+            "configs": http.get("/api/v3.1/auth_configs").json()["items"],
+            "logs": http.post("/api/v3.1/logs/tool_execution", json={}).json()["logs"],
+        }
+
+    second = emulator_restarts.start(state=state)
+
+    with httpx.Client(base_url=second.base_url, headers={"x-api-key": EMULATOR_KEY}) as http:
+        after = {
+            "accounts": http.get("/api/v3.1/connected_accounts").json()["items"],
+            "configs": http.get("/api/v3.1/auth_configs").json()["items"],
+            "logs": http.post("/api/v3.1/logs/tool_execution", json={}).json()["logs"],
+        }
+        entry = http.get(f"/api/v3.1/logs/tool_execution/{ran['log_id']}").json()
+    assert after == before
+    assert {a["id"]: a["status"] for a in after["accounts"]} == {
+        link["connected_account_id"]: "ACTIVE",
+        expired["id"]: "EXPIRED",
+    }
+    assert entry["context"]["session_id"] == session.session_id
+    connections = {c.slug: c.status for c in composio_seam.session_connections(session.session_id)}
+    assert connections == {"github": "ACTIVE", "gmail": "EXPIRED"}
+
+
+def test_accounts_an_older_state_file_kept_in_sessions_become_the_users_accounts(
+    emulator_restarts: EmulatorRestarts, tmp_path: Path
+) -> None:
+    state = tmp_path / "emulator.sqlite3"
+    first = emulator_restarts.start(state=state)
+    session = composio_seam.create_session(user_id="usr_old", toolkits=["github"])
+    emulator_restarts.stop()
+    store = EmulatorStore(state)
+    stored = store.load("session")[session.session_id]
+    old_account = {
+        "id": "ca_oldstyle0001",
+        "user_id": "usr_old",
+        "status": "ACTIVE",
+        "created_at": "2025-07-29T00:00:00.000Z",
+        "auth_config": {"id": "ac_random01", "auth_scheme": "OAUTH2", "is_composio_managed": True},
+    }
+    store.put("session", session.session_id, {**stored, "connections": {"github": old_account}})
+    store.close()
+
+    again = emulator_restarts.start(state=state)
+
+    assert again is not first
+    (github,) = composio_seam.session_connections(session.session_id)
+    assert (github.status, github.connected_account_id) == ("ACTIVE", "ca_oldstyle0001")
+    assert "connections" not in again.sessions[session.session_id]
+    assert "connections" not in EmulatorStore(state).load("session")[session.session_id]

@@ -205,14 +205,20 @@ def test_link_initiates_a_connection_and_its_page_completes_it(
     link = response.json()
     assert set(link) == {"link_token", "redirect_url", "connected_account_id"}
     assert link["redirect_url"].startswith(emu.base_url)
-    account = emu.sessions[session_id]["connections"]["github"]
+    account = emu.session_account(session_id, "github")
     assert account == {**account, "status": "INITIATED", "id": link["connected_account_id"]}
 
     page = httpx.get(link["redirect_url"])
 
-    assert page.status_code == HTTPStatus.FOUND
-    assert page.headers["location"].startswith("https://console.test/done?status=success")
-    assert emu.sessions[session_id]["connections"]["github"]["status"] == "ACTIVE"
+    assert page.status_code == HTTPStatus.OK
+    assert 'name="decision" value="allow"' in page.text
+    assert emu.session_account(session_id, "github")["status"] == "INITIATED"
+
+    allowed = httpx.get(link["redirect_url"], params={"decision": "allow"})
+
+    assert allowed.status_code == HTTPStatus.FOUND
+    assert allowed.headers["location"].startswith("https://console.test/done?status=success")
+    assert emu.session_account(session_id, "github")["status"] == "ACTIVE"
 
 
 def test_link_rejects_a_toolkit_outside_the_session(emu_http: httpx.Client) -> None:

@@ -163,6 +163,30 @@ def test_seed_demo_gives_about_half_the_demo_users_a_session(emulator: Emulator)
     assert "Demo sessions: 0 new, 3 active." in run("seed_demo", "--users", "6")
 
 
+def test_seed_demo_leaves_accounts_in_every_state_and_an_execution_log(emulator: Emulator) -> None:
+    toolkit_catalog.toolkit_catalog_sync()
+    emulator.reset()
+
+    out = run("seed_demo", "--users", "14")
+
+    statuses = sorted(a["status"] for a in emulator.accounts.values())
+    assert statuses == ["ACTIVE", "ACTIVE", "ACTIVE", "EXPIRED", "FAILED", "INACTIVE", "REVOKED"]
+    logs = list(emulator.execution_logs.values())
+    assert {e["status"] for e in logs} == {"success", "failed"}
+    assert "Demo activity: 7 new accounts" in out and "refused for want of an active" in out
+    before = (len(emulator.accounts), len(logs), emulator.count("session.execute"))
+
+    again = run("seed_demo", "--users", "14")
+
+    assert "Demo activity: 0 new accounts, 0 tool runs" in again
+    after = (
+        len(emulator.accounts),
+        len(emulator.execution_logs),
+        emulator.count("session.execute"),
+    )
+    assert after == before
+
+
 @pytest.mark.usefixtures("unreachable_composio")
 def test_seed_demo_without_composio_skips_sessions_with_a_note(db: None) -> None:
     Toolkit.objects.create(slug="github", name="GitHub")
@@ -193,6 +217,7 @@ def test_seed_demo_run_twice_duplicates_nothing_and_keeps_the_sessions(
     run("seed_demo", "--users", "6")
     before = _demo_world()
     assert emulator.count("session.create") == 3
+    gets = emulator.count("session.get")  # the demo activity's runs read their session too
 
     out = run("seed_demo", "--users", "6")
 
@@ -200,7 +225,7 @@ def test_seed_demo_run_twice_duplicates_nothing_and_keeps_the_sessions(
     assert len(before[2]) == 3
     assert "Demo sessions kept: 3 Composio still knows; renewed: 0 it no longer knew." in out
     assert emulator.count("session.create") == 3
-    assert emulator.count("session.get") == 3
+    assert emulator.count("session.get") == gets + 3  # one look per kept session, no runs
 
 
 def test_seed_demo_keeps_the_sessions_of_an_emulator_restarted_on_its_state_file(

@@ -113,10 +113,10 @@ Session admin), **auditor** (group Auditor), **no role** (a staff user in no gro
 
 Answers: `200`, `403`, `404`, `405` are status codes; `login` is a redirect to the console's login
 page (`/accounts/login/`), `admin login` a redirect to the admin's login page (`/admin/login/`),
-`302` any other redirect (after a POST, the admin's `<id>/` to `<id>/change/`, a refused admin
-action sent back to its list). A trailing **audited** means the answer also wrote an
-`access.refused` audit event: every 403 is audited, Django's own admin 403s included (they reach
-the console's refusal page through `handler403`).
+`302` any other redirect (after a POST, the admin's `<id>/` to `<id>/change/`). A trailing
+**audited** means the answer also wrote an `access.refused` audit event: every 403 is audited,
+refused admin actions and Django's own admin 403s included (both get the console's refusal page,
+naming the role that would allow it; Django's through `handler403`).
 `{...}` in a URL is a real object: an end user with an active session, its toolkit, intent and
 audit events, a group, a staff user, axes records, a task result. POST rows to an admin list post
 the named action for that object.

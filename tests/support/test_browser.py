@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from sessions_app.models import AuditEvent, EndUser
+from sessions_app.tool_router.mcp_url import short_id
 from tests.browser import BROWSER_TESTS, expect_statuses, log_in, shot
 from tests.factories import give_session, make_end_user, store_session
 
@@ -162,7 +163,7 @@ def test_a_session_admin_refreshes_from_the_card_and_the_row_follows(
     page.locator("#q").press_sequentially("usr_live", delay=30)
     row = page.locator(f"#row-{composio_user.public_id}")
     row.wait_for()
-    assert old.short_id in row.inner_text()
+    assert short_id(old.session_id) in row.inner_text()
     row.locator("a.result-link").click()
     card = page.locator("#user-card")
     card.wait_for()
@@ -177,7 +178,7 @@ def test_a_session_admin_refreshes_from_the_card_and_the_row_follows(
     new = composio_user.sessions.get(status="active")
     assert new.session_id != old.session_id
     # The HX-Trigger event made the list row fetch itself again.
-    expect(row).to_contain_text(new.short_id)
+    expect(row).to_contain_text(short_id(new.session_id))
     assert new.session_id in card.inner_text()
     assert old.session_id in card.locator("table.history").inner_text()
     _shot(page, "12-refreshed")

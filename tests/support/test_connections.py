@@ -44,6 +44,20 @@ def test_a_toolkit_without_a_connected_account_says_not_connected(
     assert "not connected" in html  # gmail
 
 
+@pytest.mark.parametrize("status", ["INACTIVE", "REVOKED", "INITIALIZING"])
+def test_an_account_that_cannot_run_shows_its_status_word_and_not_connected(
+    remote_session: ToolRouterSession, support_client: Client, emulator, status: str
+) -> None:
+    emulator.set_connection(remote_session.session_id, "github", status)
+    emulator.set_connection(remote_session.session_id, "gmail", "ACTIVE")
+
+    html = support_client.get(_url(remote_session), headers=HX).content.decode()
+
+    word = status.lower()
+    assert f'badge-{word}">{word}</span> <span class="muted">not connected' in html
+    assert 'badge-active">active</span></li>' in html
+
+
 def test_when_composio_is_down_the_card_says_so_in_place(
     remote_session: ToolRouterSession, support_client: Client, emulator
 ) -> None:

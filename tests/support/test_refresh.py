@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.tool_router.mcp_url import short_id
 from tests.factories import HX, client_for, give_session, make_end_user
 
 
@@ -60,7 +61,7 @@ def test_the_list_row_shows_the_new_session_after_a_refresh(
         reverse("sessions_app:support_user_row", args=[end_user.public_id]), headers=HX
     )
     assert row.status_code == HTTPStatus.OK
-    assert new.short_id in row.content.decode()
+    assert short_id(new.session_id) in row.content.decode()
     assert f"enduser-changed-{end_user.public_id} from:body" in row.content.decode()
 
 

@@ -110,11 +110,8 @@ def toolkit_detail(tk: dict[str, Any]) -> dict[str, Any]:
         "is_local_toolkit": False,
         "type": "native",
         "auth_guide_url": None,
-        "base_url": None,
-        "get_current_user_endpoint": None,
-        "get_current_user_endpoint_method": None,
-        "no_auth": tk["no_auth"],
-        "auth_schemes": list(tk["auth_schemes"]),
+        # base_url / get_current_user_endpoint(_method) are left out, not null: composio_client
+        # makes them optional, and @composio/core wants a string when one is present.
         "composio_managed_auth_schemes": list(tk["composio_managed_auth_schemes"]),
         "composio_managed_auth": [
             {"mode": s, "scopes": {"available": []}, "user_scopes": None}

@@ -84,6 +84,62 @@ class EmulatorControl:
     def set_catalog(self, toolkits: list[dict[str, Any]]) -> dict[str, Any]:
         return self._call("POST", "/catalog", {"toolkits": toolkits})
 
-    def set_connection(self, session_id: str, toolkit: str, status: str | None) -> dict[str, Any]:
-        body = {"session_id": session_id, "toolkit": toolkit, "status": status}
+    def set_connection(
+        self, session_id: str, toolkit: str, status: str | None, status_reason: str | None = None
+    ) -> dict[str, Any]:
+        """`{"ok", "account_id"}`: the account the session now uses for `toolkit` (None when
+        `status` is None and its accounts were removed)."""
+        body = {
+            "session_id": session_id,
+            "toolkit": toolkit,
+            "status": status,
+            "status_reason": status_reason,
+        }
         return self._call("POST", "/connections", body)
+
+    def accounts(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        """The stored accounts (of one user), as the emulator keeps them."""
+        suffix = f"?{urlencode({'user_id': user_id})}" if user_id else ""
+        return self._call("GET", f"/accounts{suffix}")["accounts"]
+
+    def create_account(
+        self,
+        user_id: str,
+        toolkit: str,
+        status: str = "ACTIVE",
+        *,
+        status_reason: str | None = None,
+        auth_config_id: str | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "user_id": user_id,
+            "toolkit": toolkit,
+            "status": status,
+            "status_reason": status_reason,
+            "auth_config_id": auth_config_id,
+        }
+        return self._call("POST", "/accounts", body)["account"]
+
+    def set_account_status(
+        self, account_id: str, status: str, status_reason: str | None = None
+    ) -> dict[str, Any]:
+        body = {"status": status, "status_reason": status_reason}
+        return self._call("POST", f"/accounts/{account_id}/status", body)["account"]
+
+    def expire_accounts(
+        self,
+        *,
+        user_id: str | None = None,
+        account_ids: list[str] | None = None,
+        toolkit: str | None = None,
+        status_reason: str | None = None,
+    ) -> list[str]:
+        """Expire the ACTIVE/INITIATED accounts matching every filter given; their ids."""
+        given = {
+            "user_id": user_id,
+            "account_ids": account_ids,
+            "toolkit": toolkit,
+            "status_reason": status_reason,
+        }
+        body = {k: v for k, v in given.items() if v is not None}
+        return self._call("POST", "/accounts/expire", body)["expired"]

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .server import RecordedRequest
 
 _CONNECT_RE = re.compile(r"/connect/(?P<token>[^/]+)")
+_ACCOUNT_STATUS_RE = re.compile(r"/accounts/(?P<account_id>[^/]+)/status")
 # (method, route below CONTROL_PREFIX) -> ControlApiMixin method answering it
 _CONTROL_ROUTES = {
     ("GET", "/health"): "_control_health",
@@ -23,6 +24,9 @@ _CONTROL_ROUTES = {
     ("POST", "/reset"): "_control_reset",
     ("POST", "/catalog"): "_control_catalog",
     ("POST", "/connections"): "_control_connection",
+    ("GET", "/accounts"): "_control_accounts",
+    ("POST", "/accounts"): "_control_create_account",
+    ("POST", "/accounts/expire"): "_control_expire_accounts",
 }
 
 
@@ -36,9 +40,26 @@ class ControlApiMixin(EmulatorState):
         def reset(self) -> None: ...
         def set_catalog(self, toolkits: list[dict[str, Any]]) -> None: ...
         def set_connection(
-            self, session_id: str, toolkit_slug: str, status: str | None
-        ) -> None: ...
-        def _complete_link(self, link_token: str, status: str) -> Response: ...
+            self,
+            session_id: str,
+            toolkit_slug: str,
+            status: str | None,
+            status_reason: str | None = None,
+        ) -> str | None: ...
+        def create_account(
+            self,
+            user_id: str,
+            toolkit_slug: str,
+            status: str = "ACTIVE",
+            *,
+            auth_config_id: str | None = None,
+            status_reason: str | None = None,
+        ) -> str: ...
+        def set_account_status(
+            self, account_id: str, status: str, status_reason: str | None = None
+        ) -> dict[str, Any]: ...
+        def expire_accounts(self, **filters: Any) -> list[str]: ...
+        def _connect_page(self, link_token: str, query: Query) -> Response: ...
 
     def control(self, method: str, path: str, query: Query, body: Any) -> Response:
         """Answer one control API request; unknown routes are a 404."""
@@ -48,7 +69,10 @@ class ControlApiMixin(EmulatorState):
             return getattr(self, handler)(query, body)
         match = _CONNECT_RE.fullmatch(route)
         if method == "GET" and match:
-            return self._complete_link(match["token"], query_first(query, "status") or "ACTIVE")
+            return self._connect_page(match["token"], query)
+        match = _ACCOUNT_STATUS_RE.fullmatch(route)
+        if method == "POST" and match:
+            return self._control_account_status(match["account_id"], body)
         raise ApiError(404, f"Unknown emulator control route {method} {path}")
 
     def _control_health(self, query: Query, body: Any) -> Response:
@@ -59,6 +83,9 @@ class ControlApiMixin(EmulatorState):
                 "sessions": len(self._sessions),
                 "requests": len(self._requests),
                 "toolkits": len(self._catalog),
+                "accounts": len(self._accounts),
+                "auth_configs": len(self._auth_configs),
+                "execution_logs": len(self._logs),
             }
         data["faults"] = self.faults.snapshot()
         return Response(200, data, {})
@@ -114,9 +141,64 @@ class ControlApiMixin(EmulatorState):
         if not isinstance(body, dict):
             raise ApiError(400, 'Expected {"session_id", "toolkit", "status"}')
         try:
-            self.set_connection(body["session_id"], body["toolkit"], body.get("status"))
+            account_id = self.set_connection(
+                body["session_id"], body["toolkit"], body.get("status"), body.get("status_reason")
+            )
         except KeyError as exc:
             raise ApiError(404, f"Unknown session or missing field: {exc}") from exc
         except ValueError as exc:
             raise ApiError(400, str(exc)) from exc
-        return Response(200, {"ok": True}, {})
+        return Response(200, {"ok": True, "account_id": account_id}, {})
+
+    def _control_accounts(self, query: Query, body: Any) -> Response:
+        """Every stored account (`?user_id=` narrows), as the emulator keeps it."""
+        user_id = query_first(query, "user_id")
+        with self._lock:
+            accounts = [
+                dict(a)
+                for a in self._accounts.values()
+                if user_id is None or a["user_id"] == user_id
+            ]
+        return Response(200, {"accounts": accounts}, {})
+
+    def _control_create_account(self, query: Query, body: Any) -> Response:
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("user_id", "toolkit")
+        ):
+            raise ApiError(400, 'Expected {"user_id", "toolkit", "status"?, "status_reason"?}')
+        try:
+            account_id = self.create_account(
+                body["user_id"],
+                body["toolkit"],
+                body.get("status") or "ACTIVE",
+                auth_config_id=body.get("auth_config_id"),
+                status_reason=body.get("status_reason"),
+            )
+        except KeyError as exc:
+            raise ApiError(404, str(exc)) from exc
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        with self._lock:
+            return Response(201, {"account": dict(self._accounts[account_id])}, {})
+
+    def _control_account_status(self, account_id: str, body: Any) -> Response:
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            raise ApiError(400, 'Expected {"status", "status_reason"?}')
+        try:
+            account = self.set_account_status(account_id, body["status"], body.get("status_reason"))
+        except KeyError as exc:
+            raise ApiError(404, str(exc)) from exc
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return Response(200, {"account": account}, {})
+
+    def _control_expire_accounts(self, query: Query, body: Any) -> Response:
+        body = body if isinstance(body, dict) else {}
+        filters = {k: body[k] for k in ("user_id", "account_ids", "status_reason") if k in body}
+        if "toolkit" in body:
+            filters["toolkit_slug"] = body["toolkit"]
+        try:
+            expired = self.expire_accounts(**filters)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        return Response(200, {"expired": expired}, {})

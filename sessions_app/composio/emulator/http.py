@@ -30,16 +30,34 @@ CONTROL_PREFIX = "/_emulator"
 REDACTED = "<redacted>"
 
 _SESSION_RE = r"/tool_router/session/(?P<session_id>[^/]+)"
-# (method, path regex relative to the API prefix, endpoint name)
+_ACCOUNT_RE = r"/connected_accounts/(?P<account_id>[^/]+)"
+# (method, path regex relative to the API prefix, endpoint name). First match wins: a fixed
+# path (`/toolkits/categories`) comes before the pattern that would take it as a parameter.
+# Each endpoint's request contract is in contract.py's CONTRACTS, under the same name.
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/tool_router/session/?"), "session.create"),
     ("GET", re.compile(_SESSION_RE + "/toolkits/?"), "session.toolkits"),
+    ("GET", re.compile(_SESSION_RE + "/config_history/?"), "session.config_history"),
     ("POST", re.compile(_SESSION_RE + "/link/?"), "session.link"),
+    ("GET", re.compile(_SESSION_RE + "/tools/?"), "session.tools"),
+    ("POST", re.compile(_SESSION_RE + "/search/?"), "session.search"),
+    ("POST", re.compile(_SESSION_RE + "/execute/?"), "session.execute"),
+    ("POST", re.compile(_SESSION_RE + "/execute_meta/?"), "session.execute_meta"),
     ("GET", re.compile(_SESSION_RE + "/?"), "session.get"),
     ("PATCH", re.compile(_SESSION_RE + "/?"), "session.update"),
     ("DELETE", re.compile(_SESSION_RE + "/?"), "session.delete"),
     ("GET", re.compile(r"/toolkits/?"), "toolkits.list"),
+    ("GET", re.compile(r"/toolkits/categories/?"), "toolkits.categories"),
+    ("POST", re.compile(r"/toolkits/multi/?"), "toolkits.multi"),
     ("GET", re.compile(r"/toolkits/(?P<slug>[^/]+)/?"), "toolkits.get"),
+    ("GET", re.compile(r"/connected_accounts/?"), "connected_accounts.list"),
+    ("GET", re.compile(_ACCOUNT_RE + "/?"), "connected_accounts.get"),
+    ("DELETE", re.compile(_ACCOUNT_RE + "/?"), "connected_accounts.delete"),
+    ("PATCH", re.compile(_ACCOUNT_RE + "/status/?"), "connected_accounts.update_status"),
+    ("POST", re.compile(_ACCOUNT_RE + "/refresh/?"), "connected_accounts.refresh"),
+    ("GET", re.compile(r"/auth_configs/?"), "auth_configs.list"),
+    ("POST", re.compile(r"/logs/tool_execution/?"), "logs.tool_execution"),
+    ("GET", re.compile(r"/logs/tool_execution/(?P<log_id>[^/]+)/?"), "logs.tool_execution_get"),
 ]
 _MCP_RE = re.compile(r"/tool_router/(?P<session_id>[^/]+)/mcp/?")
 

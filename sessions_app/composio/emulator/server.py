@@ -17,19 +17,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from . import catalog as cat
 from .accounts import AccountsMixin
 from .control_api import ControlApiMixin
 from .errors import ApiError
+from .execution import ExecutionMixin
 from .faults import Faults
 from .http import ENDPOINTS, Response, _Handler, _Server
+from .logs import LogsMixin
 from .sessions import SessionsMixin
 from .store import EmulatorStore, StateFileError
 from .toolkits import ToolkitsMixin
 
 HOLD_TIMEOUT_SECONDS = 60.0
+
+
+def _contract() -> ModuleType:
+    """`contract.py`, imported on first use: it loads composio_client's types, which takes
+    seconds, so importing the emulator stays cheap and `start()` pays once, before listening."""
+    from . import contract
+
+    return contract
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,9 @@ class RecordedRequest:
     authenticated: bool = False
 
 
-class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
+class Emulator(
+    SessionsMixin, ToolkitsMixin, AccountsMixin, ExecutionMixin, LogsMixin, ControlApiMixin
+):
     """Composio v3.1 emulator on a loopback port. See docs/emulator.md."""
 
     def __init__(
@@ -70,6 +83,10 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
         self._requests: list[RecordedRequest] = []
         self._sessions: dict[str, dict[str, Any]] = {}
         self._links: dict[str, dict[str, Any]] = {}
+        self._accounts: dict[str, dict[str, Any]] = {}
+        self._auth_configs: dict[str, dict[str, Any]] = {}
+        self._logs: dict[str, dict[str, Any]] = {}
+        self._config_history: dict[str, dict[str, Any]] = {}
         self._catalog: list[dict[str, Any]] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -93,12 +110,19 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
             for kind, attribute in self.PERSISTED_KINDS.items():
                 setattr(self, attribute, loaded[kind])
             self._store = store
+            try:
+                self._migrate_session_connections()
+            except Exception as exc:
+                self._store = None
+                store.close()
+                raise StateFileError(self.state_path, f"cannot be migrated ({exc})") from exc
 
     # Lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Emulator:
         if self._server is not None:
             return self
+        _contract()  # imports composio_client's types (seconds, cold) before the first request
         if self.state_path is not None and self._store is None:
             self._open_store()  # started again after stop(): the file is the truth
         self._stopping.clear()
@@ -138,13 +162,13 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
     # State for tests ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget sessions, links, the request log and faults (in the state file too); keep the
-        catalog."""
+        """Forget every persisted kind (sessions, links, config history, auth configs, accounts,
+        execution logs), the request log and faults (in the state file too); keep the catalog."""
         with self._lock:
             if self._store is not None:
                 self._store.clear()
-            self._sessions.clear()
-            self._links.clear()
+            for attribute in self.PERSISTED_KINDS.values():
+                getattr(self, attribute).clear()
             self._requests.clear()
         self.faults.clear()
 
@@ -203,7 +227,9 @@ class Emulator(SessionsMixin, ToolkitsMixin, AccountsMixin, ControlApiMixin):
     def dispatch(
         self, endpoint: str, params: dict[str, str], query: dict[str, list[str]], body: Any
     ) -> Response:
-        """Call the `_h_<endpoint>` handler a mixin defines for a routed endpoint name."""
+        """Check the request against `contract.CONTRACTS` (a 400 when it breaks it), then call
+        the `_h_<endpoint>` handler a mixin defines for the routed endpoint name."""
+        _contract().validate(endpoint, query, body)
         handler = getattr(self, "_h_" + endpoint.replace(".", "_"))
         return handler(params, query, body)
 

@@ -25,12 +25,30 @@ class EmulatorState:
     _requests: list[RecordedRequest]
     _sessions: dict[str, dict[str, Any]]
     _links: dict[str, dict[str, Any]]
+    _accounts: dict[str, dict[str, Any]]
+    _auth_configs: dict[str, dict[str, Any]]
+    _logs: dict[str, dict[str, Any]]
+    _config_history: dict[str, dict[str, Any]]
+    _seq: int = 0
     _catalog: list[dict[str, Any]]
     _store: EmulatorStore | None
 
     # What a state file keeps: record kind -> the attribute holding those records by id.
     # A resource that holds state of its own adds itself here and calls `_persist`.
-    PERSISTED_KINDS = {"session": "_sessions", "link": "_links"}
+    PERSISTED_KINDS = {
+        "session": "_sessions",
+        "link": "_links",
+        "auth_config": "_auth_configs",
+        "account": "_accounts",
+        "execution_log": "_logs",
+        "config_history": "_config_history",
+    }
+
+    if TYPE_CHECKING:  # provided by AccountsMixin (accounts.py)
+
+        def _session_connection(
+            self, session: dict[str, Any], slug: str
+        ) -> dict[str, Any] | None: ...
 
     @property
     def base_url(self) -> str:

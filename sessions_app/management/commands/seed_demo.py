@@ -8,10 +8,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from sessions_app import roles
+from sessions_app.composio.emulator import EmulatorControl, EmulatorControlError
+from sessions_app.composio.emulator.canned_tools import tools_of
 from sessions_app.composio.errors import ComposioError
 from sessions_app.management import demo_passwords
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import remote_check, sessions
+from sessions_app.tool_router import executions, remote_check, sessions
 
 DEMO_ACCOUNTS = [
     ("support", roles.SUPPORT, "looks users up, reveals MCP URLs"),
@@ -30,6 +32,16 @@ FIRST = [
     "Ken",
     "Margaret",
     "Niklaus",
+]
+# The account each demo session's first toolkit gets, in turn, so the demo shows every state.
+DEMO_ACCOUNT_STATES = [
+    ("ACTIVE", None),
+    ("ACTIVE", None),
+    ("EXPIRED", "The provider's token expired"),
+    ("ACTIVE", None),
+    ("FAILED", "The user denied access on the connect page"),
+    ("REVOKED", "Access was revoked at the provider"),
+    ("INACTIVE", "Disabled through the API"),
 ]
 LAST = [
     "Lovelace",
@@ -75,6 +87,7 @@ class Command(BaseCommand):
         # Outside any transaction: each session is a call to Composio (the emulator).
         if not options["no_sessions"]:
             self._sessions()
+            self._activity()
         kept = "new" if renew else "kept"
         self.stdout.write(
             self.style.SUCCESS(
@@ -147,6 +160,46 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo sessions kept: {kept} Composio still knows; "
             f"renewed: {renewed} it no longer knew."
+        )
+
+    def _activity(self) -> None:
+        """At the emulator only: give each demo session's first toolkit an account (in turn
+        ACTIVE, EXPIRED, FAILED, REVOKED, INACTIVE) and run its tools through the services, so
+        the demo has accounts and an execution log to show. A user who already has an account
+        is left as is: running it again adds nothing."""
+        if not executions.composio_is_emulated():
+            self.stdout.write("Demo activity skipped: it is made only at the bundled emulator.")
+            return
+        control = EmulatorControl(settings.COMPOSIO_EMULATOR_URL)
+        demo = (
+            ToolRouterSession.objects.filter(
+                status=ToolRouterSession.Status.ACTIVE, end_user__external_id__startswith="usr_"
+            )
+            .select_related("end_user")
+            .order_by("end_user__external_id")
+        )
+        accounts = runs = failed = refused = 0
+        try:
+            for index, session in enumerate(demo):
+                if not session.toolkits or control.accounts(session.end_user.external_id):
+                    continue
+                toolkit = session.toolkits[0]
+                status, reason = DEMO_ACCOUNT_STATES[index % len(DEMO_ACCOUNT_STATES)]
+                control.set_connection(session.session_id, toolkit, status, reason)
+                accounts += 1
+                for tool in tools_of(toolkit):
+                    outcome = executions.tool_router_session_execute(
+                        session=session, tool_slug=tool.slug, arguments={}
+                    )
+                    runs += outcome.ran
+                    failed += outcome.ran and outcome.result_type != "completed"
+                    refused += not outcome.ran
+        except (EmulatorControlError, OSError) as exc:
+            self.stdout.write(f"Demo activity stopped: the emulator's control API failed ({exc}).")
+            return
+        self.stdout.write(
+            f"Demo activity: {accounts} new accounts, {runs} tool runs ({failed} failed), "
+            f"{refused} refused for want of an active account."
         )
 
     def _demo_session(
