@@ -33,8 +33,17 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # allauth's passkey list shows "added 3 days ago".
+    "django.contrib.humanize",
     "django_htmx",
     "axes",
+    # Sign-in for the console and the admin: passwords, MFA (TOTP, recovery codes, passkeys) and
+    # single sign-on over OpenID Connect (README "Sign-in").
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_tasks",
     "django_tasks_db",
     "sessions_app",
@@ -58,6 +67,12 @@ MIDDLEWARE = [
     "sessions_app.middleware.StaffSessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Sign-in flows (allauth): asks again before sensitive actions (ReauthenticationRequired).
+    "allauth.account.middleware.AccountMiddleware",
+    # With MFA_REQUIRED, a staff user without a second factor enrols before any other page.
+    "sessions_app.signin.middleware.MfaEnrolmentMiddleware",
+    # The sign-in pages' CSP form-action also allows the SSO provider (the button's redirect).
+    "sessions_app.signin.middleware.SsoFormActionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lock-out into its response.
@@ -78,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "sessions_app.context_processors.console",
+                "sessions_app.signin.context.signin",
             ],
         },
     },
@@ -137,6 +153,8 @@ AUTHENTICATION_BACKENDS = [
     # First, so a locked-out (username, IP) pair is refused before the password is checked.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # allauth's own (passkey sign-in; the password path ends in ModelBackend above).
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
 # --- Login protection (django-axes) ------------------------------------------------------------
@@ -181,6 +199,78 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "landing"  # each role's own page: sessions_app.navigation.landing_url
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in: django-allauth (README "Sign-in", docs/security.md) ---------------------------------
+# Staff accounts are made by administrators (or by SSO, below); nobody signs up.
+ACCOUNT_ADAPTER = "sessions_app.signin.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+# No "remember me" box: the session lasts SESSION_ABSOLUTE_TIMEOUT at most, as before.
+ACCOUNT_SESSION_REMEMBER = True
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+ACCOUNT_PREVENT_ENUMERATION = True
+# An SSO person whose email a password account already has gets an SSO account of their own
+# (never linked by email, never stuck on a sign-up form).
+ACCOUNT_UNIQUE_EMAIL = False
+# django-axes limits password (and TOTP, recovery-code) guessing per (username, IP); allauth's own
+# failed-login limit would answer first and hide the lock-out page.
+ACCOUNT_RATE_LIMITS = {"login_failed": False}
+ACCOUNT_REAUTHENTICATION_METHODS = ("password", "mfa")
+SOCIALACCOUNT_ADAPTER = "sessions_app.signin.adapters.SocialAccountAdapter"
+
+# MFA: TOTP with recovery codes, and WebAuthn passkeys.
+MFA_ADAPTER = "sessions_app.signin.adapters.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_FORMS = {
+    "authenticate": "sessions_app.signin.forms.AuthenticateForm",
+    "reauthenticate": "sessions_app.signin.forms.ReauthenticateForm",
+}
+MFA_TOTP_ISSUER = "Tool Router Console"
+MFA_PASSKEY_LOGIN_ENABLED = True
+# Browsers treat http://localhost as secure; plain http elsewhere only outside production.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not SECURE
+# Staff without a second factor are sent to enrol before any page. On in production.
+MFA_REQUIRED = env.bool("MFA_REQUIRED", default=SECURE)
+# Ask for the password or a second factor again before revealing an MCP URL, sending a reconnect
+# link or starting a bulk job, unless the last sign-in or check is this recent (seconds).
+STEP_UP_REQUIRED = env.bool("STEP_UP_REQUIRED", default=MFA_REQUIRED)
+STEP_UP_SECONDS = env.int("STEP_UP_SECONDS", default=900)
+ACCOUNT_REAUTHENTICATION_TIMEOUT = STEP_UP_SECONDS
+
+# Single sign-on over OpenID Connect: on when SSO_ISSUER_URL is set.
+SSO_ISSUER_URL = env.str("SSO_ISSUER_URL", default="")
+SSO_CLIENT_ID = env.str("SSO_CLIENT_ID", default="")
+SSO_CLIENT_SECRET = env.str("SSO_CLIENT_SECRET", default="")
+# The scopes asked for (add the one that releases the groups claim, e.g. "groups" on Okta).
+SSO_SCOPES = env.list("SSO_SCOPES", default=["openid", "profile", "email"])
+# The button's label on the sign-in page.
+SSO_PROVIDER_NAME = env.str("SSO_PROVIDER_NAME", default="Company SSO")
+# Email domains whose people may be provisioned (empty: nobody).
+SSO_ALLOWED_DOMAINS = [d.lower().lstrip("@") for d in env.list("SSO_ALLOWED_DOMAINS", default=[])]
+# The claim that lists the person's groups, and "group=Role,group=Role" onto the console's roles.
+SSO_GROUPS_CLAIM = env.str("SSO_GROUPS_CLAIM", default="groups")
+SSO_ROLE_MAP = env.dict("SSO_ROLE_MAP", default={})
+# Password sign-in off for everyone but these superusers (break-glass; README "Sign-in").
+SSO_ONLY = env.bool("SSO_ONLY", default=False)
+SSO_BREAK_GLASS_USERS = env.list("SSO_BREAK_GLASS_USERS", default=[])
+# An SSO sign-in whose amr (or acr) claim shows the provider's own MFA counts as a second factor.
+SSO_TRUST_PROVIDER_MFA = env.bool("SSO_TRUST_PROVIDER_MFA", default=False)
+SSO_MFA_AMR_VALUES = env.list("SSO_MFA_AMR_VALUES", default=["mfa", "otp", "hwk"])
+SSO_MFA_ACR_VALUES = env.list("SSO_MFA_ACR_VALUES", default=[])
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        # allauth's OpenID Connect provider plus a nonce (sessions_app.signin.oidc).
+        # Its one app is built from the SSO_* settings above (SocialAccountAdapter.list_apps).
+        "provider_class": "sessions_app.signin.oidc.ConsoleOIDCProvider",
+        "OAUTH_PKCE_ENABLED": True,
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

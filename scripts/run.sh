@@ -83,6 +83,7 @@ for n in $(seq 1 "${BULK_WORKERS:-1}"); do
   pids+=($!)
 done
 
+echo "==> Sign-in: MFA and step-up are off in this demo (MFA_REQUIRED defaults to DJANGO_SECURE); the sign-in page says so"
 echo "==> Serving the console on http://127.0.0.1:8000 (Ctrl-C stops everything)"
 $PY manage.py runserver 127.0.0.1:8000 --noreload &
 pids+=($!)

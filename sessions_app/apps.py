@@ -15,6 +15,11 @@ class SessionsAppConfig(AppConfig):
 
         signals.connect()
 
+        from sessions_app.signin import audit as signin_audit
+        from sessions_app.signin import sso  # noqa: F401  (registers the SSO_ROLE_MAP check)
+
+        signin_audit.connect()
+
         from django.db.models.signals import post_migrate
 
         post_migrate.connect(signals.create_cache_table, sender=self, dispatch_uid="cache_table")

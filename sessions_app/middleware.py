@@ -145,8 +145,11 @@ def stamp_session_start(sender: object, request: HttpRequest | None, user: objec
 def axes_username(request: HttpRequest, credentials: dict | None = None) -> str:
     """The username django-axes records, cut to what a username can be (150 characters): a longer
     one cannot belong to anyone, and must not overflow axes' own column."""
-    source = credentials if credentials else getattr(request, "POST", {})
-    return str(source.get("username") or "")[:150]
+    if credentials:
+        return str(credentials.get("username") or "")[:150]
+    # The sign-in form (allauth) posts the username as `login`.
+    post = getattr(request, "POST", {})
+    return str(post.get("login") or post.get("username") or "")[:150]
 
 
 class RejectMalformedInputMiddleware:

@@ -15,9 +15,25 @@ from sessions_app import trail
 from sessions_app.models import AuditEvent
 
 
+def _sign_in_methods(request: HttpRequest | None, user: Any) -> list[str]:
+    """How this sign-in was proved (allauth's records): password, mfa, socialaccount (SSO)."""
+    if request is None or not hasattr(request, "session"):
+        return []
+    from allauth.account.authentication import get_authentication_records
+
+    return list(
+        dict.fromkeys(str(r.get("method")) for r in get_authentication_records(request, user))
+    )
+
+
 def on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    methods = _sign_in_methods(request, user)
     trail.record(
-        action="auth.login", outcome=AuditEvent.Outcome.SUCCESS, actor=user, request=request
+        action="auth.login",
+        outcome=AuditEvent.Outcome.SUCCESS,
+        actor=user,
+        request=request,
+        details={"methods": methods} if methods else None,
     )
 
 
@@ -26,14 +42,16 @@ def on_login_failed(
 ) -> None:
     # Django has already masked the password; only the username typed is kept, truncated.
     username = str(credentials.get("username", ""))[:150]
+    # A wrong TOTP or recovery code (sessions_app.signin.forms) is sent with step="mfa".
+    mfa = kwargs.get("step") == "mfa"
     trail.record(
         action="auth.login_failed",
         outcome=AuditEvent.Outcome.FAILURE,
         # Nobody is authenticated by a failed login, whoever the session belonged to before.
         actor=AnonymousUser(),
         request=request,
-        reason="Wrong username or password.",
-        details={"username": username},
+        reason="Wrong authentication code." if mfa else "Wrong username or password.",
+        details={"username": username, "step": "mfa"} if mfa else {"username": username},
     )
 
 

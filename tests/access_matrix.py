@@ -98,10 +98,12 @@ MATRIX: list[MatrixRow] = [
     # route, method,  (anonymous, support, session admin, auditor, no role, superuser)
     ("", "GET", (L, R, R, R, OK, R)),  # each role to its landing; no role: "no role yet"
     ("healthz", "GET", EVERYONE),
-    ("accounts/login/", "GET", EVERYONE),
-    *post_only("accounts/logout/", (L, L, L, L, L, L)),
+    ("accounts/login/", "GET", (OK, R, R, R, R, R)),  # signed in: on to one's landing page
+    ("accounts/logout/", "GET", (L, OK, OK, OK, OK, OK)),  # "Sign out?" with its button
+    ("accounts/logout/", "POST", (L, L, L, L, L, L)),
     admin_site("admin/", "GET", (OK, OK, OK, OK, OK)),
-    ("admin/login/", "GET", (OK, R, R, R, R, R)),
+    # The admin's login page sends visitors to the console's sign-in (allauth), ?next= back.
+    ("admin/login/", "GET", (L, R, R, R, R, R)),
     admin_site("admin/logout/", "GET", (NA, NA, NA, NA, NA)),
     admin_site("admin/logout/", "POST", (L, L, L, L, L)),
     admin_site("admin/password_change/", "GET", (OK, OK, OK, OK, OK)),
@@ -128,7 +130,8 @@ MATRIX: list[MatrixRow] = [
     *admin_model("sessions_app/bulkjob", SESSION_ADMIN, add=REFUSED, delete=REFUSED),
     *admin_model("sessions_app/sessionoperation", SESSION_ADMIN, add=REFUSED, delete=REFUSED),
     *admin_model("sessions_app/auditevent", AUDITOR, add=REFUSED, delete=REFUSED),
-    admin_site("admin/^(?P<app_label>auth|axes|django_tasks_database|sessions_app)/$", "GET",
+    *admin_model("mfa/authenticator", SUPERUSER_ONLY, add=REFUSED, delete=SUPERUSER_ONLY),
+    admin_site("admin/^(?P<app_label>auth|axes|django_tasks_database|sessions_app|mfa)/$", "GET",
         (OK, OK, OK, NF, OK)),
     admin_site("admin/(?P<url>.*)$", "GET", (NF, NF, NF, NF, NF)),
     ("jobs/", "GET", SESSION_ADMIN),
@@ -159,6 +162,57 @@ MATRIX: list[MatrixRow] = [
     ("support/users/<uuid:public_id>/executions/", "GET", SUPPORT),
     *post_only("support/users/<uuid:public_id>/executions/<str:log_id>/", SUPPORT),
     ("support/users/<uuid:public_id>/timeline/", "GET", SUPPORT),
+    # Sign-in (allauth, sessions_app/signin/urls.py). Anyone signed in manages their own factors;
+    # changing them needs a recent sign-in or check (302: asked again first). The world's
+    # superuser has no password and no factor: nothing to ask again with (403). The "no role"
+    # user holds the world's recovery codes.
+    ("accounts/inactive/", "GET", EVERYONE),
+    ("accounts/inactive/", "POST", (NA, NA, NA, NA, NA, NA)),
+    ("accounts/reauthenticate/", "GET", (L, OK, OK, OK, OK, NOA)),
+    ("accounts/reauthenticate/", "POST", (L, OK, OK, OK, OK, NOA)),
+    ("accounts/password/change/", "GET", (L, OK, OK, OK, OK, R)),
+    ("accounts/password/change/", "POST", (L, OK, OK, OK, OK, R)),
+    ("accounts/2fa/", "GET", (L, OK, OK, OK, OK, OK)),
+    ("accounts/2fa/", "POST", GET_OF_A_POST_URL),
+    ("accounts/2fa/authenticate/", "GET", REDIRECTED),
+    ("accounts/2fa/authenticate/", "POST", REDIRECTED),
+    ("accounts/2fa/reauthenticate/", "GET", (L, R, R, R, OK, NOA)),
+    ("accounts/2fa/reauthenticate/", "POST", (L, R, R, R, OK, NOA)),
+    ("accounts/2fa/totp/activate/", "GET", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/totp/activate/", "POST", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/totp/deactivate/", "GET", (L, NF, NF, NF, NF, NF)),
+    ("accounts/2fa/totp/deactivate/", "POST", (L, NF, NF, NF, NF, NF)),
+    ("accounts/2fa/recovery-codes/", "GET", (L, NF, NF, NF, R, NF)),
+    ("accounts/2fa/recovery-codes/", "POST", GET_OF_A_POST_URL),
+    ("accounts/2fa/recovery-codes/generate/", "GET", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/recovery-codes/generate/", "POST", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/recovery-codes/download/", "GET", (L, NF, NF, NF, R, NF)),
+    ("accounts/2fa/recovery-codes/download/", "POST", (L, NF, NF, NF, R, NF)),
+    ("accounts/2fa/webauthn/", "GET", (L, OK, OK, OK, OK, OK)),
+    ("accounts/2fa/webauthn/", "POST", GET_OF_A_POST_URL),
+    ("accounts/2fa/webauthn/add/", "GET", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/add/", "POST", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/reauthenticate/", "GET", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/reauthenticate/", "POST", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/keys/<int:pk>/remove/", "GET", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/keys/<int:pk>/remove/", "POST", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/keys/<int:pk>/edit/", "GET", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/keys/<int:pk>/edit/", "POST", (L, R, R, R, R, NOA)),
+    ("accounts/2fa/webauthn/login/", "GET", REDIRECTED),
+    ("accounts/2fa/webauthn/login/", "POST", REDIRECTED),
+    ("accounts/3rdparty/login/cancelled/", "GET", EVERYONE),
+    ("accounts/3rdparty/login/cancelled/", "POST", (NA, NA, NA, NA, NA, NA)),
+    ("accounts/3rdparty/login/error/", "GET", (L, "401", "401", "401", "401", "401")),
+    ("accounts/3rdparty/login/error/", "POST", GET_OF_A_POST_URL),
+    # SSO: 404 while no SSO_ISSUER_URL is set (tests/signin/test_sso.py drives it when set).
+    *[(f"accounts/oidc/^(?P<provider_id>[^/]+)/login/{end}", method, (NF,) * 6)
+      for end in ("", "callback/") for method in ("GET", "POST")],
+    # allauth's sign-up, email, password-reset, sign-in-code and connection pages: nobody.
+    *[(f"accounts/{route}", method, (NF,) * 6)
+      for route in ("signup/", "email/", "password/set/", "password/reset/",
+                    "reauthenticate/code/", "reauthenticate/code/confirm/", "login/code/",
+                    "login/code/confirm/", "3rdparty/", "3rdparty/signup/")
+      for method in ("GET", "POST")],
 ]
 # fmt: on
 
@@ -166,8 +220,12 @@ MATRIX: list[MatrixRow] = [
 URL_OVERRIDES = {
     "": "/",
     "admin/r/<path:content_type_id>/<path:object_id>/": "/admin/r/{enduser_ct}/{enduser}/",
-    "admin/^(?P<app_label>auth|axes|django_tasks_database|sessions_app)/$": "/admin/sessions_app/",
+    "admin/^(?P<app_label>auth|axes|django_tasks_database|sessions_app|mfa)/$": (
+        "/admin/sessions_app/"
+    ),
     "admin/(?P<url>.*)$": "/admin/no-such-page/",
+    "accounts/oidc/^(?P<provider_id>[^/]+)/login/": "/accounts/oidc/sso/login/",
+    "accounts/oidc/^(?P<provider_id>[^/]+)/login/callback/": "/accounts/oidc/sso/login/callback/",
 }
 _PARAMETERS = [
     (re.compile(r"([a-z_]+)/<path:object_id>/"), r"\1/{\1}/"),
@@ -179,6 +237,7 @@ _PARAMETERS = [
     (re.compile(r"<slug:toolkit>"), "{toolkit_slug}"),
     (re.compile(r"<str:account>"), "{account_fp}"),
     (re.compile(r"<str:log_id>"), "{execution_log}"),
+    (re.compile(r"<int:pk>"), "{authenticator}"),
 ]
 
 # What a POST row sends: admin actions name their action and the selected object.

@@ -99,7 +99,7 @@ def shot(page, folder: str, name: str) -> None:
 def log_in(page, user: User, landing: str) -> None:
     """Sign in through the login form (password "pw-<username>") and land on `landing`."""
     page.goto(f"/accounts/login/?next={landing}")
-    page.fill("#id_username", user.username)
+    page.fill("#id_login", user.username)
     page.fill("#id_password", "pw-" + user.username)
     page.click("button[type=submit]")
     page.wait_for_url(f"**{landing}")

@@ -112,6 +112,13 @@ def make_finished_job(
     return job
 
 
+def make_authenticator(user: User) -> int:
+    """A set of recovery codes for `user` (allauth's own activation), its Authenticator's pk."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    return RecoveryCodes.activate(user).instance.pk
+
+
 def make_axes_records(at: datetime) -> dict[str, int]:
     """One record of each kind django-axes keeps of a login, their ids by model name."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog

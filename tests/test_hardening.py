@@ -97,7 +97,7 @@ def test_no_template_has_an_inline_script_style_or_event_handler() -> None:
 
 def _login(client: Client, username: str, password: str, ip: str):
     return client.post(
-        "/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=ip
+        "/accounts/login/", {"login": username, "password": password}, REMOTE_ADDR=ip
     )
 
 

@@ -35,7 +35,7 @@ def password_of(user: User) -> str:
 
 def log_in(client: Client, user: User, next_url: str = "") -> Any:
     """The login form posted, redirects followed."""
-    data = {"username": user.username, "password": password_of(user)}
+    data = {"login": user.username, "password": password_of(user)}
     if next_url:
         data["next"] = next_url
     return client.post("/accounts/login/", data, follow=True)

@@ -37,7 +37,7 @@ def behind_a_proxy(settings) -> None:
 def _login(client: Client, password: str, remote: str, forwarded: str) -> HttpResponse:
     return client.post(
         "/accounts/login/",
-        {"username": "carol", "password": password},
+        {"login": "carol", "password": password},
         REMOTE_ADDR=remote,
         HTTP_X_FORWARDED_FOR=forwarded,
     )
@@ -109,7 +109,7 @@ def test_behind_a_trusted_proxy_the_client_part_cannot_dodge_the_lock_out(behind
 def test_a_client_request_id_is_ignored_from_an_untrusted_peer(client: Client) -> None:
     response = client.post(
         "/accounts/login/",
-        {"username": "nobody", "password": "x"},
+        {"login": "nobody", "password": "x"},
         HTTP_X_REQUEST_ID="forged-request-id-1",
     )
     made = response["X-Request-ID"]
@@ -122,7 +122,7 @@ def test_a_client_request_id_is_ignored_from_an_untrusted_peer(client: Client) -
 def test_a_proxy_request_id_is_stored_from_a_trusted_peer(behind_a_proxy) -> None:
     response = Client().post(
         "/accounts/login/",
-        {"username": "nobody", "password": "x"},
+        {"login": "nobody", "password": "x"},
         REMOTE_ADDR=PROXY,
         HTTP_X_FORWARDED_FOR=CLIENT,
         HTTP_X_REQUEST_ID="lb-request-id-1",

@@ -36,7 +36,7 @@ def _catalog_sync(world) -> tuple[str, str]:
 
 def _login(world) -> tuple[str, str]:
     response = client_for(None, REMOTE_ADDR=IP).post(
-        reverse("login"), {"username": "sam_support", "password": "pw-sam_support"}
+        reverse("login"), {"login": "sam_support", "password": "pw-sam_support"}
     )
     assert response.status_code == HTTPStatus.FOUND
     return "auth.login", "success"
@@ -44,7 +44,7 @@ def _login(world) -> tuple[str, str]:
 
 def _login_failed(world) -> tuple[str, str]:
     response = client_for(None, REMOTE_ADDR=IP).post(
-        reverse("login"), {"username": "sam_support", "password": "wrong"}
+        reverse("login"), {"login": "sam_support", "password": "wrong"}
     )
     assert response.status_code == HTTPStatus.OK
     return "auth.login_failed", "failure"

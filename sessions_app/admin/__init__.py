@@ -8,5 +8,6 @@ from sessions_app.admin import (  # noqa: F401
     end_users,
     operations,
     sessions,
+    signin,
     toolkits,
 )

@@ -25,6 +25,7 @@ from sessions_app.admin.forms import SessionToolkitsForm
 from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import progress
 from sessions_app.models import BulkJob, EndUser, ToolRouterSession
+from sessions_app.signin.stepup import BULK_START, step_up_response
 from sessions_app.tool_router import rejections, selectors, sessions
 
 # What a toolkit action does to one end user with the toolkits chosen (None: keep the current).
@@ -266,7 +267,11 @@ def start_bulk_job(
     kind: str,
     toolkits: list[str] | None,
 ) -> HttpResponse | None:
-    """Start a background job for the selection and go to its page; say why if it was not."""
+    """Start a background job for the selection and go to its page; say why if it was not.
+    A sign-in older than STEP_UP_SECONDS is checked again first (the action is then replayed)."""
+    asked = step_up_response(request, BULK_START)
+    if asked is not None:
+        return asked
     try:
         job = bulk.bulk_job_start(
             kind=kind,

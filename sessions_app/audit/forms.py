@@ -30,6 +30,12 @@ ACTIONS = (
     "auth.login",
     "auth.login_failed",
     "auth.logout",
+    "auth.step_up",
+    "auth.sso_roles",
+    "auth.mfa_added",
+    "auth.mfa_removed",
+    "auth.mfa_reset",
+    "auth.recovery_code_used",
     "bulk.start",
     "bulk.end",
 )

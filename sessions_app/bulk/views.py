@@ -25,6 +25,7 @@ from sessions_app.bulk import job_page, progress
 from sessions_app.bulk import jobs as bulk
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import BulkJob
+from sessions_app.signin.stepup import BULK_START, step_up_required
 from sessions_app.tool_router.mcp_url import mask_ids_in
 
 View = Callable[..., HttpResponse]
@@ -156,6 +157,7 @@ def bulk_job_cancel(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
 
 @require_POST
 @bulk_access_required
+@step_up_required(BULK_START)
 def bulk_job_retry(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     def retry(job: BulkJob) -> str | None:
         count = bulk.bulk_job_retry_failed(job=job, actor=request.user, request=request)

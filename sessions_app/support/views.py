@@ -19,6 +19,7 @@ from sessions_app import navigation
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import EndUser, ToolRouterSession
+from sessions_app.signin.stepup import REVEAL, step_up_required
 from sessions_app.tool_router import connections, drift, mcp_url, selectors, sessions, timeline
 from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
@@ -133,6 +134,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 @require_POST
 @support_required("sessions_app.reveal_mcp_url")
+@step_up_required(REVEAL)
 def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
     """Show one session's full MCP URL, only after the reveal is in the audit log."""
     session = _get_active_session(public_id)

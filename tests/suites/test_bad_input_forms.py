@@ -152,7 +152,7 @@ def test_random_login_attempts_write_one_failed_login_and_axes_records_only(
     @given(username=VALUES, password=VALUES, next_url=VALUES)
     def check(username: str, password: str, next_url: str) -> None:
         watch = Watch()
-        data = {"username": username, "password": password, "next": next_url}
+        data = {"login": username, "password": password, "next": next_url}
         response = no_server_error(Client().post("/accounts/login/", data))
         assert response.status_code != HTTPStatus.FOUND  # nobody got in
         assert watch.events() in ([], [("auth.login_failed", "failure")])
@@ -165,7 +165,7 @@ def test_an_over_long_username_at_login_is_refused_not_a_server_error() -> None:
     # Found by this suite, on PostgreSQL only: Django's AuthenticationForm does not enforce the
     # username's length, so authenticate() runs and django-axes stores the attempt in a
     # varchar(255) (DataError, a 500).
-    data = {"username": "a" * 256, "password": "wrong"}
+    data = {"login": "a" * 256, "password": "wrong"}
     response = no_server_error(Client().post("/accounts/login/", data))
     assert response.status_code != HTTPStatus.FOUND
 

@@ -154,8 +154,8 @@ def _log_in_and_out(seen: Seen) -> None:
     """Log in and out through the real views (a failure first: audited)."""
     anon = Client()
     seen.add("login page", anon.get(reverse("login")))
-    seen.add("login failed", anon.post(reverse("login"), {"username": "root", "password": "no"}))
-    seen.add("login", anon.post(reverse("login"), {"username": "root", "password": ROOT_PASSWORD}))
+    seen.add("login failed", anon.post(reverse("login"), {"login": "root", "password": "no"}))
+    seen.add("login", anon.post(reverse("login"), {"login": "root", "password": ROOT_PASSWORD}))
     seen.add("logout", anon.post(reverse("logout")))
 
 

@@ -46,7 +46,7 @@ def test_support_finds_a_user_opens_the_card_reveals_copies_and_sees_it_masked_a
     # Log in.
     page.goto("/support/")
     assert "/accounts/login/" in page.url
-    page.fill("#id_username", support_user.username)
+    page.fill("#id_login", support_user.username)
     page.fill("#id_password", "pw-" + support_user.username)
     _shot(page, "01-login")
     page.click("button[type=submit]")
