@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import ToolRouterSession
+from sessions_app.signin.stepup import RECONNECT_LINK, step_up_required
 from sessions_app.support.views import _get_active_session, _no_store, _respond
 from sessions_app.tool_router import accounts
 
@@ -76,6 +77,7 @@ def support_session_accounts_check(request: HtmxHttpRequest, public_id: UUID) ->
 
 @require_POST
 @support_required(accounts.CREATE_LINK)
+@step_up_required(RECONNECT_LINK)
 def support_connect_link(request: HtmxHttpRequest, public_id: UUID, toolkit: str) -> HttpResponse:
     """Make a reconnect link for one toolkit of the session and show it once."""
     session = _get_active_session(public_id)

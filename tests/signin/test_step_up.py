@@ -135,3 +135,27 @@ def test_starting_a_bulk_job_from_the_admin_asks_again_then_starts_it_once(
     assert done.status_code == HTTPStatus.FOUND
     assert done["Location"] == reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
     assert job.total == 3 and _count("bulk.start") == 1
+
+
+def test_a_reconnect_link_without_a_recent_sign_in_asks_again_and_calls_nothing(
+    support_user, catalog
+) -> None:
+    from sessions_app.tool_router import sessions as session_service
+
+    end_user = make_end_user("usr_stepup_link")
+    created = session_service.tool_router_session_create(
+        end_user=end_user, toolkits=["github"], actor=None
+    )
+    assert created.ok, created.message
+    remote = ToolRouterSession.objects.get(end_user=end_user, status="active")
+    url = reverse("sessions_app:support_connect_link", args=[remote.public_id, "github"])
+    before = catalog.count("session.link")
+
+    asked = client_for(support_user, REMOTE_ADDR=IP).post(url)
+
+    assert asked.status_code == HTTPStatus.FOUND
+    assert asked["Location"].startswith(reverse("account_reauthenticate") + "?next=")
+    assert catalog.count("session.link") == before
+    assert _count("connect_link.create") == 0
+    [prompt] = AuditEvent.objects.filter(action="auth.step_up")
+    assert prompt.details["operation"] == "connection.reconnect_link"
