@@ -1,23 +1,25 @@
-"""Who the signed-in staff user is and what they may do, from the shared cache.
+"""What the signed-in staff user may do, from the shared cache.
 
-Every request needs the staff user's row (is the account still active, does the session still
-match its password) and, for the first permission check, their permission set: three queries
-(`auth_user`, then user and group permissions) that Django's `ModelBackend` repeats on every
-request. `CachedPermissionsBackend` keeps the three answers in the shared cache
-(`console_cache`, console/settings.py CACHES) as one entry per staff user, read together with the
-cache's generation in one query (`cache.get_many`).
+Every request of a staff user checks permissions, and Django's `ModelBackend` reads them with two
+queries (user and group permissions) on every request. `CachedPermissionsBackend` keeps both
+sets in the shared cache (`console_cache`, console/settings.py CACHES), one entry per staff user,
+read together with the cache's generation in one query (`cache.get_many`). The user's own row is
+still read from `auth_user` on every request, so a deactivation, a new password or a lost
+superuser flag applies at the next request however it was written (an entry made for a
+superuser serves only while the row still says superuser).
 
 The entry is forgotten whenever what it holds may change, through the ORM:
 
-- the user is saved or deleted (deactivation, a new password, `is_staff`/`is_superuser`);
+- the user is saved or deleted;
 - their groups or direct permissions change (`m2m_changed` on `User.groups` and
   `User.user_permissions`, from either side, `clear()` included);
-- a group's permissions change, or a group or permission is deleted: every entry is forgotten
-  (the generation changes), since such a change reaches users the signal does not name.
+- a group's permissions change, or a group or permission is saved or deleted: every entry is
+  forgotten (the generation changes), since such a change reaches users the signal does not name.
 
 So a role revoked in the admin or by code takes effect at the user's next request. A change
-written to the auth tables with raw SQL sends no signal: run `manage.py forget_permissions`
-after it, or wait `PERMISSION_CACHE_SECONDS` (the entries' lifetime; 0 turns the cache off).
+written to the auth tables' permission and group rows with raw SQL sends no signal: run
+`manage.py forget_permissions` after it, or wait `PERMISSION_CACHE_SECONDS` (the entries'
+lifetime; 0 turns the cache off).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 _GENERATION_KEY = "principal:generation"
-_VERSION = 1
+_VERSION = 2
 
 
 def _key(user_id: Any) -> str:
@@ -51,28 +53,32 @@ def _generation() -> str:
 
 
 class CachedPermissionsBackend(ModelBackend):
-    """`ModelBackend` whose `get_user` answers from one cache read: the user row and their user
-    and group permission sets (filled on a miss; see the module's docstring for when an entry is
-    forgotten)."""
+    """`ModelBackend` whose user and group permission sets come from one cache read (filled on a
+    miss; see the module's docstring for when an entry is forgotten)."""
 
     def get_user(self, user_id: Any) -> Any:
+        user = super().get_user(user_id)  # the row itself: one query, None when inactive
         seconds = settings.PERMISSION_CACHE_SECONDS
-        if seconds <= 0:
-            return super().get_user(user_id)
-        found = cache.get_many([_key(user_id), _GENERATION_KEY])
-        entry, generation = found.get(_key(user_id)), found.get(_GENERATION_KEY)
-        if entry is not None and generation is not None and entry[0] == generation:
-            _, user, user_perms, group_perms = entry
-        else:
-            generation = generation or _generation()
-            user = super().get_user(user_id)
-            if user is None:
-                return None
-            user_perms = self.get_user_permissions(user)
-            group_perms = self.get_group_permissions(user)
-            cache.set(_key(user_id), (generation, user, user_perms, group_perms), seconds)
-        user._user_perm_cache = set(user_perms)
-        user._group_perm_cache = set(group_perms)
+        if user is None or seconds <= 0:
+            return user
+        found = cache.get_many([_key(user.pk), _GENERATION_KEY])
+        entry, generation = found.get(_key(user.pk)), found.get(_GENERATION_KEY)
+        if (
+            entry is not None
+            and generation is not None
+            and entry[0] == generation
+            and entry[1] == user.is_superuser
+        ):
+            user._user_perm_cache, user._group_perm_cache = set(entry[2]), set(entry[3])
+            return user
+        generation = generation or _generation()
+        user_perms = self.get_user_permissions(user)  # sets user._user_perm_cache
+        group_perms = self.get_group_permissions(user)
+        cache.set(
+            _key(user.pk),
+            (generation, user.is_superuser, frozenset(user_perms), frozenset(group_perms)),
+            seconds,
+        )
         return user
 
 

@@ -37,11 +37,11 @@ def _reveal() -> Permission:
 def _warm(support_user: User) -> Client:
     client = client_for(support_user)
     assert _status(client) == HTTPStatus.OK
-    # The second request reads the staff user and their permissions from the cache only.
+    # The second request reads the staff user's permissions from the cache only.
     with CaptureQueriesContext(connection) as queries:
         assert _status(client) == HTTPStatus.OK
     sql = " ".join(q["sql"] for q in queries.captured_queries)
-    assert '"auth_permission"' not in sql and 'FROM "auth_user"' not in sql
+    assert '"auth_permission"' not in sql and '"auth_group"' not in sql
     return client
 
 
@@ -93,6 +93,20 @@ def test_a_deactivated_user_is_signed_out_at_the_next_request(support_user: User
     response = client.get(LOOKUP, {"q": "x"})
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_deactivation_and_a_lost_superuser_flag_apply_even_through_raw_updates(
+    support_user: User,
+) -> None:
+    client = _warm(support_user)
+    support_user.groups.clear()
+    User.objects.filter(pk=support_user.pk).update(is_superuser=True)  # no signal
+    assert _status(client) == HTTPStatus.OK  # as a superuser
+    User.objects.filter(pk=support_user.pk).update(is_superuser=False)
+    assert _status(client) == HTTPStatus.FORBIDDEN  # the superuser's entry no longer serves
+    User.objects.filter(pk=support_user.pk).update(is_active=False)
+    assert client.get(LOOKUP, {"q": "x"}).status_code == HTTPStatus.FOUND
 
 
 @pytest.mark.django_db

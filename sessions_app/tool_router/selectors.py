@@ -321,13 +321,12 @@ class UserCard:
     deleted_by: dict[int, str]
 
 
-def end_user_card(*, end_user: EndUser) -> UserCard:
-    """What support needs about one end user, in a fixed number of queries: its sessions (the
-    active one first, then the newest `HISTORY_LIMIT` others, each with who created, replaced and
-    deleted it) in one, the active session's toolkit names in another."""
-    sessions = list(
-        ToolRouterSession.objects.filter(end_user=end_user)
-        .select_related("created_by", "replaced_by__created_by")
+def _card_sessions(sessions: QuerySet[ToolRouterSession]) -> list[ToolRouterSession]:
+    """The sessions a card shows: the active one first, then the newest others (at most
+    `HISTORY_LIMIT + 1`, to tell a truncated history), each with who created, replaced and
+    deleted it, in one query."""
+    return list(
+        sessions.select_related("created_by", "replaced_by__created_by")
         .annotate(
             is_active=Case(
                 When(status=ToolRouterSession.Status.ACTIVE, then=Value(0)),
@@ -338,6 +337,28 @@ def end_user_card(*, end_user: EndUser) -> UserCard:
         )
         .order_by("is_active", "-created_at", "-pk")[: HISTORY_LIMIT + 2]
     )
+
+
+def end_user_card_for(*, public_id: UUID) -> UserCard | None:
+    """`end_user_card` of the end user with this public id (None if there is none): the end user
+    comes with their sessions (one query), or alone for an end user who never had one."""
+    sessions = _card_sessions(
+        ToolRouterSession.objects.filter(end_user__public_id=public_id).select_related("end_user")
+    )
+    if sessions:
+        return _card(sessions[0].end_user, sessions)
+    end_user = EndUser.objects.filter(public_id=public_id).first()
+    return _card(end_user, []) if end_user is not None else None
+
+
+def end_user_card(*, end_user: EndUser) -> UserCard:
+    """What support needs about one end user, in a fixed number of queries: its sessions (the
+    active one first, then the newest `HISTORY_LIMIT` others, each with who created, replaced and
+    deleted it) in one, the active session's toolkit names in another."""
+    return _card(end_user, _card_sessions(ToolRouterSession.objects.filter(end_user=end_user)))
+
+
+def _card(end_user: EndUser, sessions: list[ToolRouterSession]) -> UserCard:
     active = None
     if sessions and sessions[0].status == ToolRouterSession.Status.ACTIVE:
         active = sessions.pop(0)
