@@ -5,6 +5,14 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def fill_rollup(apps, schema_editor):
+    """A database that already has sessions gets its rollup now (`rebuild_rollups` does the
+    same later)."""
+    from sessions_app.tool_router import rollups
+
+    rollups.rebuild(apps=apps)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -43,4 +51,5 @@ class Migration(migrations.Migration):
             model_name='toolkitdailyrollup',
             constraint=models.UniqueConstraint(fields=('day', 'toolkit'), name='rollup_day_toolkit_unique'),
         ),
+        migrations.RunPython(fill_rollup, migrations.RunPython.noop),
     ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
@@ -160,6 +161,17 @@ def session_ended(session: ToolRouterSession, *, at: dt.datetime) -> None:
 
 # --- Recomputation -----------------------------------------------------------------------------
 
+_SUCCESS = "success"  # AuditEvent.Outcome.SUCCESS, spelled out for a migration's models
+
+
+def _models(apps: Any) -> tuple[Any, Any, Any, Any]:
+    if apps is None:
+        return SessionToolkit, AuditEvent, Toolkit, ToolkitDailyRollup
+    return tuple(  # type: ignore[return-value]
+        apps.get_model("sessions_app", name)
+        for name in ("SessionToolkit", "AuditEvent", "Toolkit", "ToolkitDailyRollup")
+    )
+
 
 def _bounds(first_day: dt.date | None, last_day: dt.date | None) -> tuple[Q, Q, Q]:
     created, superseded, deleted = Q(), Q(), Q()
@@ -176,9 +188,12 @@ def _bounds(first_day: dt.date | None, last_day: dt.date | None) -> tuple[Q, Q, 
     return created, superseded, deleted
 
 
-def recomputed(first_day: dt.date | None = None, last_day: dt.date | None = None) -> Counts:
+def recomputed(
+    first_day: dt.date | None = None, last_day: dt.date | None = None, *, apps: Any = None
+) -> Counts:
     """The rollup's rows between these days (all without them), from the sessions, their links
-    and the audit trail's in-place changes. Three queries."""
+    and the audit trail's in-place changes. Three queries. `apps`: a migration's models."""
+    SessionToolkit, AuditEvent, Toolkit, _ = _models(apps)  # noqa: N806
     created, superseded, deleted = _bounds(first_day, last_day)
     grants: Counter[tuple[dt.date, int]] = Counter()
     revocations: Counter[tuple[dt.date, int]] = Counter()
@@ -213,7 +228,7 @@ def recomputed(first_day: dt.date | None = None, last_day: dt.date | None = None
         .order_by()
     ):
         revocations[day, toolkit] += n
-    events = AuditEvent.objects.filter(action=CHANGE_IN_PLACE, outcome=AuditEvent.Outcome.SUCCESS)
+    events = AuditEvent.objects.filter(action=CHANGE_IN_PLACE, outcome=_SUCCESS)
     if first_day is not None:
         events = events.filter(created_at__gte=dt.datetime.combine(first_day, dt.time.min, dt.UTC))
     if last_day is not None:
@@ -251,14 +266,16 @@ def stored(first_day: dt.date | None = None, last_day: dt.date | None = None) ->
     }
 
 
-def rebuild() -> int:
-    """Replace the whole rollup with its recomputation (one transaction); the rows written."""
+def rebuild(*, apps: Any = None) -> int:
+    """Replace the whole rollup with its recomputation (one transaction); the rows written.
+    `apps`: a migration's models (the migration that adds the table fills it)."""
+    rollup = _models(apps)[3]
     with transaction.atomic():
-        counts = recomputed()
-        ToolkitDailyRollup.objects.all().delete()
-        ToolkitDailyRollup.objects.bulk_create(
+        counts = recomputed(apps=apps)
+        rollup.objects.all().delete()
+        rollup.objects.bulk_create(
             [
-                ToolkitDailyRollup(day=day, toolkit_id=toolkit, grants=g, revocations=r)
+                rollup(day=day, toolkit_id=toolkit, grants=g, revocations=r)
                 for (day, toolkit), (g, r) in sorted(counts.items())
             ],
             batch_size=2000,
