@@ -31,8 +31,8 @@ def store_new_session_links(
     """Store a new session's toolkit links (the rows the access reports count) and add its grants
     (and the revocations of `superseded`, the session it replaced at `superseded_at`) to the
     daily rollup, in the caller's transaction."""
-    _replace_links(session, slugs)
-    rollups.session_stored(session, superseded=superseded, superseded_at=superseded_at)
+    links = _replace_links(session, slugs)
+    rollups.session_stored(session, superseded=superseded, superseded_at=superseded_at, links=links)
 
 
 def store_toolkit_links(

@@ -107,11 +107,13 @@ def session_stored(
     *,
     superseded: ToolRouterSession | None = None,
     superseded_at: dt.datetime | None = None,
+    links: set[int] | None = None,
 ) -> None:
-    """A new session's links are stored (and `superseded`, the session it replaces, ended at
-    `superseded_at` in the same transaction): its grants and the old session's revocations."""
+    """A new session's links (`links`, the toolkit ids, read when not given) are stored (and
+    `superseded`, the session it replaces, ended at `superseded_at` in the same transaction): its
+    grants and the old session's revocations. At most three statements."""
     delta = _Delta()
-    granted = _links(session.pk)
+    granted = _links(session.pk) if links is None else links
     before = _links(superseded.pk) if superseded is not None else set()
     delta.grant(_day(session.created_at), granted - before)
     if superseded is not None and superseded_at is not None:
