@@ -136,11 +136,11 @@ if SECURE:
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out (username, IP) pair is refused before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    # ModelBackend with the staff user's row and permission sets kept in the shared cache,
+    # ModelBackend with the staff user's permission sets kept in the shared cache,
     # forgotten on every ORM change to them (sessions_app/principals.py).
     "sessions_app.principals.CachedPermissionsBackend",
 ]
-# How long a staff user's cached row and permissions live at most (seconds): the bound on a change
+# How long a staff user's cached permission sets live at most (seconds): the bound on a change
 # made to the auth tables with raw SQL (no signal; `manage.py forget_permissions` applies it at
 # once). 0: no cache, three queries a request as with Django's ModelBackend.
 PERMISSION_CACHE_SECONDS = env.int("PERMISSION_CACHE_SECONDS", default=300)
@@ -211,6 +211,8 @@ STORAGES = {
 
 # Outside production WhiteNoise finds files in place (no collectstatic needed to develop or test).
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not SECURE
+# Files served at the site's root: the favicon browsers ask the admin pages for (no 404 logged).
+WHITENOISE_ROOT = BASE_DIR / "webroot"
 
 # --- Content Security Policy (django-csp) ------------------------------------------------------
 # No inline script anywhere: htmx and the console's own scripts are files served from 'self'.
@@ -289,6 +291,10 @@ DEMO_PASSWORDS_PATH = env.str(
 )
 # How often the task workers anchor the chain once `anchor_audit --schedule` has booked it.
 AUDIT_HOUSEKEEPING_SECONDS = env.int("AUDIT_HOUSEKEEPING_SECONDS", default=300)
+# How often the task workers check stored sessions against Composio once `verify_sessions
+# --schedule` has booked it (seconds), and the most sessions one such run checks.
+DRIFT_VERIFY_SECONDS = env.int("DRIFT_VERIFY_SECONDS", default=3600)
+DRIFT_VERIFY_BATCH = env.int("DRIFT_VERIFY_BATCH", default=500)
 
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several
@@ -339,6 +345,15 @@ END_USER_IMPORT_STAGED_SECONDS = env.int("END_USER_IMPORT_STAGED_SECONDS", defau
 CONNECTION_STATUS_CACHE_SECONDS = env.int("CONNECTION_STATUS_CACHE_SECONDS", default=30)
 # "Check now" skips that cache at most once per this many seconds per staff user and session.
 CONNECTION_CHECK_NOW_SECONDS = env.int("CONNECTION_CHECK_NOW_SECONDS", default=10)
+# Reconnect links support sends an end user: where Composio sends the user back after the connect
+# page (empty: Composio's own page), how many links one staff user may create per hour, and how
+# long a created link stays on screen before it hides itself (seconds).
+CONNECT_LINK_CALLBACK_URL = env.str("CONNECT_LINK_CALLBACK_URL", default="")
+CONNECT_LINKS_PER_HOUR = env.int("CONNECT_LINKS_PER_HOUR", default=20)
+CONNECT_LINK_SECONDS = env.int("CONNECT_LINK_SECONDS", default=120)
+# A page of a user's recent tool executions (and its chart) is shared by every web process for
+# this long: opening the panel again, or from another tab, asks Composio nothing.
+SUPPORT_EXECUTIONS_CACHE_SECONDS = env.int("SUPPORT_EXECUTIONS_CACHE_SECONDS", default=30)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
 # reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.

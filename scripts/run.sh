@@ -76,6 +76,8 @@ echo "==> Starting ${BULK_WORKERS:-1} background worker(s) for bulk jobs (var/wo
 $PY manage.py bulk_resume
 # The workers also anchor the audit chain every AUDIT_HOUSEKEEPING_SECONDS (books it once).
 $PY manage.py anchor_audit --schedule
+# ...and check the stored sessions against Composio every DRIFT_VERIFY_SECONDS (books it once).
+$PY manage.py verify_sessions --schedule
 for n in $(seq 1 "${BULK_WORKERS:-1}"); do
   $PY manage.py db_worker --no-reload --worker-id "run-sh-$n-$$" >"var/worker-$n.log" 2>&1 &
   pids+=($!)

@@ -28,9 +28,9 @@ from sessions_app import refusals, roles
 Actor = AbstractBaseUser | AnonymousUser | None
 View = Callable[..., HttpResponse]
 
-# Using the support console takes the Support role's permissions (the Auditor has the view
-# permissions too, but is not a support agent: it lacks reveal_mcp_url).
-SUPPORT_PERMS: tuple[str, ...] = tuple(roles.ROLE_PERMISSIONS[roles.SUPPORT])
+# Using the support console takes the Support role's console permissions (the Auditor has the
+# view permissions too, but is not a support agent: it lacks reveal_mcp_url).
+SUPPORT_PERMS: tuple[str, ...] = roles.SUPPORT_CONSOLE_PERMS
 
 # The permission each session operation needs (services, admin actions and bulk jobs share it).
 SESSION_PERMISSION: dict[str, str] = {

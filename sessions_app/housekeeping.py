@@ -1,10 +1,13 @@
 """The worker's periodic housekeeping: close the ended windows of coalesced refusals (their
-summary events) and anchor the audit chain's head, every few minutes.
+summary events) and anchor the audit chain's head, every few minutes; and check the stored
+sessions against Composio (drift), every DRIFT_VERIFY_SECONDS.
 
 `audit_housekeeping` is a django-tasks task that re-enqueues itself to run again after
 AUDIT_HOUSEKEEPING_SECONDS, so a running `db_worker` anchors the chain without cron.
 `schedule()` starts that chain once: `manage.py anchor_audit --schedule` calls it (scripts/run.sh
 does, before starting the workers) and does nothing while a run is already waiting or running.
+`session_drift_verify` and `schedule_drift()` (`manage.py verify_sessions --schedule`) do the same
+for `tool_router.drift.verify_sessions`, DRIFT_VERIFY_BATCH sessions per run.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 from django_tasks import TaskResultStatus, task
+from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult
 
 from sessions_app import refusals
 from sessions_app.chain.anchors import anchor_head
+from sessions_app.tool_router import drift
 
 
 @task()
@@ -28,11 +33,22 @@ def audit_housekeeping() -> None:
         refusals.flush()
         anchor_head()
     finally:
-        _enqueue_next()
+        _enqueue_next(audit_housekeeping, settings.AUDIT_HOUSEKEEPING_SECONDS)
 
 
-# The path django-tasks stores with each queued run of it.
+@task()
+def session_drift_verify() -> None:
+    """Check the DRIFT_VERIFY_BATCH sessions checked longest ago against Composio (paid from the
+    shared budget; a stopped run is continued by the next), then book the next run."""
+    try:
+        drift.verify_sessions(limit=max(1, settings.DRIFT_VERIFY_BATCH))
+    finally:
+        _enqueue_next(session_drift_verify, settings.DRIFT_VERIFY_SECONDS)
+
+
+# The path django-tasks stores with each queued run of them.
 TASK_PATH = audit_housekeeping.module_path
+DRIFT_TASK_PATH = session_drift_verify.module_path
 
 
 def periodic() -> bool:
@@ -40,21 +56,33 @@ def periodic() -> bool:
     return audit_housekeeping.get_backend().supports_defer
 
 
-def _enqueue_next() -> None:
+def _enqueue_next(periodic_task: Task, seconds: int) -> None:
     if not periodic():
         return
-    due = timezone.now() + timedelta(seconds=settings.AUDIT_HOUSEKEEPING_SECONDS)
-    audit_housekeeping.using(run_after=due).enqueue()
+    due = timezone.now() + timedelta(seconds=seconds)
+    periodic_task.using(run_after=due).enqueue()
+
+
+def _schedule(periodic_task: Task) -> bool:
+    waiting = DBTaskResult.objects.filter(
+        task_path=periodic_task.module_path,
+        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+    ).exists()
+    if waiting or not periodic():
+        return False
+    periodic_task.enqueue()
+    return True
 
 
 def schedule() -> bool:
     """Book the first housekeeping run now, unless one is already waiting or running.
 
     Returns whether it booked one."""
-    waiting = DBTaskResult.objects.filter(
-        task_path=TASK_PATH, status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
-    ).exists()
-    if waiting or not periodic():
-        return False
-    audit_housekeeping.enqueue()
-    return True
+    return _schedule(audit_housekeeping)
+
+
+def schedule_drift() -> bool:
+    """Book the first drift check now, unless one is already waiting or running.
+
+    Returns whether it booked one."""
+    return _schedule(session_drift_verify)

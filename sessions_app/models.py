@@ -122,6 +122,10 @@ class ToolRouterSession(models.Model):
     # Deleting a superseded session at Composio is best effort; a failure is kept here and retried.
     remote_deleted_at = models.DateTimeField(null=True, blank=True)
     remote_delete_error = models.CharField(max_length=500, blank=True)
+    # Drift (`tool_router.drift`): when Composio last answered for the session, and since when
+    # it says it does not know it (deleted in its dashboard, expired, or another API key).
+    verified_at = models.DateTimeField(null=True, blank=True)
+    stale_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -140,6 +144,10 @@ class ToolRouterSession(models.Model):
             models.Index(fields=["created_at"], name="session_created_idx"),
             models.Index(fields=["superseded_at"], name="session_superseded_idx"),
             models.Index(fields=["deleted_at"], name="session_deleted_idx"),
+            # verify_sessions walks the active sessions oldest-verified first.
+            models.Index(
+                fields=["status", "verified_at", "id"], name="session_status_verified_idx"
+            ),
         ]
         permissions = [
             ("reveal_mcp_url", "Can reveal the full MCP URL of a session"),
@@ -147,6 +155,8 @@ class ToolRouterSession(models.Model):
             ("refresh_session", "Can refresh (replace) Tool Router sessions"),
             ("change_session_toolkits", "Can change a session's toolkits in place"),
             ("delete_session", "Can delete Tool Router sessions"),
+            ("create_connect_link", "Can send an end user a link to reconnect a toolkit"),
+            ("change_connected_account", "Can enable or disable an end user's connected account"),
         ]
 
     def __str__(self) -> str:
@@ -154,6 +164,11 @@ class ToolRouterSession(models.Model):
         # admin titles, breadcrumbs, inlines and relation fields, whoever looks. Pages show the
         # id through `tool_router.locators`, in full only to staff who may reveal MCP URLs.
         return f"session #{self.pk} ({self.status})"
+
+    @property
+    def is_stale(self) -> bool:
+        """Composio said it does not know this (active) session; see `tool_router.drift`."""
+        return self.stale_since is not None and self.status == self.Status.ACTIVE
 
 
 class SessionToolkit(models.Model):
@@ -338,6 +353,8 @@ class BulkJob(models.Model):
     class Kind(models.TextChoices):
         CREATE = "create", "Create sessions"
         REFRESH = "refresh", "Refresh sessions"
+        # Refresh (same toolkits) only the users whose active session Composio no longer knows.
+        RECREATE = "recreate", "Re-create missing sessions"
 
     class State(models.TextChoices):
         RUNNING = "running", "Running"

@@ -148,8 +148,17 @@ MATRIX: list[MatrixRow] = [
     *post_only("support/sessions/<uuid:public_id>/reveal/", SUPPORT),
     ("support/sessions/<uuid:public_id>/connections/", "GET", SUPPORT),
     *post_only("support/sessions/<uuid:public_id>/connections/check/", SUPPORT),
+    ("support/sessions/<uuid:public_id>/accounts/", "GET", SUPPORT),
+    *post_only("support/sessions/<uuid:public_id>/accounts/check/", SUPPORT),
+    ("support/sessions/<uuid:public_id>/accounts/<str:account>/status/", "GET", SESSION_ADMIN),
+    ("support/sessions/<uuid:public_id>/accounts/<str:account>/status/", "POST",
+        SESSION_ADMIN_REDIRECTED),
+    *post_only("support/sessions/<uuid:public_id>/toolkits/<slug:toolkit>/link/", SUPPORT),
     ("support/users/<uuid:public_id>/refresh/", "GET", SESSION_ADMIN),
     ("support/users/<uuid:public_id>/refresh/", "POST", SESSION_ADMIN_REDIRECTED),
+    ("support/users/<uuid:public_id>/executions/", "GET", SUPPORT),
+    *post_only("support/users/<uuid:public_id>/executions/<str:log_id>/", SUPPORT),
+    ("support/users/<uuid:public_id>/timeline/", "GET", SUPPORT),
 ]
 # fmt: on
 
@@ -167,6 +176,9 @@ _PARAMETERS = [
     (re.compile(r"^support/sessions/<uuid:public_id>/"), "support/sessions/{session_uuid}/"),
     (re.compile(r"^jobs/<uuid:public_id>/"), "jobs/{job_uuid}/"),
     (re.compile(r"<slug:slug>"), "{toolkit_slug}"),
+    (re.compile(r"<slug:toolkit>"), "{toolkit_slug}"),
+    (re.compile(r"<str:account>"), "{account_fp}"),
+    (re.compile(r"<str:log_id>"), "{execution_log}"),
 ]
 
 # What a POST row sends: admin actions name their action and the selected object.
@@ -177,6 +189,7 @@ POST_DATA: dict[str, dict[str, str]] = {
         "_selected_action": "{toolroutersession}",
     },
     "admin/sessions_app/toolkit/": {"action": "allow_toolkits", "_selected_action": "{toolkit}"},
+    "support/sessions/<uuid:public_id>/accounts/<str:account>/status/": {"enabled": "false"},
 }
 
 

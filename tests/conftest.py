@@ -26,7 +26,14 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import connections, sessions
+from sessions_app.tool_router import (
+    accounts,
+    connections,
+    execution_logs,
+    executions,
+    mcp_url,
+    sessions,
+)
 from tests.factories import (
     ALLOWED,
     AUDIT_KEY_K1,
@@ -307,7 +314,17 @@ def access_world(
     end_user = make_end_user("usr_access", "Access Tester")
     session = give_session(end_user, ["github"], root)
     settings.CONNECTION_STATUS_CACHE_SECONDS = 3600
+    account_id = emulator.set_connection(session.session_id, "github", "ACTIVE")
     connections.tool_router_session_connections(session=session, actor=root)
+    accounts.accounts_panel(session=session, actor=root)  # the user's accounts, cached too
+    # A tool run, so the execution log has an entry to open, and the executions panel's first
+    # page in the shared cache, as the connections above: a GET of it writes nothing.
+    emulator.set_connection(session.session_id, "github", "ACTIVE")
+    tool_run = executions.tool_router_session_execute(
+        session=session, tool_slug="GITHUB_GET_THE_AUTHENTICATED_USER"
+    )
+    settings.SUPPORT_EXECUTIONS_CACHE_SECONDS = 3600
+    execution_logs.recent_executions(end_user=end_user, filters=execution_logs.ExecutionFilters())
     now = timezone.now()
     job = make_finished_job(end_user, session, root, now)
     ids = {
@@ -320,10 +337,12 @@ def access_world(
         "enduser_ct": ContentType.objects.get_for_model(EndUser).pk,
         "toolkit": Toolkit.objects.get(slug="github").pk,
         "toolkit_slug": "github",
+        "account_fp": mcp_url.fingerprint(account_id),
         "sessionoperation": SessionOperation.objects.filter(end_user=end_user).latest("id").pk,
         "auditevent": AuditEvent.objects.latest("sequence").pk,
         "bulkjob": job.pk,
         "job_uuid": job.public_id,
+        "execution_log": tool_run.log_id,
     }
     return {
         "users": {
@@ -364,3 +383,19 @@ def refreshed_world(access_world: dict[str, Any]) -> dict[str, Any]:
         "old": old,
         "new": result.session,
     }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that is not a browser test must not reach pytest-playwright's `page` fixture (a
+    parameter named `page` does): it would launch a browser and, worse, be reordered among the
+    transactional tests, whose flush then leaves later tests without the roles."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if "page" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("browser") is None
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            "Only browser tests may use `page` (rename the parameter): " + ", ".join(misplaced)
+        )

@@ -17,7 +17,12 @@ def _fresh_cache() -> None:
 def test_healthz_answers_anonymous_probes_in_emulated_mode(client, emulator: Emulator) -> None:
     response = client.get("/healthz")
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"status": "ok", "database": "ok", "composio": "emulated"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "composio": "emulated",
+        "stale_sessions": 0,
+    }
     assert "no-cache" in response["Cache-Control"]
 
 

@@ -27,6 +27,8 @@ _SESSION_ACTION_OPERATION = {
     "refresh_sessions": "refresh",
     "change_session_toolkits": "change_toolkits",
     "delete_sessions": "delete",
+    # A refresh that keeps the toolkits, for the sessions Composio no longer knows.
+    "recreate_missing_sessions": "refresh",
 }
 # The permission each session action needs: the one its session service checks.
 SESSION_ACTIONS = {

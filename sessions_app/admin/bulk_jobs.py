@@ -54,8 +54,9 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "title": f"{job.get_kind_display()} for "
             + ngettext("%(n)d end user", "%(n)d end users", job.total) % {"n": job.total},
             "opts": self.model._meta,
-            "back_url": reverse("admin:sessions_app_bulkjob_change", args=[job.pk]),
-            **job_context(request, job),
+            **job_context(
+                request, job, back_url=reverse("admin:sessions_app_bulkjob_change", args=[job.pk])
+            ),
         }
         return TemplateResponse(request, "sessions_app/bulk/admin_job.html", context)
 

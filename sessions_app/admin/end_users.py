@@ -21,7 +21,7 @@ from sessions_app.admin.console_links import CardLinkMixin
 from sessions_app.admin.end_user_import import EndUserImportMixin
 from sessions_app.admin.forms import EndUserAdminForm
 from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin
-from sessions_app.admin.sessions import SessionColumns
+from sessions_app.admin.sessions import SessionColumns, stale_badge
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import locators
 
@@ -63,6 +63,24 @@ class ActiveToolkitFilter(admin.SimpleListFilter):
             sessions__status=ToolRouterSession.Status.ACTIVE,
             sessions__toolkit_links__slug=self.value(),
         ).distinct()
+
+
+class StaleSessionFilter(admin.SimpleListFilter):
+    """End users whose active session Composio no longer knows (`tool_router.drift`)."""
+
+    title = "known to Composio"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Stale: Composio no longer knows it")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() == "yes":
+            return queryset.filter(
+                sessions__status=ToolRouterSession.Status.ACTIVE,
+                sessions__stale_since__isnull=False,
+            ).distinct()
+        return None
 
 
 def _active_session_id(obj: EndUser, user: Actor) -> str:
@@ -111,12 +129,19 @@ class EndUserAdmin(
         "display_name",
         "email",
         "active_session",
+        "active_session_known",
         "active_toolkits",
         "created_at",
     ]
     search_fields = ["external_id", "email", "display_name", "sessions__session_id"]
-    list_filter = [HasActiveSessionFilter, ActiveToolkitFilter, "created_at"]
-    actions = ["create_sessions", "refresh_sessions", "change_session_toolkits", "delete_sessions"]
+    list_filter = [HasActiveSessionFilter, StaleSessionFilter, ActiveToolkitFilter, "created_at"]
+    actions = [
+        "create_sessions",
+        "refresh_sessions",
+        "change_session_toolkits",
+        "delete_sessions",
+        "recreate_missing_sessions",
+    ]
     guarded_actions = SESSION_ACTIONS
     change_list_template = "admin/sessions_app/enduser/change_list.html"
     list_per_page = 50
@@ -139,6 +164,10 @@ class EndUserAdmin(
     def active_session(self, obj: EndUser) -> str:
         # Swapped for the request's locator column (`locator_columns`); masked if ever not.
         return _active_session_id(obj, None)
+
+    @admin.display(description="at Composio")
+    def active_session_known(self, obj: EndUser) -> str:
+        return stale_badge(session_actions.active_session(obj))
 
     @admin.display(description="toolkits")
     def active_toolkits(self, obj: EndUser) -> str:
@@ -182,3 +211,10 @@ class EndUserAdmin(
     @admin.action(description="Delete Tool Router session...", permissions=["delete_session"])
     def delete_sessions(self, request: HttpRequest, queryset: QuerySet[EndUser]) -> Any:
         return session_actions.delete_sessions(self, request, queryset)
+
+    @admin.action(
+        description="Re-create missing sessions (stale: Composio no longer knows them)...",
+        permissions=["refresh_session"],
+    )
+    def recreate_missing_sessions(self, request: HttpRequest, queryset: QuerySet[EndUser]) -> Any:
+        return session_actions.recreate_missing(self, request, queryset, queryset)

@@ -292,3 +292,53 @@ def start_bulk_job(
         messages.SUCCESS,
     )
     return HttpResponseRedirect(reverse("admin:sessions_app_bulkjob_change", args=[job.pk]))
+
+
+def _stale_rows(end_users: QuerySet[EndUser]) -> QuerySet[ToolRouterSession]:
+    return (
+        ToolRouterSession.objects.filter(
+            end_user__in=end_users,
+            status=ToolRouterSession.Status.ACTIVE,
+            stale_since__isnull=False,
+        )
+        .select_related("end_user")
+        .order_by("end_user__external_id")
+    )
+
+
+def recreate_missing(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    end_users: QuerySet[EndUser],
+) -> HttpResponse | None:
+    """Re-create the sessions Composio no longer knows (stale) of the selected end users, in a
+    background job (kind `recreate`: a refresh keeping the toolkits, for stale sessions only),
+    after a confirmation page. `queryset` is the admin's selection (end users or sessions),
+    `end_users` the end users it stands for."""
+    stale = _stale_rows(end_users)
+    stale_count = stale.count()
+    if not stale_count:
+        model_admin.message_user(
+            request,
+            "None of the selected end users has a session Composio no longer knows (stale); "
+            "no job was started. `manage.py verify_sessions` checks them.",
+            messages.WARNING,
+        )
+        return None
+    stale_users = EndUser.objects.filter(pk__in=stale.values("end_user"))
+    if request.POST.get("post") == "yes":
+        return start_bulk_job(model_admin, request, stale_users, kind="recreate", toolkits=None)
+    count = queryset.count()
+    rows = [(session.end_user, session) for session in stale[:10]]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Re-create missing sessions",
+        "opts": model_admin.model._meta,
+        "rows": rows,
+        "count": count,
+        "stale_count": stale_count,
+        "more": max(0, stale_count - len(rows)),
+        **hidden_selection(request, list(queryset)),
+    }
+    return TemplateResponse(request, "admin/sessions_app/recreate_sessions.html", context)

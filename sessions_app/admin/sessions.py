@@ -7,15 +7,19 @@ masked form (`admin.locators`), and searches it by exact value only (`admin.safe
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from sessions_app import access
 from sessions_app.access import Actor
+from sessions_app.admin import session_actions
 from sessions_app.admin.actions import (
     GuardedActionsMixin,
     SessionPermissionsMixin,
@@ -26,6 +30,18 @@ from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin, sess
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import locators, mcp_url, remote_deletes
+
+
+def stale_badge(session: ToolRouterSession | None) -> str:
+    """The session's standing at Composio as the admin lists show it: a stale badge, when it
+    was last checked, or "-" for no (active) session."""
+    if session is None or session.status != ToolRouterSession.Status.ACTIVE:
+        return "-"
+    if session.stale_since is not None:
+        return render_to_string("sessions_app/_stale_badge.html", {"session": session})
+    if session.verified_at is not None:
+        return f"known ({session.verified_at:%Y-%m-%d %H:%M})"
+    return "not checked yet"
 
 
 def _replaced_by(obj: ToolRouterSession, user: Actor) -> str:
@@ -77,6 +93,21 @@ class SessionToolkitFilter(admin.SimpleListFilter):
         return queryset.filter(toolkit_links__slug=self.value()).distinct()
 
 
+class StaleFilter(admin.SimpleListFilter):
+    title = "known to Composio"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Stale: Composio no longer knows it")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() == "yes":
+            return queryset.filter(
+                status=ToolRouterSession.Status.ACTIVE, stale_since__isnull=False
+            )
+        return None
+
+
 class RemoteDeletePendingFilter(admin.SimpleListFilter):
     title = "deleted at Composio"
     parameter_name = "remote_delete"
@@ -110,9 +141,21 @@ class ToolRouterSessionAdmin(
         ),
     }
 
-    list_display = ["short_id", "end_user", *SessionColumns.session_columns, "remote_delete_state"]
+    list_display = [
+        "short_id",
+        "end_user",
+        *SessionColumns.session_columns,
+        "known_at_composio",
+        "remote_delete_state",
+    ]
     list_select_related = ["end_user", "created_by", "replaces"]
-    list_filter = ["status", SessionToolkitFilter, RemoteDeletePendingFilter, "created_at"]
+    list_filter = [
+        "status",
+        StaleFilter,
+        SessionToolkitFilter,
+        RemoteDeletePendingFilter,
+        "created_at",
+    ]
     # Never the MCP URL: searching it would let anyone probe for a URL they hold. The session id
     # is searched by exact value only for staff who may not see it (`safety.guard_admins`).
     search_fields = ["session_id", "end_user__external_id", "end_user__email"]
@@ -132,10 +175,16 @@ class ToolRouterSessionAdmin(
         "deleted_at",
         "remote_deleted_at",
         "remote_delete_error",
+        "known_at_composio",
+        "verified_at",
+        "stale_since",
     ]
     readonly_fields = fields
-    actions = ["retry_remote_deletes"]
-    guarded_actions = {"retry_remote_deletes": access.SESSION_PERMISSION["delete"]}
+    actions = ["retry_remote_deletes", "recreate_missing_sessions"]
+    guarded_actions = {
+        "retry_remote_deletes": access.SESSION_PERMISSION["delete"],
+        "recreate_missing_sessions": access.SESSION_PERMISSION["refresh"],
+    }
 
     @admin.display(description="session", ordering="session_id")
     def short_id(self, obj: ToolRouterSession) -> str:
@@ -145,6 +194,10 @@ class ToolRouterSessionAdmin(
     @admin.display(description="replaced by")
     def replaced_by_link(self, obj: ToolRouterSession) -> str:
         return _replaced_by(obj, None)
+
+    @admin.display(description="at Composio")
+    def known_at_composio(self, obj: ToolRouterSession) -> str:
+        return stale_badge(obj)
 
     @admin.display(description="deleted at Composio")
     def remote_delete_state(self, obj: ToolRouterSession) -> str:
@@ -184,3 +237,11 @@ class ToolRouterSessionAdmin(
             shown = locators.locator(session_id, request.user)
             error = locators.locators_in(error, request.user, [session_id])
             self.message_user(request, f"{shown}: {error}", messages.ERROR)
+
+    @admin.action(
+        description="Re-create missing sessions (stale: Composio no longer knows them)...",
+        permissions=["refresh_session"],
+    )
+    def recreate_missing_sessions(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        end_users = EndUser.objects.filter(pk__in=queryset.values("end_user"))
+        return session_actions.recreate_missing(self, request, queryset, end_users)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from sessions_app.bulk import jobs as bulk
 from sessions_app.bulk import progress
@@ -15,8 +16,19 @@ from sessions_app.models import BulkJob, BulkJobItem
 ITEMS_PER_PAGE = 100
 
 
-def job_context(request: HttpRequest, job: BulkJob) -> dict[str, Any]:
-    """What the job page shows (the console's and the admin's): progress, filter, items page."""
+def back_url_from(request: HttpRequest) -> str:
+    """The page a polled fragment belongs to (`next`), if it is on this site; else ""."""
+    back = request.GET.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
+    return ""
+
+
+def job_context(request: HttpRequest, job: BulkJob, *, back_url: str = "") -> dict[str, Any]:
+    """What the job page shows (the console's and the admin's): progress, filter, items page,
+    and the query the page polls its live part with (the same filter, page and `back_url`)."""
     state = request.GET.get("state", "")
     if state not in BulkJobItem.State.values:
         state = ""
@@ -25,7 +37,10 @@ def job_context(request: HttpRequest, job: BulkJob) -> dict[str, Any]:
         items = items.filter(state=state)
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     job_progress = progress.bulk_job_progress(job)
+    live = {"state": state, "page": page.number if page.number > 1 else "", "next": back_url}
     return {
+        "back_url": back_url,
+        "live_query": urlencode({k: v for k, v in live.items() if v}),
         "job": job,
         "progress": job_progress,
         "state_filter": state,

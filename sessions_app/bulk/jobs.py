@@ -36,6 +36,13 @@ _ITEM_BATCH = 2000
 SEE_JOBS_PERMISSIONS = ("sessions_app.view_enduser", "sessions_app.create_session")
 
 
+def job_permission(kind: str) -> str:
+    """The session permission a job of this kind needs: its session service's (re-creating a
+    missing session is a refresh)."""
+    operation = BulkJob.Kind.REFRESH if kind == BulkJob.Kind.RECREATE else kind
+    return access.SESSION_PERMISSION[operation]
+
+
 def may_see_jobs(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Session admins: the console's view permission and one of the two bulk operations."""
     return bool(
@@ -50,7 +57,7 @@ def may_see_jobs(user: AbstractBaseUser | AnonymousUser) -> bool:
 
 def may_run(user: AbstractBaseUser | AnonymousUser | None, kind: str) -> bool:
     """Whether `user` may start, cancel or retry a job of this kind (its session permission)."""
-    return user is not None and access.may(user, access.SESSION_PERMISSION[kind])
+    return user is not None and access.may(user, job_permission(kind))
 
 
 def _require_may_run(
@@ -65,7 +72,7 @@ def _require_may_run(
     run jobs of this kind."""
     if may_run(actor, kind):
         return
-    permission = access.SESSION_PERMISSION[kind]
+    permission = job_permission(kind)
     raise access.refuse(
         operation=f"bulk.{operation.split()[0]}",
         reason=f"You may not {operation}: it needs {permission}.",
@@ -87,9 +94,10 @@ def bulk_job_start(
     actor: AbstractBaseUser | AnonymousUser,
     request: HttpRequest | None = None,
 ) -> BulkJob:
-    """Start a background job that creates or refreshes the session of each of `end_users`.
+    """Start a background job that creates or refreshes the session of each of `end_users`, or
+    (`recreate`) refreshes only those whose session Composio no longer knows.
 
-    `toolkits=None` (refresh only) keeps each user's current toolkits. Checks the permission
+    `toolkits=None` (refresh and recreate) keeps each user's current toolkits. Checks the permission
     (PermissionDenied, audited) and validates the toolkits with the same validator as every
     other path (ValidationError, audited as rejected input) before writing anything. Writes the
     job, one item per end user and a `bulk.start` audit event in one transaction, then hands the

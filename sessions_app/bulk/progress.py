@@ -1,17 +1,31 @@
 """How far a bulk job has got: item counts, progress, how long it takes, its failed items.
 
 Read-only: nothing here writes a row, so the job pages, the admin and the runners share it.
+
+Two figures are measured, never taken from the configuration (issue 15):
+
+- how many items run at once: the runner slots whose heartbeat is fresh. Each runner beats in
+  the shared cache while it works (`HEARTBEAT_KEY`, at most every HEARTBEAT_EVERY seconds) and
+  drops its beat when it stops, so one worker running one slot at a time reads as 1, not as the
+  job's 8 slots;
+- the remaining time: the items left at the throughput measured over the last minute (since the
+  first item started, if that is more recent), never less than the rate budget allows. Until
+  MIN_MEASURE_SECONDS of work and one finished item are measured, the page gives the budget's
+  floor ("at least ...") and says it is still measuring, so the figure does not jump.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
-from django.db.models import Count
+from django.core.cache import cache
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from sessions_app.models import BulkJob, BulkJobItem
@@ -22,7 +36,18 @@ ACTIVE_ITEM_STATES = (Item.PENDING, Item.RUNNING)
 TERMINAL_ITEM_STATES = (Item.SUCCEEDED, Item.FAILED, Item.UNKNOWN, Item.SKIPPED)
 
 # Requests one item sends to Composio: a refresh creates the new session, then deletes the old.
-_REQUESTS_PER_ITEM = {BulkJob.Kind.CREATE: 1, BulkJob.Kind.REFRESH: 2}
+_REQUESTS_PER_ITEM = {
+    BulkJob.Kind.CREATE: 1,
+    BulkJob.Kind.REFRESH: 2,
+    BulkJob.Kind.RECREATE: 2,
+}
+
+# A runner beats at most this often; a beat older than HEARTBEAT_FRESH seconds is a runner gone.
+HEARTBEAT_EVERY = 2.0
+HEARTBEAT_FRESH = 15.0
+# The throughput is measured over this window, once this much work has been seen.
+PACE_WINDOW_SECONDS = 60.0
+MIN_MEASURE_SECONDS = 5.0
 
 # One failed or unknown item, as the failures download lists it.
 FailedItem = tuple[str, str, int, str, datetime | None]
@@ -45,6 +70,54 @@ def duration_words(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{math.ceil(seconds / 60)} minutes"
     return f"{seconds / 3600:.1f} hours"
+
+
+def heartbeat_key(job_id: int, slot: int) -> str:
+    """The shared-cache key of one runner slot's heartbeat (the time it last beat)."""
+    return f"bulk:heartbeat:{job_id}:{slot}"
+
+
+def running_at_once(job: BulkJob, *, now: float | None = None) -> int:
+    """How many of the job's runner slots are working now, from their heartbeats."""
+    now = time.time() if now is None else now
+    keys = [heartbeat_key(job.pk, slot) for slot in range(max(job.concurrency, 1))]
+    beats = cache.get_many(keys)
+    return sum(1 for at in beats.values() if now - float(at) <= HEARTBEAT_FRESH)
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """How long the items left take: `seconds`, and whether that is measured or only the rate
+    budget's floor (`measured` False: the pace is not known yet)."""
+
+    seconds: float
+    measured: bool
+
+    @property
+    def words(self) -> str:
+        if self.measured:
+            return f"about {duration_words(self.seconds)} left"
+        return f"at least {duration_words(self.seconds)} left (measuring the pace)"
+
+
+def remaining(job: BulkJob, *, left: int, now: datetime | None = None) -> Remaining | None:
+    """The time the `left` items of `job` take at the pace of the last minute, bounded below by
+    the rate budget; None when nothing is left."""
+    if left <= 0:
+        return None
+    now = now or timezone.now()
+    floor = expected_seconds(kind=job.kind, count=left)
+    first = job.items.aggregate(at=Min("started_at"))["at"]
+    if first is None or first > now:
+        return Remaining(floor, measured=False)
+    since = max(first, now - timedelta(seconds=PACE_WINDOW_SECONDS))
+    window = (now - since).total_seconds()
+    finished = job.items.filter(
+        state__in=TERMINAL_ITEM_STATES, finished_at__gt=since, finished_at__lte=now
+    ).count()
+    if window < MIN_MEASURE_SECONDS or finished == 0:
+        return Remaining(floor, measured=False)
+    return Remaining(max(floor, left * window / finished), measured=True)
 
 
 @dataclass(frozen=True)
@@ -81,13 +154,15 @@ class Progress:
 
     @property
     def remaining_words(self) -> str:
-        left = self.total - self.done
-        if self.job.ended or left <= 0:
+        if self.job.ended:
             return ""
-        elapsed = (timezone.now() - self.job.created_at).total_seconds()
-        if self.done and elapsed > 5:
-            return duration_words(left * elapsed / self.done)
-        return duration_words(expected_seconds(kind=self.job.kind, count=left))
+        left = remaining(self.job, left=self.total - self.done)
+        return left.words if left else ""
+
+    @cached_property
+    def running_at_once(self) -> int:
+        """Items in flight now, from the runners' heartbeats (0 once the job has ended)."""
+        return 0 if self.job.ended else running_at_once(self.job)
 
 
 def item_counts(job: BulkJob) -> dict[str, int]:

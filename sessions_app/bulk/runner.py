@@ -30,12 +30,18 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 from django_tasks import task
 
-from sessions_app.bulk.progress import requests_per_item
+from sessions_app.bulk.progress import (
+    HEARTBEAT_EVERY,
+    HEARTBEAT_FRESH,
+    heartbeat_key,
+    requests_per_item,
+)
 from sessions_app.bulk.settle import finish_if_done, process_item, recover_expired_items
 from sessions_app.models import BulkJob, BulkJobItem
 from sessions_app.tool_router import rate_limit
@@ -130,10 +136,14 @@ def bulk_job_run_slot(*, job_id: int, slot: int, token: str) -> str:
     runner = _SlotRunner(
         job_id=job_id, slot=slot, token=current, deferring=deferring, deadline=deadline
     )
-    while True:
-        stop = runner.step()
-        if stop != _AGAIN:
-            return stop
+    try:
+        while True:
+            stop = runner.step()
+            if stop != _AGAIN:
+                return stop
+    finally:
+        # A runner that stops is no longer running: the job page counts only live slots.
+        cache.delete(heartbeat_key(job_id, slot))
 
 
 @dataclass
@@ -147,6 +157,14 @@ class _SlotRunner:
     deadline: float
     actor: AbstractBaseUser | None = None
     checked_leases: float = 0.0
+    last_beat: float = 0.0
+
+    def beat(self) -> None:
+        """Tell the job pages this slot is working (in the shared cache, every few seconds)."""
+        if time.monotonic() - self.last_beat < HEARTBEAT_EVERY:
+            return
+        cache.set(heartbeat_key(self.job_id, self.slot), time.time(), timeout=HEARTBEAT_FRESH)
+        self.last_beat = time.monotonic()
 
     def step(self) -> str:
         """Send at most one item; `_AGAIN` to go round again, else why the runner stops."""
@@ -156,6 +174,7 @@ class _SlotRunner:
         if job.state != BulkJob.State.RUNNING:
             finish_if_done(self.job_id)
             return job.state
+        self.beat()
         if job.paused_until is not None and job.paused_until > timezone.now():
             return self._wait_until(job.paused_until, stop="paused")
         if time.monotonic() > self.deadline:

@@ -91,6 +91,8 @@ def _call_service(job: BulkJob, user: EndUser, actor: AbstractBaseUser) -> sessi
         return sessions.tool_router_session_create(
             end_user=user, toolkits=list(job.toolkits or []), actor=actor
         )
+    if job.kind == BulkJob.Kind.RECREATE:
+        return sessions.tool_router_session_recreate(end_user=user, actor=actor)
     return sessions.tool_router_session_refresh(end_user=user, toolkits=job.toolkits, actor=actor)
 
 

@@ -81,16 +81,17 @@ def bulk_job_detail(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
 @require_GET
 @bulk_access_required
 def bulk_job_progress(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
-    """The progress fragment HTMX polls; it stops polling by leaving out its trigger once the
-    job has ended. Without HTMX, the job page."""
+    """The live part of a job page (progress, actions, the page of items) HTMX polls, for the
+    console's page and the admin's (`next`: the page its forms return to); it stops polling by
+    leaving out its trigger once the job has ended. Without HTMX, the job page."""
     job = _get_job(public_id)
     if not wants_fragment(request):
         return redirect("bulk:job_detail", public_id=job.public_id)
-    response = render(
-        request,
-        "sessions_app/bulk/_progress.html",
-        {"job": job, "progress": progress.bulk_job_progress(job), "poll": True},
-    )
+    back_url = job_page.back_url_from(request)
+    context = job_page.job_context(request, job, back_url=back_url)
+    # The admin's job page sits in the admin's plain modules, the console's in cards.
+    context["section_class"] = "" if back_url.startswith(reverse("admin:index")) else "card"
+    response = render(request, "sessions_app/bulk/_live.html", context)
     patch_vary_headers(response, ("HX-Request",))
     add_never_cache_headers(response)
     return response

@@ -69,3 +69,74 @@ class ToolExecution:
     @property
     def ok(self) -> bool:
         return self.result_type == "completed"
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """One of an end user's connected accounts at Composio (they belong to the user and an auth
+    config, not to a session). Times are Composio's ISO 8601 strings ("" when absent)."""
+
+    id: str
+    user_id: str
+    toolkit: str
+    status: str
+    status_reason: str
+    is_disabled: bool
+    created_at: str
+    updated_at: str
+    auth_config_id: str
+    auth_scheme: str
+    auth_config_managed: bool
+
+    @property
+    def state(self) -> str:
+        """The status in lower case, for a badge's word and colour."""
+        return self.status.lower() or "unknown"
+
+
+@dataclass(frozen=True)
+class ConnectLink:
+    """A connect link Composio made for a session's toolkit. `redirect_url` is shown once to the
+    staff user who asked for it and never stored or logged."""
+
+    redirect_url: str
+    connected_account_id: str
+
+    def __repr__(self) -> str:
+        return f"ConnectLink(connected_account_id={self.connected_account_id!r})"
+
+
+@dataclass(frozen=True)
+class ExecutionLogEntry:
+    """One entry of Composio's tool execution log, as its search lists it: when (epoch ms),
+    `success` or `failed`, Composio's message, the duration (ms, None when not recorded) and the
+    meta tool call it ran under (`parent_tool_slug`, "" when none). The search names no tool or
+    toolkit; `tool_slug` is read from the message when it starts with one ("" otherwise)."""
+
+    log_id: str
+    at_ms: float
+    status: str
+    message: str
+    duration_ms: float | None
+    tool_slug: str
+    parent_tool_slug: str
+
+
+@dataclass(frozen=True)
+class ExecutionLogPage:
+    entries: tuple[ExecutionLogEntry, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ExecutionLogDetail:
+    """One entry in full. `data` (tool, toolkit, user, account, arguments, response, error) and
+    `metadata` are Composio's as sent: they may hold secrets, so nothing renders them unredacted
+    (`tool_router.redaction`)."""
+
+    entry: ExecutionLogEntry
+    session_id: str
+    user_id: str
+    toolkit_slug: str
+    data: dict
+    metadata: dict

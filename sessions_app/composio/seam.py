@@ -5,7 +5,8 @@ SDK objects and never `mcp.headers` (which the SDK builds from the API key). Fai
 exceptions that say what happened and whether Composio may have acted.
 
 The SDK is imported lazily: `import composio` costs seconds, and `manage.py check`, migrations and
-web start-up must not pay for it.
+web start-up must not pay for it. Web workers import it in a background thread right after they
+start (`warm_up`), so the first request that calls Composio does not pay for it either.
 
 Retries have one owner, this module: the SDK is built with `max_retries=0`, and `_call` repeats a
 request only when it is safe to (nothing was sent, or the call is a read). A create or a toolkit
@@ -14,8 +15,11 @@ change that may have reached Composio is never sent again.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +40,11 @@ from sessions_app.composio.errors import (
 )
 from sessions_app.composio.records import (
     CatalogToolkit,
+    ConnectedAccount,
+    ConnectLink,
+    ExecutionLogDetail,
+    ExecutionLogEntry,
+    ExecutionLogPage,
     RemoteSession,
     ToolExecution,
     ToolkitConnection,
@@ -106,6 +115,19 @@ def get_client() -> Composio:
         _client = Composio(**kwargs)
         _client_config = config
         return _client
+
+
+def warm_up() -> None:
+    """Import the SDK and build the client now, so no request pays for it.
+
+    Web workers call this in a background thread right after they start
+    (`tool_router.health.warm_up_in_background`, from console/wsgi.py and asgi.py); nothing is
+    sent to Composio. Without a key configured only the import happens.
+    """
+    import composio  # noqa: F401  (the import is the point: seconds, once per process)
+
+    with contextlib.suppress(ComposioNotConfigured):
+        get_client()
 
 
 def reset_client() -> None:
@@ -359,6 +381,85 @@ def session_connections(session_id: str, *, page_size: int = 50) -> list[Toolkit
             return out
 
 
+def _connected_account(item: Any) -> ConnectedAccount:
+    auth_config = getattr(item, "auth_config", None)
+    toolkit = getattr(item, "toolkit", None)
+    return ConnectedAccount(
+        id=str(item.id),
+        user_id=str(getattr(item, "user_id", "") or ""),
+        toolkit=str(getattr(toolkit, "slug", "") or ""),
+        status=str(item.status or ""),
+        status_reason=str(getattr(item, "status_reason", "") or ""),
+        is_disabled=bool(getattr(item, "is_disabled", False)),
+        created_at=str(getattr(item, "created_at", "") or ""),
+        updated_at=str(getattr(item, "updated_at", "") or ""),
+        auth_config_id=str(getattr(auth_config, "id", "") or ""),
+        auth_scheme=str(getattr(auth_config, "auth_scheme", "") or ""),
+        auth_config_managed=bool(getattr(auth_config, "is_composio_managed", False)),
+    )
+
+
+def list_connected_accounts(
+    user_id: str, *, page_size: int = 100, max_pages: int = 10
+) -> list[ConnectedAccount]:
+    """Every connected account of one end user (all toolkits, all statuses), newest first,
+    following Composio's cursor; at most `max_pages` pages (a user with more is cut there)."""
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("Listing connected accounts needs the end user's id.")
+    client = get_client()
+    out: list[ConnectedAccount] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        page = _call(
+            lambda c=cursor: client.client.connected_accounts.list(
+                user_ids=[user_id], limit=page_size, **({"cursor": c} if c else {})
+            ),
+            what=f"listing the connected accounts of {user_id}",
+            mutating=False,
+        )
+        out.extend(_connected_account(item) for item in page.items)
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            break
+        if cursor in seen:
+            raise ComposioUnavailable("Composio's connected-account pagination repeated a cursor.")
+        seen.add(cursor)
+    return out
+
+
+def create_connect_link(
+    *, session_id: str, toolkit: str, callback_url: str | None = None
+) -> ConnectLink:
+    """Ask Composio for a connect link for one toolkit of a session (one request; never re-sent
+    once sent: each link may make a new INITIATED account)."""
+    client = get_client()
+    kwargs: dict[str, Any] = {"toolkit": toolkit}
+    if callback_url:
+        kwargs["callback_url"] = callback_url
+
+    def link() -> ConnectLink:
+        answer = client.client.tool_router.session.link(session_id, **kwargs)
+        return ConnectLink(
+            redirect_url=str(answer.redirect_url),
+            connected_account_id=str(answer.connected_account_id),
+        )
+
+    return _call(link, what=f"creating a {toolkit} connect link", mutating=True)
+
+
+def set_connected_account_enabled(account_id: str, *, enabled: bool) -> None:
+    """Enable or disable (INACTIVE) one connected account. Setting the state it already has is
+    harmless, so the request may be repeated; it is still not retried here (a write)."""
+    client = get_client()
+    verb = "enabling" if enabled else "disabling"
+    _call(
+        lambda: client.client.connected_accounts.update_status(account_id, enabled=enabled),
+        what=f"{verb} a connected account",
+        mutating=True,
+    )
+
+
 def execute_tool(
     session_id: str, tool_slug: str, arguments: dict[str, Any] | None = None
 ) -> ToolExecution:
@@ -379,6 +480,97 @@ def execute_tool(
         log_id=str(result.log_id or ""),
         error=str(result.error or ""),
     )
+
+
+# --- Execution logs -----------------------------------------------------------------------------
+
+# The fields Composio's log search filters on (composio_client's LogCreateToolExecutionBody).
+LOG_FILTER_FIELDS = frozenset(
+    {"tool_slug", "toolkit_slug", "status", "user_id", "session_id", "connected_account_id"}
+)
+LOG_PAGE_MAX = 100
+_TOOL_SLUG_WORD = re.compile(r"^[A-Z][A-Z0-9_]{2,127}$")
+
+
+def _enum_value(value: Any) -> str:
+    return str(getattr(value, "value", value) or "")
+
+
+def _log_entry(item: Any) -> ExecutionLogEntry:
+    stamp = item.timestamp
+    at_ms = stamp.timestamp() * 1000 if hasattr(stamp, "timestamp") else 0.0
+    metrics = getattr(item, "metrics", None) or {}
+    duration = metrics.get("duration_ms") if isinstance(metrics, dict) else None
+    message = str(getattr(item, "message", "") or "")
+    first = message.split(" ", 1)[0].rstrip(":")
+    parent = getattr(item, "parent", None)
+    return ExecutionLogEntry(
+        log_id=str(item.id),
+        at_ms=float(at_ms),
+        status=_enum_value(item.status),
+        message=message,
+        duration_ms=float(duration) if isinstance(duration, int | float) else None,
+        tool_slug=first if _TOOL_SLUG_WORD.match(first) else "",
+        parent_tool_slug=str(getattr(parent, "tool_slug", "") or "") if parent else "",
+    )
+
+
+def search_execution_logs(
+    *,
+    filters: Sequence[tuple[str, str]],
+    limit: int = 50,
+    cursor: str | None = None,
+    since_ms: float | None = None,
+    until_ms: float | None = None,
+) -> ExecutionLogPage:
+    """One page of Composio's tool execution log, newest first: entries whose every
+    `(field, value)` of `filters` matches exactly (fields: LOG_FILTER_FIELDS), inside the time
+    range when given, continuing at Composio's `cursor`. One request, a read."""
+    bad = [field for field, _ in filters if field not in LOG_FILTER_FIELDS]
+    if bad:
+        raise ValueError(f"Composio's log search cannot filter on {bad}.")
+    body: dict[str, Any] = {
+        "limit": max(1, min(LOG_PAGE_MAX, int(limit))),
+        "filters": [{"field": f, "operator": "==", "value": v} for f, v in filters],
+    }
+    if cursor:
+        body["cursor"] = cursor
+    if since_ms is not None or until_ms is not None:
+        body["time_range"] = {"from": since_ms or 0, "to": until_ms or time.time() * 1000}
+    client = get_client()
+
+    def search() -> ExecutionLogPage:
+        page = client.client.logs.create_tool_execution(**body)
+        entries = tuple(_log_entry(item) for item in page.logs)
+        return ExecutionLogPage(entries=entries, next_cursor=page.next_cursor or None)
+
+    return _call(search, what="reading the tool execution log", mutating=False)
+
+
+def get_execution_log(log_id: str) -> ExecutionLogDetail:
+    """One execution log entry in full; an unknown id raises ComposioNotFound."""
+    if not isinstance(log_id, str) or not log_id:
+        raise ValueError("An execution log id is needed.")
+    client = get_client()
+
+    def get() -> ExecutionLogDetail:
+        item = client.client.logs.retrieve_tool_execution(log_id)
+        data = dict(item.data or {})
+        context = getattr(item, "context", None)
+        metadata = getattr(item, "metadata", None)
+        entry = _log_entry(item)
+        if data.get("tool_slug"):
+            entry = dataclasses.replace(entry, tool_slug=str(data["tool_slug"]))
+        return ExecutionLogDetail(
+            entry=entry,
+            session_id=str(getattr(context, "session_id", "") or ""),
+            user_id=str(data.get("user_id") or ""),
+            toolkit_slug=str(data.get("toolkit_slug") or ""),
+            data=data,
+            metadata=metadata.model_dump(mode="json") if metadata is not None else {},
+        )
+
+    return _call(get, what=f"reading execution log {log_id}", mutating=False)
 
 
 def iter_catalog_pages(*, page_size: int = 1000) -> Iterator[tuple[list[CatalogToolkit], int]]:

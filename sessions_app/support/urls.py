@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from sessions_app.support import views
+from sessions_app.support import account_views, activity, views
 
 app_name = "sessions_app"
 urlpatterns = [
@@ -28,5 +28,45 @@ urlpatterns = [
         "support/sessions/<uuid:public_id>/connections/check/",
         views.support_session_connections_check,
         name="support_session_connections_check",
+    ),
+    # Connected accounts: the panel, reconnect links, enabling and disabling (account_views).
+    path(
+        "support/sessions/<uuid:public_id>/accounts/",
+        account_views.support_session_accounts,
+        name="support_session_accounts",
+    ),
+    path(
+        "support/sessions/<uuid:public_id>/accounts/check/",
+        account_views.support_session_accounts_check,
+        name="support_session_accounts_check",
+    ),
+    path(
+        "support/sessions/<uuid:public_id>/accounts/<str:account>/status/",
+        account_views.support_connected_account_status,
+        name="support_connected_account_status",
+    ),
+    path(
+        "support/sessions/<uuid:public_id>/toolkits/<slug:toolkit>/link/",
+        account_views.support_connect_link,
+        name="support_connect_link",
+    ),
+]
+
+# The card's activity: recent tool executions and the timeline (sessions_app/support/activity.py).
+urlpatterns += [
+    path(
+        "support/users/<uuid:public_id>/executions/",
+        activity.support_user_executions,
+        name="support_user_executions",
+    ),
+    path(
+        "support/users/<uuid:public_id>/executions/<str:log_id>/",
+        activity.support_execution_detail,
+        name="support_execution_detail",
+    ),
+    path(
+        "support/users/<uuid:public_id>/timeline/",
+        activity.support_user_timeline,
+        name="support_user_timeline",
     ),
 ]

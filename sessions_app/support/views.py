@@ -19,7 +19,7 @@ from sessions_app import navigation
 from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import EndUser, ToolRouterSession
-from sessions_app.tool_router import connections, mcp_url, selectors, sessions
+from sessions_app.tool_router import connections, drift, mcp_url, selectors, sessions, timeline
 from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
 
@@ -75,6 +75,9 @@ def _card_context(
         "admin_session_url": navigation.admin_url(request, card.active),
         "can_refresh": request.user.has_perm("sessions_app.refresh_session"),
         "reveal_seconds": _reveal_seconds(),
+        # The card's timeline (support/activity.py serves its other pages).
+        "timeline": timeline.end_user_timeline(end_user=end_user),
+        "can_view_audit_log": request.user.has_perm("sessions_app.view_auditevent"),
         **extra,
     }
 
@@ -91,7 +94,13 @@ def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
         page="sessions_app/lookup.html",
         fragment="sessions_app/_results.html",
         # Typing a new search closes the open card (an out-of-band swap in the fragment).
-        context={"result": result, "query": result.query, "clear_card": wants_fragment(request)},
+        context={
+            "result": result,
+            "query": result.query,
+            "clear_card": wants_fragment(request),
+            # The landing page's count; the results fragment (each keystroke) goes without.
+            "stale_count": 0 if wants_fragment(request) else drift.stale_count(),
+        },
     )
 
 
@@ -149,11 +158,10 @@ def support_mcp_reveal(request: HtmxHttpRequest, public_id: UUID) -> HttpRespons
     }
     reveal = mcp_url_reveal(session=session, actor=request.user, request=request)
     if not reveal.ok:
-        status = (
-            HTTPStatus.TOO_MANY_REQUESTS
-            if reveal.withheld == Withheld.LIMIT
-            else HTTPStatus.SERVICE_UNAVAILABLE
-        )
+        status = {
+            Withheld.LIMIT: HTTPStatus.TOO_MANY_REQUESTS,
+            Withheld.STALE: HTTPStatus.CONFLICT,
+        }.get(reveal.withheld, HTTPStatus.SERVICE_UNAVAILABLE)
         refused = _no_store(
             _respond(
                 request,

@@ -14,7 +14,8 @@ spend the plan's budget on its own. Now:
 - Every request sent pays from the shared Composio budget (`rate_limit.draw`); when it is spent,
   nothing is sent and the answer says when to try again.
 
-Nothing here writes a row of its own or an audit event: a check changes nothing anywhere.
+A check changes nothing at Composio. The one row it writes: a session Composio answers not found
+for is marked stale (`drift.mark_stale`, audited), and a stale one it answers for is un-marked.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from django.http import HttpRequest
 
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import ToolRouterSession
-from sessions_app.tool_router import rate_limit
+from sessions_app.tool_router import drift, rate_limit
 from sessions_app.tool_router.errors import BudgetSpent
 
 logger = logging.getLogger(__name__)
@@ -154,8 +155,13 @@ def _ask(
         return ConnectionCheck(connections=[], error=spent.message, retry_after=spent.retry_after)
     try:
         connections = composio_seam.session_connections(session.session_id)
+    except composio_seam.ComposioNotFound:
+        drift.mark_stale(session, via="connections check", actor=actor, request=request)
+        return _store(session, [], drift.NOT_KNOWN)
     except composio_seam.ComposioError as exc:
         return _store(session, [], _failed(session, actor, exc))
+    if session.stale_since is not None:
+        drift.mark_known(session, via="connections check", actor=actor, request=request)
     return _store(session, list(connections), "")
 
 

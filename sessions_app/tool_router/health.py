@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from sessions_app.composio import seam as composio_seam
+
+logger = logging.getLogger(__name__)
+
+WARM_UP_THREAD = "composio-warm-up"
+# The last warm-up started in this process (None: never, as in manage.py commands).
+warm_up_thread: threading.Thread | None = None
 
 # A probe every few seconds must not turn into a stream of calls to Composio.
 _COMPOSIO_TTL = 30.0
@@ -33,3 +40,28 @@ def composio_status() -> str:
     with _cache_lock:
         _composio_cache.update(at=time.monotonic(), status=status)
     return status
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Import the Composio SDK and build its client in a daemon thread, now.
+
+    Called by the web application modules (console/wsgi.py, console/asgi.py) once the app is
+    loaded, so each web worker pays the SDK's seconds-long import right after it starts instead of
+    during its first "Check connections". `manage.py` commands never load those modules, so they
+    stay free of the import; so does start-up itself, which does not wait for the thread.
+    """
+    global warm_up_thread
+    thread = threading.Thread(target=_warm_up, name=WARM_UP_THREAD, daemon=True)
+    thread.start()
+    warm_up_thread = thread
+    return thread
+
+
+def _warm_up() -> None:
+    started = time.monotonic()
+    try:
+        composio_seam.warm_up()
+    except Exception:  # a warm-up that fails leaves the first request to try (and report) it
+        logger.exception("composio warm-up failed")
+        return
+    logger.info("composio warm-up done in %.0f ms", 1000 * (time.monotonic() - started))

@@ -23,7 +23,7 @@ from django.utils import timezone
 from sessions_app import access, trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
-from sessions_app.tool_router import rate_limit, toolkit_catalog
+from sessions_app.tool_router import drift, rate_limit, toolkit_catalog
 from sessions_app.tool_router.mcp_url import short_id
 from sessions_app.tool_router.results import Cause, Outcome, SessionResult
 
@@ -252,6 +252,15 @@ def failed(
     message = f"Could not {verb} {attempt.name}: {exc.message}"
     if kept:
         message += f" {kept}"
+    # Composio does not know the session acted on (create and refresh act on none; delete takes
+    # not found as done): it is stale, and only a refresh helps.
+    unknown_session = (
+        isinstance(exc, composio_seam.ComposioNotFound)
+        and attempt.kind == SessionOperation.Kind.CHANGE_TOOLKITS
+        and session is not None
+    )
+    if unknown_session:
+        message += f" {drift.NOT_KNOWN}"
     details: dict[str, object] = {
         "operation": str(operation.public_id),
         "error": type(exc).__name__,
@@ -266,6 +275,11 @@ def failed(
         session=session,
         details=details,
     )
+    if unknown_session:
+        assert session is not None
+        drift.mark_stale(
+            session, via=AUDIT_ACTION[attempt.kind], actor=attempt.actor, request=attempt.request
+        )
     cause = Cause.PERMANENT
     retry_after = None
     if isinstance(exc, composio_seam.ComposioRateLimited):

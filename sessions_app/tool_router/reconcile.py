@@ -8,6 +8,9 @@ Three kinds of items are left open by the write order of the session services (`
 - a superseded session whose delete at Composio failed (`remote_delete_error`), or was never
   attempted (the process died right after the refresh committed).
 
+It also reports (and cannot settle) the active sessions marked stale (`drift`: Composio no longer
+knows them): a person refreshes them.
+
 `reconcile()` settles each one against Composio and says what it did, one `ReconcileItem` per
 item. It is safe to run repeatedly and from a scheduler: a settled item is never picked again,
 and concurrent runs never act twice on one item.
@@ -45,17 +48,18 @@ from django.utils import timezone
 from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, SessionOperation, ToolRouterSession
+from sessions_app.tool_router import drift, mcp_url, records
 from sessions_app.tool_router import reconcile_intents as settle_steps
-from sessions_app.tool_router import records
 from sessions_app.tool_router.reconcile_report import (
     ACTION,
     ORDER,
     ReconcileItem,
     ReconcileReport,
     Result,
+    StaleSession,
 )
 
-__all__ = ["ORDER", "ReconcileItem", "ReconcileReport", "Result", "reconcile"]
+__all__ = ["ORDER", "ReconcileItem", "ReconcileReport", "Result", "StaleSession", "reconcile"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +95,22 @@ def reconcile(
         report.items.append(item)
         if on_item is not None:
             on_item(item)
+    _report_stale(report, limit=limit)
     return report
+
+
+def _report_stale(report: ReconcileReport, *, limit: int) -> None:
+    """List the active sessions Composio no longer knows: only a person (a refresh) settles them."""
+    stale = drift.stale_sessions().select_related("end_user").order_by("stale_since", "pk")
+    report.stale_total = stale.count()
+    report.stale = [
+        StaleSession(
+            masked_id=mcp_url.masked_id_text(session.session_id),
+            end_user=session.end_user.external_id,
+            since=f"{session.stale_since:%Y-%m-%d %H:%M}",
+        )
+        for session in stale[:limit]
+    ]
 
 
 def _items(*, grace: timedelta, settle: timedelta, limit: int) -> Iterator[ReconcileItem]:

@@ -42,9 +42,28 @@ class ReconcileItem:
         return f"{self.result.upper():<12} {self.ref} ({self.end_user}): {self.message}"
 
 
+@dataclass(frozen=True)
+class StaleSession:
+    """An active session Composio no longer knows (`drift`): reconciliation cannot settle it,
+    a person refreshes it (or re-creates missing sessions in bulk)."""
+
+    masked_id: str
+    end_user: str
+    since: str
+
+    def line(self) -> str:
+        return (
+            f"{'STALE':<12} session {self.masked_id} ({self.end_user}): Composio no longer knows "
+            f"it (since {self.since} UTC); refresh it, or re-create missing sessions in the admin."
+        )
+
+
 @dataclass
 class ReconcileReport:
     items: list[ReconcileItem] = field(default_factory=list)
+    # Every active session marked stale (up to the run's limit), and how many there are.
+    stale: list[StaleSession] = field(default_factory=list)
+    stale_total: int = 0
 
     def totals(self) -> dict[str, int]:
         counts = Counter(item.result for item in self.items)
@@ -60,7 +79,15 @@ class ReconcileReport:
 
     def summary(self) -> str:
         if not self.items:
-            return "Nothing to reconcile."
-        totals = self.totals()
-        parts = ", ".join(f"{totals[r]} {r}" for r in ORDER)
-        return f"{len(self.items)} items: {parts}."
+            text = "Nothing to reconcile."
+        else:
+            totals = self.totals()
+            parts = ", ".join(f"{totals[r]} {r}" for r in ORDER)
+            text = f"{len(self.items)} items: {parts}."
+        if self.stale_total:
+            text += (
+                f"\n{self.stale_total} active sessions are stale: Composio no longer knows them "
+                "(found by verify_sessions or when someone used them). Refresh them, or run the "
+                "admin's 're-create missing sessions' action."
+            )
+        return text

@@ -4,6 +4,7 @@ a refresh, and again later for those whose delete failed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
@@ -14,23 +15,35 @@ from sessions_app.models import AuditEvent, ToolRouterSession
 from sessions_app.tool_router import rate_limit, records
 
 
+class Gone(Enum):
+    """What deleting a superseded session at Composio came to."""
+
+    DELETED = "deleted"  # Composio deleted it
+    UNKNOWN_THERE = "unknown_there"  # Composio no longer knew it: nothing to delete, gone
+    FAILED = "failed"  # the delete failed; stored on the row, retried later
+
+    def __bool__(self) -> bool:
+        return self is not Gone.FAILED
+
+
 def remote_delete(
     session: ToolRouterSession,
     *,
     actor: AbstractBaseUser | AnonymousUser | None,
     request: HttpRequest | None,
     audit_ok: bool,
-) -> bool:
+) -> Gone:
     """Delete a superseded session at Composio, best effort; a failure is stored and audited.
 
-    Returns whether it is gone. A session Composio no longer knows counts as gone.
+    Returns what came of it (truthy when it is gone). A session Composio no longer knows counts
+    as gone, and says so (`Gone.UNKNOWN_THERE`): it was not "deleted at Composio".
     """
 
     record = trail.session_recorder("session.remote_delete", session, actor=actor, request=request)
 
     try:
         rate_limit.draw(request)
-        composio_seam.delete_session_if_known(session.session_id)
+        known = composio_seam.delete_session_if_known(session.session_id)
     except composio_seam.ComposioError as exc:
         session.remote_delete_error = exc.message[:500]
         session.save(update_fields=["remote_delete_error"])
@@ -39,14 +52,17 @@ def remote_delete(
             f"Deleting superseded session {session.session_id} at Composio failed: "
             f"{exc.message} It will be retried.",
         )
-        return False
+        return Gone.FAILED
     records.mark_remote_deleted(session)
     if audit_ok:
         record(
             AuditEvent.Outcome.SUCCESS,
-            f"Deleted superseded session {session.session_id} at Composio.",
+            f"Deleted superseded session {session.session_id} at Composio."
+            if known
+            else f"Superseded session {session.session_id} was already gone: Composio no "
+            "longer knew it.",
         )
-    return True
+    return Gone.DELETED if known else Gone.UNKNOWN_THERE
 
 
 @dataclass

@@ -22,7 +22,7 @@ from django.utils.translation import ngettext
 
 from sessions_app import trail
 from sessions_app.models import AuditEvent, RevealLock, ToolRouterSession
-from sessions_app.tool_router import mcp_url
+from sessions_app.tool_router import drift, mcp_url
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class Withheld:
     NONE = ""
     LIMIT = "limit"  # the staff user reached SUPPORT_REVEALS_PER_HOUR
     UNAUDITED = "unaudited"  # the audit event could not be written: fail closed
+    STALE = "stale"  # Composio no longer knows the session: its URL would not work
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,14 @@ def mcp_url_reveal(
     withheld if the audit event cannot be written or committed. The caller checks the reveal
     permission, and calls this outside any transaction that has written to the audit trail
     (the lock order is: this user's reveal lock, then the trail's chain lock).
+
+    A stale session (Composio said it does not know it: `drift`) is withheld, not revealed: its
+    URL would not work, and handing it out quietly sends the user's agent to a dead end. The
+    event (a failure, with `stale` in its details) records the attempt; it does not count
+    towards the limit. No call to Composio is made: reveal works while Composio is down.
     """
+    if session.stale_since is not None:
+        return _withhold_stale(session, actor, request)
     limit = settings.SUPPORT_REVEALS_PER_HOUR
     record = trail.session_recorder(
         "mcp_url.reveal",
@@ -137,3 +145,37 @@ def mcp_url_reveal(
     if over_limit:
         return _limit_reached(actor, limit)
     return Reveal(url=session.mcp_url)
+
+
+def _withhold_stale(
+    session: ToolRouterSession, actor: AbstractBaseUser, request: HttpRequest | None
+) -> Reveal:
+    since = session.stale_since
+    assert since is not None
+    try:
+        trail.session_recorder(
+            "mcp_url.reveal",
+            session,
+            actor=actor,
+            request=request,
+            details={
+                "fingerprint": mcp_url.fingerprint(session.mcp_url),
+                "stale": True,
+                "stale_since": since.isoformat(),
+            },
+        )(
+            AuditEvent.Outcome.FAILURE,
+            "Not revealed: Composio no longer knows this session (stale since "
+            f"{since:%Y-%m-%d %H:%M} UTC).",
+        )
+    except DatabaseError:
+        logger.exception("stale reveal of session %s not audited", session.pk)
+        return Reveal(
+            withheld=Withheld.UNAUDITED,
+            message="The reveal could not be written to the audit log, so the URL is not shown. "
+            "Try again in a moment.",
+        )
+    return Reveal(
+        withheld=Withheld.STALE,
+        message=f"Not revealed: {drift.NOT_KNOWN} (Stale since {since:%Y-%m-%d %H:%M} UTC.)",
+    )

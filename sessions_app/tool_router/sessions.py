@@ -30,6 +30,7 @@ __all__ = [
     "tool_router_session_change_toolkits",
     "tool_router_session_create",
     "tool_router_session_delete",
+    "tool_router_session_recreate",
     "tool_router_session_refresh",
 ]
 
@@ -118,6 +119,8 @@ def _store_new_session(
             config_version=remote.config_version,
             created_by=attempt.actor if intents.is_user(attempt.actor) else None,
             replaces=old,
+            # Composio has just answered for it: drift checks it last.
+            verified_at=timezone.now(),
         )
         records.store_new_session_links(
             session, granted, superseded=old, superseded_at=superseded_at
@@ -180,15 +183,19 @@ def _replaced(
 ) -> SessionResult:
     """Delete the superseded session at Composio (best effort) and say what happened."""
     old.refresh_from_db()
-    deleted = remote_deletes.remote_delete(
+    gone = remote_deletes.remote_delete(
         old, actor=attempt.actor, request=attempt.request, audit_ok=False
     )
-    tail = (
-        f"the old session {short_id(old.session_id)} was deleted at Composio."
-        if deleted
-        else f"deleting the old session {short_id(old.session_id)} at Composio failed "
-        f"({old.remote_delete_error}); it will be retried."
-    )
+    old_id = short_id(old.session_id)
+    if gone is remote_deletes.Gone.DELETED:
+        tail = f"the old session {old_id} was deleted at Composio."
+    elif gone is remote_deletes.Gone.UNKNOWN_THERE:
+        tail = f"Composio no longer knew the old session {old_id} (nothing to delete there)."
+    else:
+        tail = (
+            f"deleting the old session {short_id(old.session_id)} at Composio failed "
+            f"({old.remote_delete_error}); it will be retried."
+        )
     return attempt.result(
         Outcome.SUCCEEDED,
         f"Refreshed the session of {attempt.name}: new session {short_id(session.session_id)} with "
@@ -248,6 +255,39 @@ def tool_router_session_refresh(
             return attempt.result(Outcome.SKIPPED, message)
         toolkits = list(current)
     return _guarded_new_session(attempt, toolkits, replacing=True)
+
+
+def tool_router_session_recreate(
+    *,
+    end_user: EndUser,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    request: HttpRequest | None = None,
+) -> SessionResult:
+    """Give an end user whose active session Composio no longer knows (stale, `drift`) a new
+    session with the same toolkits: a refresh that keeps the toolkits. A user whose session is
+    not marked stale is skipped (and audited as such): their session works, and replacing it
+    would change its MCP URL under their agent."""
+    active = ToolRouterSession.objects.filter(
+        end_user=end_user, status=ToolRouterSession.Status.ACTIVE
+    ).first()
+    if active is None or active.stale_since is None:
+        attempt = intents.Attempt(SessionOperation.Kind.REFRESH, end_user, actor, request)
+        if not access.may(actor, access.SESSION_PERMISSION[attempt.kind]):
+            return attempt.refused()
+        message = (
+            f"Skipped {end_user.external_id}: they have no active session; use create."
+            if active is None
+            else f"Skipped {end_user.external_id}: Composio knows their session "
+            f"{short_id(active.session_id)} (not stale); nothing to re-create."
+        )
+        attempt.audit(
+            outcome=AuditEvent.Outcome.FAILURE,
+            reason=message,
+            session=active,
+            details={"result": "skipped", "recreate": True},
+        )
+        return attempt.result(Outcome.SKIPPED, message, active)
+    return tool_router_session_refresh(end_user=end_user, actor=actor, request=request)
 
 
 def tool_router_session_change_toolkits(

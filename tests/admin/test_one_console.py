@@ -105,25 +105,25 @@ def test_a_card_without_a_session_links_only_to_the_end_user(
     assert ">session</a>" not in html
 
 
-@pytest.mark.parametrize("page", ["end user", "session"])
+@pytest.mark.parametrize("admin_page", ["end user", "session"])
 @pytest.mark.parametrize("who", ["support_user", "session_admin"])
 def test_the_admin_pages_of_a_user_link_back_to_the_card(
     request: pytest.FixtureRequest,
     who: str,
-    page: str,
+    admin_page: str,
     alice: EndUser,
     alices_session: ToolRouterSession,
 ) -> None:
-    url = enduser_page(alice) if page == "end user" else session_page(alices_session)
+    url = enduser_page(alice) if admin_page == "end user" else session_page(alices_session)
     html = client_for(request.getfixturevalue(who)).get(url).content.decode()
     assert f'<a href="{card_of(alice)}" class="support-card-link">Support card</a>' in html
 
 
-@pytest.mark.parametrize("page", ["end user", "session"])
+@pytest.mark.parametrize("admin_page", ["end user", "session"])
 def test_the_auditor_s_admin_pages_offer_no_card_they_may_not_open(
-    auditor: User, page: str, alice: EndUser, alices_session: ToolRouterSession
+    auditor: User, admin_page: str, alice: EndUser, alices_session: ToolRouterSession
 ) -> None:
-    url = enduser_page(alice) if page == "end user" else session_page(alices_session)
+    url = enduser_page(alice) if admin_page == "end user" else session_page(alices_session)
     client = client_for(auditor)
     response = client.get(url)
     assert response.status_code == HTTPStatus.OK

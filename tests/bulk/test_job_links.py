@@ -23,13 +23,13 @@ def done_job(catalog: Emulator, session_admin: User, immediate: None) -> BulkJob
     return start_bulk_job("create", ["github"], session_admin)
 
 
-@pytest.mark.parametrize("page", ["console", "admin"])
+@pytest.mark.parametrize("job_page", ["console", "admin"])
 def test_the_job_page_links_users_and_their_short_session_ids_to_the_cards(
-    done_job: BulkJob, session_admin: User, page: str
+    done_job: BulkJob, session_admin: User, job_page: str
 ) -> None:
     url = (
         reverse("bulk:job_detail", kwargs={"public_id": done_job.public_id})
-        if page == "console"
+        if job_page == "console"
         else reverse("admin:sessions_app_bulkjob_change", args=[done_job.pk])
     )
     response = client_for(session_admin).get(url)

@@ -290,8 +290,10 @@ def test_a_selection_above_the_limit_gets_a_background_confirmation_with_the_exp
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
     assert "12 end users will be handled by a background job" in html
-    # 12 users x 2 requests (create the new session, delete the old) at 1 request/s.
-    assert "about <strong>24 seconds</strong>" in html
+    # 12 users x 2 requests (create the new session, delete the old) at 1 request/s: a lower
+    # bound, never promised as the expected time (a 562-user job "expected" at 29 s took 69 s).
+    assert "cannot take less than <strong>24 seconds</strong>" in html
+    assert "expected to take" not in html
     assert html.count('name="_selected_action"') == 12
     assert catalog.requests == []
     assert not BulkJob.objects.exists()

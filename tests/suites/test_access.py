@@ -139,7 +139,8 @@ def render_document() -> str:
     ]
     for row in ROWS:
         data = POST_DATA.get(row.route) if row.method == "POST" else None
-        url = row.url + (f" (action `{data['action']}`)" if data else "")
+        sent = ", ".join(f"{k} `{v}`" for k, v in (data or {}).items() if k != "_selected_action")
+        url = row.url + (f" ({sent})" if sent else "")
         cells = [f"`{row.route}`" if row.route else "(root)", row.method, url]
         cells += [row.expected[role] for role in ROLES]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -108,7 +108,10 @@ def test_a_session_unknown_to_composio_is_explained(
 ) -> None:
     composio_seam.delete_session(remote_session.session_id)
     html = support_client.get(_url(remote_session), headers=HX).content.decode()
-    assert "Composio does not know it" in html
+    assert "Composio no longer knows this session" in html
+    assert "Refresh the session to give the user a new one." in html
+    remote_session.refresh_from_db()
+    assert remote_session.is_stale  # marked there and then (tool_router.drift)
 
 
 # --- Check now (POST, past the cache, limited per staff user and session) ------------------------

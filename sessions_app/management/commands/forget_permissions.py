@@ -1,4 +1,4 @@
-"""Forget every staff user's cached row and permissions (sessions_app.principals), so the next
+"""Forget every staff user's cached permission sets (sessions_app.principals), so the next
 request of each reads them from the database. Run it after changing the auth tables with raw
 SQL, which no signal reports; changes made through the ORM or the admin apply at once."""
 

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from sessions_app.tool_router import reconcile
 
 # Exit codes: 0 everything settled, or nothing to do; 1 items need a person (the lines say
-# why); 2 usage (argparse); 3 Composio failed for some items, which the next run retries.
+# why), stale sessions (Composio no longer knows them) included; 2 usage (argparse); 3 Composio
+# failed for some items, which the next run retries.
 EXIT_NEEDS_HUMAN = 1
 EXIT_RETRY_LATER = 3
 
@@ -26,8 +27,9 @@ class Command(BaseCommand):
     help = (
         "Reconcile with Composio: adopt or delete sessions Composio created that the console "
         "did not store, settle intents left pending or of unknown outcome, and retry failed "
-        "deletes of superseded sessions. One line per item, then totals. Safe to run "
-        "repeatedly and from a scheduler; concurrent runs never act twice on one item."
+        "deletes of superseded sessions; list the active sessions Composio no longer knows "
+        "(stale). One line per item, then totals. Safe to run repeatedly and from a scheduler; "
+        "concurrent runs never act twice on one item."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -59,11 +61,18 @@ class Command(BaseCommand):
             limit=options["limit"],
             on_item=lambda item: self.stdout.write(item.line()),
         )
+        for stale in report.stale:
+            self.stdout.write(stale.line())
         self.stdout.write(report.summary())
         if report.needs_human:
             raise CommandError(
                 f"{len(report.needs_human)} items need a person: "
                 + " ".join(f"{i.ref}: {i.message}" for i in report.needs_human[:10]),
+                returncode=EXIT_NEEDS_HUMAN,
+            )
+        if report.stale_total:
+            raise CommandError(
+                f"{report.stale_total} stale sessions need a person: refresh them.",
                 returncode=EXIT_NEEDS_HUMAN,
             )
         if report.retry_later:

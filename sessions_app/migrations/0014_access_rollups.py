@@ -16,7 +16,7 @@ def fill_rollup(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0011_session_id_prefix_index'),
+        ('sessions_app', '0013_connected_account_permissions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,278 @@
+"""Drift: sessions the console stores that Composio no longer knows.
+
+Composio cannot list sessions, so the console notices a session deleted in Composio's dashboard,
+expired, or lost to another API key only by asking for it. Two paths ask:
+
+- `verify_sessions` (the `verify_sessions` command, and the task workers every
+  DRIFT_VERIFY_SECONDS once `verify_sessions --schedule` booked it) reads each active session
+  (GET) oldest-checked first, paying for each request from the shared Composio budget
+  (`rate_limit.take`). `verified_at` is its checkpoint: a session Composio answered for (known,
+  or not found) gets it, so a run that stops (killed, rate limited, its batch done) is continued
+  by the next run from the sessions checked longest ago. A fault (timeout, 5xx, 429, unreachable)
+  marks nothing and leaves `verified_at` alone: that session is first in line next time.
+- the services that call Composio about a session for a person (connections check, change
+  toolkits) call `mark_stale` the moment Composio answers not found.
+
+`stale_since` is the mark: the card, the lookup, the admin lists, `/healthz`, the support landing
+page and `reconcile_sessions` show it; a reveal of a stale session is withheld
+(`tool_router.reveal`); refresh (or the admin's "re-create missing sessions" bulk job) gives the
+user a new session. A stale session Composio answers for again is un-marked.
+
+Marking writes one `session.stale` audit event (`session.known_again` when un-marked), with the
+masked session id in the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from sessions_app import trail
+from sessions_app.composio import seam as composio_seam
+from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
+from sessions_app.tool_router import mcp_url, rate_limit
+
+logger = logging.getLogger(__name__)
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+STALE_ACTION = "session.stale"
+KNOWN_AGAIN_ACTION = "session.known_again"
+
+# What a person is told wherever a stale session shows up.
+NOT_KNOWN = (
+    "Composio no longer knows this session (deleted in Composio's dashboard, expired, or "
+    "created under another API key); its MCP URL does not work. Refresh the session to give "
+    "the user a new one."
+)
+
+# A run that meets this many faults in a row stops: Composio is down, the rest waits.
+STOP_AFTER_FAULTS = 5
+
+
+# --- The mark ----------------------------------------------------------------------------------
+
+
+def stale_sessions() -> QuerySet[ToolRouterSession]:
+    """Active sessions Composio said it does not know."""
+    return ToolRouterSession.objects.filter(
+        status=ToolRouterSession.Status.ACTIVE, stale_since__isnull=False
+    )
+
+
+def stale_count() -> int:
+    return stale_sessions().count()
+
+
+def mark_stale(
+    session: ToolRouterSession,
+    *,
+    via: str,
+    actor: Actor = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Record that Composio answered not found for this active session: `stale_since` (kept
+    from the first time) and `verified_at` now, and one `session.stale` event the first time.
+    Returns whether it was newly marked. `via` names what noticed (verify, connections, ...)."""
+    now = timezone.now()
+    with transaction.atomic():
+        newly = ToolRouterSession.objects.filter(
+            pk=session.pk, status=ToolRouterSession.Status.ACTIVE, stale_since__isnull=True
+        ).update(stale_since=now, verified_at=now)
+        if newly:
+            masked = mcp_url.masked_id_text(session.session_id)
+            trail.record(
+                action=STALE_ACTION,
+                outcome=AuditEvent.Outcome.FAILURE,
+                actor=actor,
+                request=request,
+                end_user=session.end_user,
+                session=session,
+                reason=f"Composio no longer knows session {masked} of "
+                f"{session.end_user.external_id}; marked stale (noticed by {via}).",
+                details={"via": via, "masked_id": masked},
+            )
+        else:
+            ToolRouterSession.objects.filter(pk=session.pk).update(verified_at=now)
+    session.refresh_from_db(fields=["stale_since", "verified_at", "status"])
+    return bool(newly)
+
+
+def mark_known(
+    session: ToolRouterSession,
+    *,
+    via: str,
+    actor: Actor = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Record that Composio answered for the session: `verified_at` now, and a stale mark
+    cleared (with one `session.known_again` event). Returns whether it had been stale."""
+    now = timezone.now()
+    with transaction.atomic():
+        cleared = ToolRouterSession.objects.filter(pk=session.pk, stale_since__isnull=False).update(
+            stale_since=None, verified_at=now
+        )
+        if cleared:
+            masked = mcp_url.masked_id_text(session.session_id)
+            trail.record(
+                action=KNOWN_AGAIN_ACTION,
+                outcome=AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                request=request,
+                end_user=session.end_user,
+                session=session,
+                reason=f"Composio knows session {masked} of {session.end_user.external_id} "
+                f"again; the stale mark is cleared (noticed by {via}).",
+                details={"via": via, "masked_id": masked},
+            )
+        else:
+            ToolRouterSession.objects.filter(pk=session.pk).update(verified_at=now)
+    session.refresh_from_db(fields=["stale_since", "verified_at", "status"])
+    return bool(cleared)
+
+
+# --- Verifying ---------------------------------------------------------------------------------
+
+
+class Found:
+    """What one check found (the first word of its progress line)."""
+
+    KNOWN = "known"  # Composio answered for it
+    STALE = "stale"  # Composio said not found: marked stale
+    UNCHECKED = "unchecked"  # a fault: nothing marked, left for the next run
+    GONE = "gone"  # no longer active here by the time its turn came: not asked
+
+
+@dataclass(frozen=True)
+class VerifyItem:
+    session: ToolRouterSession
+    found: str
+    message: str
+
+    def line(self) -> str:
+        masked = mcp_url.masked_id_text(self.session.session_id)
+        name = self.session.end_user.external_id
+        return f"{self.found.upper():<10} {masked} ({name}): {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    queued: int = 0  # sessions this run set out to check
+    known: int = 0
+    stale: int = 0  # found unknown (newly or again)
+    newly_stale: int = 0
+    known_again: int = 0
+    could_not_check: int = 0
+    gone: int = 0
+    not_reached: int = 0  # left when the run stopped early
+    stopped: str = ""  # why the run stopped early
+    items: list[VerifyItem] = field(default_factory=list)
+
+    @property
+    def checked(self) -> int:
+        return self.known + self.stale
+
+    def summary(self) -> str:
+        if not self.queued:
+            return "No active session to verify."
+        parts = [
+            f"Checked {self.checked} of {self.queued} active sessions: {self.known} known to "
+            f"Composio, {self.stale} not known (stale; {self.newly_stale} newly marked)",
+        ]
+        if self.known_again:
+            parts.append(f"{self.known_again} known again (stale mark cleared)")
+        parts.append(f"{self.could_not_check} could not be checked (left for the next run)")
+        if self.gone:
+            parts.append(f"{self.gone} no longer active")
+        text = ", ".join(parts) + "."
+        if self.stopped:
+            text += f" Stopped early: {self.stopped}; {self.not_reached} not reached."
+        return text
+
+
+def _queue(*, end_user: EndUser | None, before: object, limit: int | None) -> list[int]:
+    """Active sessions not checked since `before`, oldest-checked first (never checked first)."""
+    queue = ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE).filter(
+        Q(verified_at__isnull=True) | Q(verified_at__lt=before)
+    )
+    if end_user is not None:
+        queue = queue.filter(end_user=end_user)
+    ordered = queue.order_by(F("verified_at").asc(nulls_first=True), "pk").values_list(
+        "pk", flat=True
+    )
+    return list(ordered[:limit] if limit is not None else ordered)
+
+
+def verify_sessions(
+    *,
+    limit: int | None = None,
+    end_user: EndUser | None = None,
+    on_item: Callable[[VerifyItem], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> VerifyReport:
+    """Check up to `limit` active sessions against Composio (one GET each, paid from the shared
+    budget), oldest-checked first: known -> `verified_at` now (and un-marked if stale); not found
+    -> marked stale; a fault -> nothing marked, counted as could not check. Stops early on a 429
+    (Composio asked to slow down) or after STOP_AFTER_FAULTS faults in a row; the next run
+    continues from the sessions checked longest ago. `on_item` sees each result as it comes."""
+    report = VerifyReport()
+    pks = _queue(end_user=end_user, before=timezone.now(), limit=limit)
+    report.queued = len(pks)
+    faults_in_a_row = 0
+    for index, pk in enumerate(pks):
+        session = ToolRouterSession.objects.select_related("end_user").filter(pk=pk).first()
+        if session is None or session.status != ToolRouterSession.Status.ACTIVE:
+            report.gone += 1
+            continue
+        rate_limit.take(1, sleep=sleep)
+        item, fault = _check(session, report)
+        report.items.append(item)
+        if on_item is not None:
+            on_item(item)
+        faults_in_a_row = faults_in_a_row + 1 if fault is not None else 0
+        stop = ""
+        if isinstance(fault, composio_seam.ComposioRateLimited):
+            stop = "Composio is rate limiting requests"
+        elif faults_in_a_row >= STOP_AFTER_FAULTS:
+            stop = f"{faults_in_a_row} checks in a row failed (is Composio down?)"
+        if stop:
+            report.stopped = stop
+            report.not_reached = len(pks) - index - 1
+            break
+    return report
+
+
+def _check(
+    session: ToolRouterSession, report: VerifyReport
+) -> tuple[VerifyItem, composio_seam.ComposioError | None]:
+    try:
+        composio_seam.get_session(session.session_id)
+    except composio_seam.ComposioNotFound:
+        report.stale += 1
+        if mark_stale(session, via="verify_sessions"):
+            report.newly_stale += 1
+            message = "Composio no longer knows it; marked stale."
+        else:
+            message = "Composio still does not know it (stale since "
+            message += f"{session.stale_since:%Y-%m-%d %H:%M} UTC)."
+        return VerifyItem(session, Found.STALE, message), None
+    except composio_seam.ComposioError as exc:
+        report.could_not_check += 1
+        logger.info("verify: session %s not checked: %s", session.pk, exc.message)
+        said = mcp_url.mask_ids_in(exc.message, [session.session_id])
+        return VerifyItem(session, Found.UNCHECKED, f"{said} Not marked."), exc
+    report.known += 1
+    if mark_known(session, via="verify_sessions"):
+        report.known_again += 1
+        return VerifyItem(
+            session, Found.KNOWN, "Composio knows it again; stale mark cleared."
+        ), None
+    return VerifyItem(session, Found.KNOWN, "Composio knows it."), None
