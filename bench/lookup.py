@@ -8,9 +8,10 @@ var/bench_lookup.sqlite3). It refuses a database that holds end users it did not
 is kept between runs, so a second run only measures.
 
 Then it times, through Django's test Client (the whole server side: middleware, session, views,
-queries, templates), the HTMX lookup and the admin changelist search for the same queries: a
-prefix of an external id, a prefix of an email, an exact session id. It prints p50/p95 per kind
-and the ratio admin/lookup.
+queries, templates), the HTMX lookup as a Support user (not a superuser: the permission checks
+are paid) and the admin changelist search (as a superuser) for the same queries: a prefix of an
+external id, a prefix of an email, an exact session id. It prints p50/p95 per kind and the ratio
+admin/lookup, then the support card's p50/p95 and the queries one lookup and one card run.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ for _name in ("console.request", "axes"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 from django.contrib import admin  # noqa: E402
-from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import clear_url_caches  # noqa: E402
 
+from sessions_app import roles  # noqa: E402
 from sessions_app.models import EndUser, ToolRouterSession  # noqa: E402
 
 PREFIX = "bench_"
@@ -191,16 +194,27 @@ def main() -> None:
     search_fields = admin.site._registry[EndUser].search_fields
     print(f"admin changelist search_fields: {list(search_fields)}{baseline}")
 
-    staff, _ = User.objects.get_or_create(
-        username="bench_support", defaults={"is_staff": True, "is_superuser": True}
+    # The lookup runs as a Support user (what support staff pay: the permission checks too); the
+    # admin changelist, which Support may not open, as a superuser.
+    staff, _ = User.objects.get_or_create(username="bench_support", defaults={"is_staff": True})
+    staff.groups.set([Group.objects.get(name=roles.SUPPORT)])
+    superuser, _ = User.objects.get_or_create(
+        username="bench_admin", defaults={"is_staff": True, "is_superuser": True}
     )
-    client = Client()
+    client, admin_client = Client(), Client()
     client.force_login(staff)
+    admin_client.force_login(superuser)
     rng = random.Random(42)
     kinds = queries(n, args.queries, rng)
     # Warm up caches and connections before measuring.
     timed(client, "/support/?q=bench_", 3, {"HX-Request": "true"})
-    timed(client, "/admin/sessions_app/enduser/?q=bench_0000001", 1, {})
+    timed(admin_client, "/admin/sessions_app/enduser/?q=bench_0000001", 1, {})
+    cards = [
+        f"/support/users/{public_id}/"
+        for public_id in EndUser.objects.filter(
+            external_id__in=[_external_id(rng.randrange(n)) for _ in range(args.queries)]
+        ).values_list("public_id", flat=True)
+    ]
 
     print(
         f"\n{n} end users; {args.queries} queries per kind; lookup x{args.repeat}, "
@@ -220,13 +234,31 @@ def main() -> None:
         for q in qs:
             lookup += timed(client, f"/support/?q={quote(q)}", args.repeat, {"HX-Request": "true"})
             changelist += timed(
-                client, f"/admin/sessions_app/enduser/?q={quote(q)}", args.admin_repeat, {}
+                admin_client, f"/admin/sessions_app/enduser/?q={quote(q)}", args.admin_repeat, {}
             )
         if kind != "display-name words":
             all_lookup += lookup
             all_admin += changelist
         _row(kind, lookup, changelist)
     _row("id/email/session", all_lookup, all_admin)
+
+    card: list[float] = []
+    for url in cards:
+        card += timed(client, url, args.repeat, {"HX-Request": "true"})
+    print(f"{'card':<20} {pct(card, 50):>8.1f}ms {pct(card, 95):>6.1f}ms")
+    counts = {}
+    for label, url in (
+        ("lookup (external id)", f"/support/?q={quote(kinds['external id prefix'][0])}"),
+        ("lookup (session id)", f"/support/?q={quote(kinds['exact session id'][0])}"),
+        ("lookup (name words)", f"/support/?q={quote(kinds['display-name words'][0])}"),
+        ("card", cards[0]),
+    ):
+        with CaptureQueriesContext(connection) as captured:
+            client.get(url, headers={"HX-Request": "true"})
+        counts[label] = len(captured)
+    print(
+        "queries per request as a Support user: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 def _row(kind: str, lookup: list[float], changelist: list[float]) -> None:

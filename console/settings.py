@@ -152,10 +152,17 @@ if SECURE:
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out (username, IP) pair is refused before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-    # allauth's own (passkey sign-in; the password path ends in ModelBackend above).
-    "allauth.account.auth_backends.AuthenticationBackend",
+    # ModelBackend with the staff user's permission sets kept in the shared cache,
+    # forgotten on every ORM change to them (sessions_app/principals.py).
+    "sessions_app.principals.CachedPermissionsBackend",
+    # allauth's (passkey sign-in), for authenticating only: it answers no permission question, so
+    # a permission a user lacks costs no uncached query (sessions_app/signin/backends.py).
+    "sessions_app.signin.backends.SignInOnlyBackend",
 ]
+# How long a staff user's cached permission sets live at most (seconds): the bound on a change
+# made to the auth tables with raw SQL (no signal; `manage.py forget_permissions` applies it at
+# once). 0: no cache, three queries a request as with Django's ModelBackend.
+PERMISSION_CACHE_SECONDS = env.int("PERMISSION_CACHE_SECONDS", default=300)
 
 # --- Login protection (django-axes) ------------------------------------------------------------
 # Lock the (username, IP) pair, never the username alone: nobody can lock staff out from afar.
@@ -188,6 +195,9 @@ TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)  # seconds
 SESSION_ABSOLUTE_TIMEOUT = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 3600)  # seconds
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
+# Sessions are read from the shared cache (one query) and written to both it and django_session,
+# so a culled or cleared cache entry falls back to the table; logout deletes both.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

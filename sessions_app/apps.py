@@ -20,6 +20,10 @@ class SessionsAppConfig(AppConfig):
 
         signin_audit.connect()
 
+        from sessions_app import principals
+
+        principals.connect()
+
         from django.db.models.signals import post_migrate
 
         post_migrate.connect(signals.create_cache_table, sender=self, dispatch_uid="cache_table")

@@ -31,6 +31,7 @@ __all__ = [
     "SessionToolkit",
     "Toolkit",
     "ToolRouterSession",
+    "ToolkitDailyRollup",
 ]
 
 
@@ -138,6 +139,11 @@ class ToolRouterSession(models.Model):
         indexes = [
             models.Index(fields=["end_user", "-created_at"], name="session_user_created_idx"),
             models.Index(fields=["status", "-created_at"], name="session_status_created_idx"),
+            # The access report's date ranges and its rollup rebuild: sessions created, and
+            # ended, in a range of days.
+            models.Index(fields=["created_at"], name="session_created_idx"),
+            models.Index(fields=["superseded_at"], name="session_superseded_idx"),
+            models.Index(fields=["deleted_at"], name="session_deleted_idx"),
             # verify_sessions walks the active sessions oldest-verified first.
             models.Index(
                 fields=["status", "verified_at", "id"], name="session_status_verified_idx"
@@ -178,6 +184,25 @@ class SessionToolkit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.toolkit_id}"
+
+
+class ToolkitDailyRollup(models.Model):
+    """Per UTC day and toolkit: (end user, toolkit) grants that began and ended that day, as the
+    access report counts them (`tool_router.rollups`). Written in the transactions that create,
+    supersede, change and delete sessions; `manage.py rebuild_rollups` recomputes it."""
+
+    day = models.DateField()
+    toolkit = models.ForeignKey(Toolkit, on_delete=models.PROTECT, related_name="+")
+    grants = models.IntegerField(default=0)
+    revocations = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "toolkit"], name="rollup_day_toolkit_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.toolkit_id}: +{self.grants} -{self.revocations}"
 
 
 class SessionOperation(models.Model):

@@ -12,11 +12,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions_app.models import AuditEvent, SessionToolkit, Toolkit, ToolRouterSession
+from sessions_app.models import (
+    AuditEvent,
+    SessionToolkit,
+    Toolkit,
+    ToolkitDailyRollup,
+    ToolRouterSession,
+)
 
 ACTIVE = ToolRouterSession.Status.ACTIVE
 CHANGE_IN_PLACE = "session.change_toolkits"
@@ -110,6 +116,30 @@ def active_counts(
         .annotate(n=Count("id"))
         .order_by()
     )
+
+
+def active_counts_with_range(
+    granted_from: dt.date | None, granted_to: dt.date | None
+) -> tuple[dict[int, int], dict[int, int]]:
+    """`active_counts()` and `active_counts(granted_from, granted_to)` in one query: every
+    active link counted once, and again when its session was created in the range."""
+    in_range = Q()
+    if granted_from is not None:
+        in_range &= Q(session__created_at__gte=day_bounds(granted_from)[0])
+    if granted_to is not None:
+        in_range &= Q(session__created_at__lt=day_bounds(granted_to)[1])
+    every: dict[int, int] = {}
+    dated: dict[int, int] = {}
+    for toolkit, n, n_dated in (
+        _active_links()
+        .values_list("toolkit_id")
+        .annotate(n=Count("id"), n_dated=Count("id", filter=in_range))
+        .order_by()
+    ):
+        every[toolkit] = n
+        if n_dated:
+            dated[toolkit] = n_dated
+    return every, dated
 
 
 def toolkit_access(
@@ -295,58 +325,24 @@ class DayCount:
 
 
 def grants_and_revocations(*, first_day: dt.date, last_day: dt.date) -> list[DayCount]:
-    """Per day: (end user, toolkit) grants that began and ended, from the session history.
-
-    A refresh that keeps a toolkit is neither a grant nor a revocation (the new session
-    `replaces` the old one with the same toolkit); in-place changes count from their audit
-    events. Three queries.
-    """
-    start, end = day_bounds(first_day)[0], day_bounds(last_day)[1]
-    carried_from_previous = SessionToolkit.objects.filter(
-        session_id=OuterRef("session__replaces_id"), toolkit_id=OuterRef("toolkit_id")
-    )
-    grants = dict(
-        SessionToolkit.objects.filter(session__created_at__gte=start, session__created_at__lt=end)
-        .exclude(Exists(carried_from_previous))
-        .annotate(day=TruncDate("session__created_at", tzinfo=dt.UTC))
-        .values_list("day")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    carried_to_next = SessionToolkit.objects.filter(
-        session__replaces_id=OuterRef("session_id"), toolkit_id=OuterRef("toolkit_id")
-    )
-    revocations = dict(
-        SessionToolkit.objects.filter(
-            Q(session__superseded_at__gte=start, session__superseded_at__lt=end)
-            | Q(
-                session__superseded_at__isnull=True,
-                session__deleted_at__gte=start,
-                session__deleted_at__lt=end,
-            )
+    """Per day: (end user, toolkit) grants that began and ended, from the daily rollup
+    (`tool_router.rollups`: a refresh that keeps a toolkit is neither a grant nor a revocation;
+    in-place changes count on their day). One query over at most days x toolkits rows."""
+    per_day = {
+        day: (grants or 0, revocations or 0)
+        for day, grants, revocations in ToolkitDailyRollup.objects.filter(
+            day__gte=first_day, day__lte=last_day
         )
-        .annotate(ended=session_ended("session__"))
-        .exclude(Exists(carried_to_next))
-        .annotate(day=TruncDate("ended", tzinfo=dt.UTC))
         .values_list("day")
-        .annotate(n=Count("id"))
+        .annotate(Sum("grants"), Sum("revocations"))
         .order_by()
-    )
-    for at, details in (
-        in_place_changes()
-        .filter(created_at__gte=start, created_at__lt=end)
-        .values_list("created_at", "details")
-    ):
-        before, after = map(set, toolkits_changed(details))
-        day = at.astimezone(dt.UTC).date()
-        grants[day] = grants.get(day, 0) + len(after - before)
-        revocations[day] = revocations.get(day, 0) + len(before - after)
+    }
     days = (last_day - first_day).days + 1
     return [
         DayCount(
             day=first_day + dt.timedelta(days=n),
-            grants=grants.get(first_day + dt.timedelta(days=n), 0),
-            revocations=revocations.get(first_day + dt.timedelta(days=n), 0),
+            grants=per_day.get(first_day + dt.timedelta(days=n), (0, 0))[0],
+            revocations=per_day.get(first_day + dt.timedelta(days=n), (0, 0))[1],
         )
         for n in range(days)
     ]

@@ -146,11 +146,17 @@ def access_report(request: HttpRequest) -> HttpResponse:
     data = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
     filters_ok = not filters.is_bound or filters.is_valid()
     rows: list[reports.ToolkitAccess] = []
-    counts = reports.active_counts()
     dated = bool(data.get("granted_from") or data.get("granted_to"))
+    # One query: every toolkit's users (for the flagged list) and, with a date range, those
+    # granted in it (for the table).
+    counts, dated_counts = (
+        reports.active_counts_with_range(data.get("granted_from"), data.get("granted_to"))
+        if dated
+        else (reports.active_counts(), None)
+    )
     if filters_ok:
         rows = reports.toolkit_access(
-            counts=None if dated else counts,
+            counts=dated_counts if dated else counts,
             allowed={"yes": True, "no": False}.get(data.get("allowed") or ""),
             not_in_catalog=bool(data.get("not_in_catalog")),
             granted_from=data.get("granted_from"),

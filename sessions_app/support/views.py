@@ -59,8 +59,15 @@ def _respond(
     return response
 
 
-def _card_context(request: HtmxHttpRequest, end_user: EndUser, **extra: Any) -> dict[str, Any]:
-    card = selectors.end_user_card(end_user=end_user)
+def _card_context(
+    request: HtmxHttpRequest,
+    end_user: EndUser,
+    *,
+    card: selectors.UserCard | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    if card is None:
+        card = selectors.end_user_card(end_user=end_user)
     return {
         "card": card,
         "masked": mcp_url.mask(card.active.mcp_url) if card.active else None,
@@ -101,12 +108,15 @@ def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @support_required()
 def support_user_card(request: HtmxHttpRequest, public_id: UUID) -> HttpResponse:
-    end_user = _get_end_user(public_id)
+    # The end user comes with their sessions, in one query.
+    card = selectors.end_user_card_for(public_id=public_id)
+    if card is None:
+        raise Http404("No such end user.")
     return _respond(
         request,
         page="sessions_app/lookup.html",
         fragment="sessions_app/_card.html",
-        context=_card_context(request, end_user),
+        context=_card_context(request, card.end_user, card=card),
     )
 
 

@@ -247,7 +247,7 @@ def _adopt_if_free(
                 config_version=remote.config_version,
                 created_by_id=operation.actor_id,
             )
-            records.store_toolkit_links(session, granted)
+            records.store_new_session_links(session, granted)
     except IntegrityError:
         # Someone stored a session for this user meanwhile: the database constraint decides.
         return None

@@ -4,24 +4,55 @@ reconciliation, so both record the same thing the same way."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.utils import timezone
 
 from sessions_app.models import SessionToolkit, Toolkit, ToolRouterSession
+from sessions_app.tool_router import rollups
 
 
-def store_toolkit_links(session: ToolRouterSession, slugs: Sequence[str]) -> None:
-    """Replace the session's toolkit links (the rows the access reports count) with `slugs`."""
+def _replace_links(session: ToolRouterSession, slugs: Sequence[str]) -> set[int]:
     SessionToolkit.objects.filter(session=session).delete()
     ids = dict(Toolkit.objects.filter(slug__in=list(slugs)).values_list("slug", "pk"))
     SessionToolkit.objects.bulk_create(
         [SessionToolkit(session=session, toolkit_id=ids[s]) for s in slugs if s in ids]
     )
+    return {ids[s] for s in slugs if s in ids}
+
+
+def store_new_session_links(
+    session: ToolRouterSession,
+    slugs: Sequence[str],
+    *,
+    superseded: ToolRouterSession | None = None,
+    superseded_at: datetime | None = None,
+) -> None:
+    """Store a new session's toolkit links (the rows the access reports count) and add its grants
+    (and the revocations of `superseded`, the session it replaced at `superseded_at`) to the
+    daily rollup, in the caller's transaction."""
+    links = _replace_links(session, slugs)
+    rollups.session_stored(session, superseded=superseded, superseded_at=superseded_at, links=links)
+
+
+def store_toolkit_links(
+    session: ToolRouterSession, slugs: Sequence[str], *, audited_change: bool = False
+) -> None:
+    """Replace an existing session's toolkit links with `slugs` (an in-place change) and add the
+    difference to the daily rollup (`audited_change`: the caller writes a
+    `session.change_toolkits` event, which the report counts on its day)."""
+    before = set(
+        SessionToolkit.objects.filter(session=session).values_list("toolkit_id", flat=True)
+    )
+    after = _replace_links(session, slugs)
+    rollups.links_changed(session, before, after, audited=audited_change)
 
 
 def mark_deleted(session: ToolRouterSession) -> None:
     """Record that the session is deleted, here and at Composio; the row is kept for history."""
     now = timezone.now()
+    if session.superseded_at is None and session.deleted_at is None:
+        rollups.session_ended(session, at=now)
     session.status = ToolRouterSession.Status.DELETED
     session.deleted_at = now
     session.remote_deleted_at = session.remote_deleted_at or now

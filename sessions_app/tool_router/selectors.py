@@ -6,11 +6,27 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate, Lower
+from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
 from sessions_app.tool_router import mcp_url
@@ -59,8 +75,21 @@ def _in_index_order(expression: str | Lower) -> Collate | str | Lower:
     return Collate(expression, "C") if connection.vendor == "postgresql" else expression
 
 
-def _ids(queryset: QuerySet[EndUser], order: Collate | str | Lower, limit: int) -> list[int]:
-    return list(queryset.order_by(order).values_list("pk", flat=True)[: limit + 1])
+def _ids(queryset: QuerySet[EndUser], order: Collate | str | Lower, limit: int) -> QuerySet:
+    """The first `limit + 1` matching ids in index order, as a subquery (not run here)."""
+    return queryset.order_by(order).values("pk")[: limit + 1]
+
+
+def _union_sql(batches: list[QuerySet]) -> RawSQL:
+    """The ids of every batch as one `UNION ALL` subquery, each batch its own derived table (so
+    its ORDER BY ... LIMIT stays inside it: SQLite refuses LIMIT in a compound's arm). Used as
+    `pk IN (...)`, PostgreSQL and SQLite read each batch from its index and the users by pk."""
+    parts, params = [], []
+    for batch in batches:
+        sql, batch_params = batch.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS b{len(parts)}")
+        params.extend(batch_params)
+    return RawSQL(" UNION ALL ".join(parts), params)
 
 
 def _refused_query(query: str) -> LookupResult | None:
@@ -81,8 +110,8 @@ def _refused_query(query: str) -> LookupResult | None:
     return None
 
 
-def _matching_ids(query: str, limit: int) -> list[list[int]]:
-    """One indexed query per kind of match (external id, email, name words), each capped at
+def _matching_ids(query: str, limit: int) -> list[QuerySet]:
+    """One indexed subquery per kind of match (external id, email, name words), each capped at
     `limit + 1` ids."""
     by_external_id = _in_index_order("external_id")
     batches = [
@@ -131,9 +160,9 @@ def _sessions_named(query: str, limit: int) -> list[ToolRouterSession]:
     else:
         named = ToolRouterSession.objects.filter(_prefix_q("session_id", query))
     sessions = list(
-        named.select_related("replaced_by__created_by").order_by(_in_index_order("session_id"))[
-            : limit + 1
-        ]
+        named.select_related("replaced_by__created_by")
+        .annotate(deleted_by_username=_deleted_by_subquery())
+        .order_by(_in_index_order("session_id"))[: limit + 1]
     )
     sessions.sort(key=lambda s: s.session_id != query)
     return sessions
@@ -141,15 +170,13 @@ def _sessions_named(query: str, limit: int) -> list[ToolRouterSession]:
 
 def _matched(sessions: list[ToolRouterSession]) -> dict[int, MatchedSession]:
     """Each end user's session among `sessions` (its first), as the lookup shows it."""
-    deleted = [s.pk for s in sessions if s.status == ToolRouterSession.Status.DELETED]
-    deleted_by = _deleted_by(deleted) if deleted else {}
     matched: dict[int, MatchedSession] = {}
     for session in sessions:
         if session.end_user_id in matched:
             continue
         newer = getattr(session, "replaced_by", None)
         if session.status == ToolRouterSession.Status.DELETED:
-            ended_at, ended_by = session.deleted_at, deleted_by.get(session.pk, "")
+            ended_at, ended_by = session.deleted_at, session.deleted_by_username or ""
         else:
             creator = newer.created_by if newer is not None else None
             ended_at, ended_by = session.superseded_at, creator.get_username() if creator else ""
@@ -181,32 +208,67 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     named = _sessions_named(query, limit)
     by_session = _matched(named)
     exact = set(by_session)
-    found: set[int] = set(exact)
     more = len(named) > limit
-    for batch in _matching_ids(query, limit):
-        more = more or len(batch) > limit
-        found.update(batch)
-
+    batches = _matching_ids(query, limit)
+    # One query for the users: every batch's ids in one indexed subquery, whether each user is in
+    # each batch (to tell "there are more"), and their active session from a join.
+    ids = [*batches]
+    if exact:
+        ids.append(EndUser.objects.filter(pk__in=sorted(exact)).values("pk"))
+    flags = {
+        f"in_batch_{n}": ExpressionWrapper(Q(pk__in=b), BooleanField())
+        for n, b in enumerate(batches)
+    }
     users = list(
-        EndUser.objects.filter(pk__in=found).prefetch_related(
-            Prefetch(
-                "sessions",
-                queryset=ToolRouterSession.objects.filter(status=ToolRouterSession.Status.ACTIVE),
-                to_attr="active_sessions",
-            )
+        EndUser.objects.filter(pk__in=_union_sql(ids)).annotate(
+            active=FilteredRelation(
+                "sessions", condition=Q(sessions__status=ToolRouterSession.Status.ACTIVE)
+            ),
+            active_pk=F("active__pk"),
+            active_session_id=F("active__session_id"),
+            **flags,
         )
     )
+    for name in flags:
+        more = more or sum(1 for u in users if getattr(u, name)) > limit
     # Python compares strings by code point: the same byte order as the indexes.
     users.sort(key=lambda u: (u.pk not in exact and u.external_id != query, u.external_id))
+    urls = RowUrls()
     for user in users:
-        user.active_session = user.active_sessions[0] if user.active_sessions else None
+        user.active_session = (
+            ToolRouterSession(
+                pk=user.active_pk,
+                session_id=user.active_session_id,
+                status=ToolRouterSession.Status.ACTIVE,
+                end_user_id=user.pk,
+            )
+            if user.active_pk is not None
+            else None
+        )
         matched = by_session.get(user.pk)
         user.matched_session = matched
         user.matched_session_id = matched.session_id if matched else ""
         user.matched_session_status = matched.status if matched else ""
+        urls.attach(user)
     return LookupResult(
         query=query, users=users[:limit], has_more=more or len(users) > limit, error=""
     )
+
+
+class RowUrls:
+    """A result row's links (its card, itself), built by substituting the user's public id into
+    URLs reversed once, not by `{% url %}` three times a row."""
+
+    _PLACEHOLDER = UUID(int=0)
+
+    def __init__(self) -> None:
+        self.card = reverse("sessions_app:support_user_card", args=[self._PLACEHOLDER])
+        self.row = reverse("sessions_app:support_user_row", args=[self._PLACEHOLDER])
+
+    def attach(self, user: EndUser) -> None:
+        public_id, placeholder = str(user.public_id), str(self._PLACEHOLDER)
+        user.card_url = self.card.replace(placeholder, public_id)
+        user.row_url = self.row.replace(placeholder, public_id)
 
 
 def active_session(*, end_user: EndUser) -> ToolRouterSession | None:
@@ -223,19 +285,21 @@ def end_user_row(*, end_user: EndUser) -> EndUser:
     ).first()
     end_user.matched_session = None
     end_user.matched_session_id = end_user.matched_session_status = ""
+    RowUrls().attach(end_user)
     return end_user
 
 
-def _deleted_by(session_pks: list[int]) -> dict[int, str]:
-    """Who deleted each of these sessions (from the audit trail): {session pk: username}."""
-    deleted_by: dict[int, str] = {}
-    for session_id, username in AuditEvent.objects.filter(
-        action="session.delete",
-        outcome=AuditEvent.Outcome.SUCCESS,
-        session_id__in=session_pks,
-    ).values_list("session_id", "actor_username"):
-        deleted_by.setdefault(session_id, username)
-    return deleted_by
+def _deleted_by_subquery() -> Subquery:
+    """Who deleted the outer session (from the audit trail), as a column of its query."""
+    return Subquery(
+        AuditEvent.objects.filter(
+            action="session.delete",
+            outcome=AuditEvent.Outcome.SUCCESS,
+            session_id=OuterRef("pk"),
+        )
+        .order_by("-sequence")
+        .values("actor_username")[:1]
+    )
 
 
 # --- The user card -----------------------------------------------------------------------------
@@ -257,15 +321,48 @@ class UserCard:
     deleted_by: dict[int, str]
 
 
-def end_user_card(*, end_user: EndUser) -> UserCard:
-    """What support needs about one end user, in a fixed number of queries."""
-    sessions = ToolRouterSession.objects.select_related("created_by").filter(end_user=end_user)
-    active = sessions.filter(status=ToolRouterSession.Status.ACTIVE).first()
-    history = list(
-        sessions.exclude(status=ToolRouterSession.Status.ACTIVE)
-        .select_related("replaced_by__created_by")
-        .order_by("-created_at", "-pk")[: HISTORY_LIMIT + 1]
+def _card_sessions(sessions: QuerySet[ToolRouterSession]) -> list[ToolRouterSession]:
+    """The sessions a card shows: the active one first, then the newest others (at most
+    `HISTORY_LIMIT + 1`, to tell a truncated history), each with who created, replaced and
+    deleted it, in one query."""
+    return list(
+        sessions.select_related("created_by", "replaced_by__created_by")
+        .annotate(
+            is_active=Case(
+                When(status=ToolRouterSession.Status.ACTIVE, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+            deleted_by_username=_deleted_by_subquery(),
+        )
+        .order_by("is_active", "-created_at", "-pk")[: HISTORY_LIMIT + 2]
     )
+
+
+def end_user_card_for(*, public_id: UUID) -> UserCard | None:
+    """`end_user_card` of the end user with this public id (None if there is none): the end user
+    comes with their sessions (one query), or alone for an end user who never had one."""
+    sessions = _card_sessions(
+        ToolRouterSession.objects.filter(end_user__public_id=public_id).select_related("end_user")
+    )
+    if sessions:
+        return _card(sessions[0].end_user, sessions)
+    end_user = EndUser.objects.filter(public_id=public_id).first()
+    return _card(end_user, []) if end_user is not None else None
+
+
+def end_user_card(*, end_user: EndUser) -> UserCard:
+    """What support needs about one end user, in a fixed number of queries: its sessions (the
+    active one first, then the newest `HISTORY_LIMIT` others, each with who created, replaced and
+    deleted it) in one, the active session's toolkit names in another."""
+    return _card(end_user, _card_sessions(ToolRouterSession.objects.filter(end_user=end_user)))
+
+
+def _card(end_user: EndUser, sessions: list[ToolRouterSession]) -> UserCard:
+    active = None
+    if sessions and sessions[0].status == ToolRouterSession.Status.ACTIVE:
+        active = sessions.pop(0)
+    history = sessions[: HISTORY_LIMIT + 1]
     truncated = len(history) > HISTORY_LIMIT
     history = history[:HISTORY_LIMIT]
 
@@ -274,10 +371,11 @@ def end_user_card(*, end_user: EndUser) -> UserCard:
         names = dict(Toolkit.objects.filter(slug__in=active.toolkits).values_list("slug", "name"))
         toolkits = [ToolkitLabel(slug=s, name=names.get(s, s)) for s in active.toolkits]
 
-    deleted = [s.pk for s in history if s.status == ToolRouterSession.Status.DELETED]
-    deleted_by = _deleted_by(deleted) if deleted else {}
+    deleted_by: dict[int, str] = {}
     for session in history:
-        session.deleted_by_username = deleted_by.get(session.pk, "")
+        session.deleted_by_username = session.deleted_by_username or ""
+        if session.status == ToolRouterSession.Status.DELETED and session.deleted_by_username:
+            deleted_by[session.pk] = session.deleted_by_username
     return UserCard(
         end_user=end_user,
         active=active,

@@ -103,10 +103,11 @@ def _store_new_session(
     """In one transaction: supersede the old session, store the new one, close the intent, and
     write the one audit event."""
     with transaction.atomic():
+        superseded_at = timezone.now()
         if old is not None:
             superseded = ToolRouterSession.objects.filter(
                 pk=old.pk, status=ToolRouterSession.Status.ACTIVE
-            ).update(status=ToolRouterSession.Status.SUPERSEDED, superseded_at=timezone.now())
+            ).update(status=ToolRouterSession.Status.SUPERSEDED, superseded_at=superseded_at)
             if not superseded:
                 raise IntegrityError("The old session is no longer active.")
         session = ToolRouterSession.objects.create(
@@ -121,7 +122,9 @@ def _store_new_session(
             # Composio has just answered for it: drift checks it last.
             verified_at=timezone.now(),
         )
-        records.store_toolkit_links(session, granted)
+        records.store_new_session_links(
+            session, granted, superseded=old, superseded_at=superseded_at
+        )
         intents.finish(operation, state=SessionOperation.State.SUCCEEDED)
         attempt.audit(
             outcome=AuditEvent.Outcome.SUCCESS,
@@ -355,7 +358,7 @@ def _store_change(
         current.toolkits = granted
         current.config_version = remote.config_version
         current.save(update_fields=["toolkits", "config_version"])
-        records.store_toolkit_links(current, granted)
+        records.store_toolkit_links(current, granted, audited_change=True)
         intents.finish(
             operation, state=SessionOperation.State.SUCCEEDED, remote_session_id=remote.session_id
         )
