@@ -9,8 +9,9 @@ more per PATCH). The console explains each version from its audit trail:
   the session with the same toolkits, each event explaining one version at most.
 
 A version nothing explains was made outside the console (Composio's dashboard, another client
-of the API key). Reading the history (the session's admin page) stores the unexplained versions
-on the session (`config_unexplained`, `config_checked_at`), and the access report lists the
+of the API key). A reading (the session's admin page) whose unexplained versions differ from the
+stored ones stores them on the session (`config_unexplained`, and `config_checked_at`: when that
+reading was); a reading that finds what is stored writes nothing. The access report lists the
 sessions that have any, so the report itself never calls Composio.
 """
 
@@ -108,6 +109,8 @@ def _store(session: ToolRouterSession, rows: list[HistoryRow]) -> None:
         for row in rows
         if not row.explained
     ]
+    if unexplained == (session.config_unexplained or []):
+        return  # the stored finding stands: looking at a page writes nothing
     session.config_checked_at = timezone.now()
     session.config_unexplained = unexplained
     ToolRouterSession.objects.filter(pk=session.pk).update(

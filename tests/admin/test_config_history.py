@@ -63,6 +63,11 @@ def test_a_change_outside_the_console_is_a_finding(
     alices_session.refresh_from_db()
     assert [v["version"] for v in alices_session.config_unexplained] == [2]
     assert alices_session.config_unexplained[0]["toolkits"] == ["github", "gmail"]
+    stored_at = alices_session.config_checked_at
+    assert stored_at is not None
+    auditor_client.get(change_url(alices_session))  # the same finding again: nothing rewritten
+    alices_session.refresh_from_db()
+    assert alices_session.config_checked_at == stored_at
 
     reads = catalog.count("session.config_history")
     report = auditor_client.get(reverse(ACCESS))
@@ -99,7 +104,7 @@ def test_changes_through_the_console_are_explained(
     assert 'id="config-history-clean"' in page.content.decode()
     alices_session.refresh_from_db()
     assert alices_session.config_unexplained == []
-    assert alices_session.config_checked_at is not None
+    assert alices_session.config_checked_at is None  # nothing to store: nothing written
     report = auditor_client.get(reverse(ACCESS))
     assert report.context["changed_outside"] == []
 
