@@ -17,8 +17,10 @@ sessions that have any, so the report itself never calls Composio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -121,18 +123,31 @@ def _store(session: ToolRouterSession, rows: list[HistoryRow]) -> None:
 def session_config_history(
     session: ToolRouterSession, *, request: HttpRequest | None
 ) -> ConfigHistory:
-    """Composio's config history of the session matched to its audit events (one read, paid from
-    the web budget), and the unexplained versions stored on the session. A session no longer at
-    Composio (deleted, superseded) or a failed read shows the audit events only, with why."""
+    """Composio's config history of the session matched to its audit events (one read, paid
+    from the web budget, then shared for CONFIG_HISTORY_CACHE_SECONDS), and the unexplained
+    versions stored on the session when they changed. A session no longer at Composio
+    (deleted, superseded) or a failed read shows the audit events only, with why."""
     history = ConfigHistory(
         events=list(AuditEvent.objects.filter(session=session).order_by("-sequence")[:EVENTS_SHOWN])
     )
     if session.status != ToolRouterSession.Status.ACTIVE:
         history.error = "The session is no longer active; Composio keeps no history of it."
         return history
+    key = f"config_history:{session.pk}:{session.session_id}"
     try:
-        rate_limit.draw(request, 1)
-        versions = composio_seam.session_config_history(session.session_id)
+        cached = cache.get(key)
+        versions = [ConfigVersion(*row) for row in cached] if cached is not None else None
+    except (TypeError, ValueError):
+        versions = None
+    try:
+        if versions is None:
+            rate_limit.draw(request, 1)
+            versions = composio_seam.session_config_history(session.session_id)
+            cache.set(
+                key,
+                [astuple(v) for v in versions],
+                timeout=max(1, int(settings.CONFIG_HISTORY_CACHE_SECONDS)),
+            )
     except composio_seam.ComposioRateLimited as exc:
         history.error = mcp_url.mask_ids_in(exc.message, [session.session_id])
         history.retry_after = exc.retry_after

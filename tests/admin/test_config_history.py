@@ -9,6 +9,7 @@ from http import HTTPStatus
 import httpx
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -65,7 +66,12 @@ def test_a_change_outside_the_console_is_a_finding(
     assert alices_session.config_unexplained[0]["toolkits"] == ["github", "gmail"]
     stored_at = alices_session.config_checked_at
     assert stored_at is not None
+    reads = catalog.count("session.config_history")
+    auditor_client.get(change_url(alices_session))  # shared reading: Composio is not asked
+    assert catalog.count("session.config_history") == reads
+    cache.clear()
     auditor_client.get(change_url(alices_session))  # the same finding again: nothing rewritten
+    assert catalog.count("session.config_history") == reads + 1
     alices_session.refresh_from_db()
     assert alices_session.config_checked_at == stored_at
 
@@ -158,6 +164,7 @@ def test_composio_failing_shows_why_and_keeps_the_last_finding(
 ) -> None:
     patch_outside(emu_http, alices_session, ["gmail"])
     auditor_client.get(change_url(alices_session))
+    cache.clear()  # the last reading is no longer shared: the page asks Composio again
     catalog.faults.enqueue(503, endpoint="session.config_history", times=10)
 
     page = auditor_client.get(change_url(alices_session))
