@@ -445,6 +445,9 @@ CONNECT_LINK_SECONDS = env.int("CONNECT_LINK_SECONDS", default=120)
 # A page of a user's recent tool executions (and its chart) is shared by every web process for
 # this long: opening the panel again, or from another tab, asks Composio nothing.
 SUPPORT_EXECUTIONS_CACHE_SECONDS = env.int("SUPPORT_EXECUTIONS_CACHE_SECONDS", default=30)
+# A session's Composio config history, as read for its admin page, is shared by every web process
+# for this long: opening the page again asks Composio nothing.
+CONFIG_HISTORY_CACHE_SECONDS = env.int("CONFIG_HISTORY_CACHE_SECONDS", default=30)
 # A pending intent older than this no longer blocks its end user (it is marked unknown).
 TOOL_ROUTER_OPERATION_STALE_SECONDS = env.int("TOOL_ROUTER_OPERATION_STALE_SECONDS", default=600)
 # reconcile_sessions leaves intents younger than this alone: their caller may still be finishing.

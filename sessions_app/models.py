@@ -126,6 +126,11 @@ class ToolRouterSession(models.Model):
     # it says it does not know it (deleted in its dashboard, expired, or another API key).
     verified_at = models.DateTimeField(null=True, blank=True)
     stale_since = models.DateTimeField(null=True, blank=True)
+    # Config history (`tool_router.config_history`): the versions of Composio's record of the
+    # session's configuration that no audit event explains (changed outside the console), as
+    # [{"version", "created_at", "toolkits"}], and when the reading that stored them was.
+    config_checked_at = models.DateTimeField(null=True, blank=True)
+    config_unexplained = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

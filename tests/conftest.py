@@ -28,6 +28,7 @@ from sessions_app.models import (
 )
 from sessions_app.tool_router import (
     accounts,
+    config_history,
     connections,
     execution_logs,
     executions,
@@ -318,6 +319,8 @@ def access_world(
     account_id = emulator.set_connection(session.session_id, "github", "ACTIVE")
     connections.tool_router_session_connections(session=session, actor=root)
     accounts.accounts_panel(session=session, actor=root)  # the user's accounts, cached too
+    settings.CONFIG_HISTORY_CACHE_SECONDS = 3600
+    config_history.session_config_history(session, request=None)  # its admin page's history
     # A tool run, so the execution log has an entry to open, and the executions panel's first
     # page in the shared cache, as the connections above: a GET of it writes nothing.
     emulator.set_connection(session.session_id, "github", "ACTIVE")

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -29,7 +29,7 @@ from sessions_app.admin.console_links import CardLinkMixin
 from sessions_app.admin.locators import LocatorColumn, LocatorColumnsMixin, session_id_of, text_of
 from sessions_app.admin.safety import ReadOnlyAdminMixin
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import locators, mcp_url, remote_deletes
+from sessions_app.tool_router import config_history, locators, mcp_url, remote_deletes
 
 
 def stale_badge(session: ToolRouterSession | None) -> str:
@@ -185,6 +185,21 @@ class ToolRouterSessionAdmin(
         "retry_remote_deletes": access.SESSION_PERMISSION["delete"],
         "recreate_missing_sessions": access.SESSION_PERMISSION["refresh"],
     }
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        # Composio's record of the session's configuration beside its audit events (read-only;
+        # every role that may view the session sees it, auditors included).
+        if obj is not None and not add:
+            context["config_history"] = config_history.session_config_history(obj, request=request)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="session", ordering="session_id")
     def short_id(self, obj: ToolRouterSession) -> str:

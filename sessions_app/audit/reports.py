@@ -351,3 +351,47 @@ def grants_and_revocations(*, first_day: dt.date, last_day: dt.date) -> list[Day
 def default_chart_range(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     today = today or timezone.now().date()
     return today - dt.timedelta(days=29), today
+
+
+# --- Sessions changed outside the console -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutsideChange:
+    external_id: str
+    session_pk: int
+    session_id: str
+    status: str
+    checked_at: dt.datetime
+    versions: tuple[dict[str, Any], ...]  # {"version", "created_at", "toolkits"} each
+
+
+def changed_outside(*, limit: int = 100) -> list[OutsideChange]:
+    """Sessions whose Composio config history, when last read (`tool_router.config_history`),
+    had a version no audit event explains: most recently checked first. One query; never asks
+    Composio."""
+    rows = (
+        ToolRouterSession.objects.filter(config_checked_at__isnull=False)
+        .exclude(config_unexplained=[])
+        .order_by("-config_checked_at", "pk")
+        .values_list(
+            "pk",
+            "session_id",
+            "status",
+            "end_user__external_id",
+            "config_checked_at",
+            "config_unexplained",
+        )[:limit]
+    )
+    return [
+        OutsideChange(
+            external_id=external_id,
+            session_pk=pk,
+            session_id=session_id,
+            status=status,
+            checked_at=checked_at,
+            versions=tuple(unexplained or ()),
+        )
+        for pk, session_id, status, external_id, checked_at, unexplained in rows
+        if unexplained
+    ]

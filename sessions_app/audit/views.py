@@ -189,6 +189,7 @@ def access_report(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "point": point,
             "flagged": reports.flagged_toolkits(counts),
+            "changed_outside": reports.changed_outside(),
             "rows": rows,
             "past": past,
             "past_users": len({row.external_id for row in past or []}),

@@ -140,3 +140,13 @@ class ExecutionLogDetail:
     toolkit_slug: str
     data: dict
     metadata: dict
+
+
+@dataclass(frozen=True)
+class ConfigVersion:
+    """One entry of Composio's record of a session's configuration (`config_history`)."""
+
+    version: int
+    created_at: str  # ISO time Composio gives the entry
+    is_current: bool
+    toolkits: tuple[str, ...]  # the toolkits enabled at this version

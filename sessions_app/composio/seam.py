@@ -40,6 +40,7 @@ from sessions_app.composio.errors import (
 )
 from sessions_app.composio.records import (
     CatalogToolkit,
+    ConfigVersion,
     ConnectedAccount,
     ConnectLink,
     ExecutionLogDetail,
@@ -379,6 +380,45 @@ def session_connections(session_id: str, *, page_size: int = 50) -> list[Toolkit
         cursor = page.next_cursor
         if not cursor:
             return out
+
+
+def session_config_history(
+    session_id: str, *, page_size: int = 100, max_pages: int = 10
+) -> list[ConfigVersion]:
+    """Composio's record of every configuration the session has had, newest first (all pages,
+    at most `max_pages`). One read per page; an unknown session raises ComposioNotFound."""
+    if not isinstance(session_id, str) or not session_id:
+        raise ValueError("Reading a config history needs the session id.")
+    client = get_client()
+    out: list[ConfigVersion] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        page = _call(
+            lambda c=cursor: client.client.tool_router.session.config_history(
+                session_id, limit=page_size, **({"cursor": c} if c else {})
+            ),
+            what=f"reading the config history of session {session_id}",
+            mutating=False,
+        )
+        for item in page.items:
+            created = item.created_at
+            at = created.isoformat() if hasattr(created, "isoformat") else str(created)
+            out.append(
+                ConfigVersion(
+                    version=int(item.version),
+                    created_at=at,
+                    is_current=bool(item.is_current),
+                    toolkits=_enabled_toolkits(item.config),
+                )
+            )
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            break
+        if cursor in seen:
+            raise ComposioUnavailable("Composio's config history pagination repeated a cursor.")
+        seen.add(cursor)
+    return out
 
 
 def _connected_account(item: Any) -> ConnectedAccount:
