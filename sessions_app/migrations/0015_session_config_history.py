@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0013_connected_account_permissions'),
+        ('sessions_app', '0014_access_rollups'),
     ]
 
     operations = [
