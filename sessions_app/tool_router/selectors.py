@@ -226,6 +226,7 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
             ),
             active_pk=F("active__pk"),
             active_session_id=F("active__session_id"),
+            active_stale_since=F("active__stale_since"),
             **flags,
         )
     )
@@ -241,6 +242,7 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
                 session_id=user.active_session_id,
                 status=ToolRouterSession.Status.ACTIVE,
                 end_user_id=user.pk,
+                stale_since=user.active_stale_since,
             )
             if user.active_pk is not None
             else None
