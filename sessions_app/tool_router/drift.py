@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
@@ -82,28 +83,21 @@ def mark_stale(
     """Record that Composio answered not found for this active session: `stale_since` (kept
     from the first time) and `verified_at` now, and one `session.stale` event the first time.
     Returns whether it was newly marked. `via` names what noticed (verify, connections, ...)."""
-    now = timezone.now()
-    with transaction.atomic():
-        newly = ToolRouterSession.objects.filter(
+    masked = mcp_url.masked_id_text(session.session_id)
+    return _mark(
+        session,
+        flagged=ToolRouterSession.objects.filter(
             pk=session.pk, status=ToolRouterSession.Status.ACTIVE, stale_since__isnull=True
-        ).update(stale_since=now, verified_at=now)
-        if newly:
-            masked = mcp_url.masked_id_text(session.session_id)
-            trail.record(
-                action=STALE_ACTION,
-                outcome=AuditEvent.Outcome.FAILURE,
-                actor=actor,
-                request=request,
-                end_user=session.end_user,
-                session=session,
-                reason=f"Composio no longer knows session {masked} of "
-                f"{session.end_user.external_id}; marked stale (noticed by {via}).",
-                details={"via": via, "masked_id": masked},
-            )
-        else:
-            ToolRouterSession.objects.filter(pk=session.pk).update(verified_at=now)
-    session.refresh_from_db(fields=["stale_since", "verified_at", "status"])
-    return bool(newly)
+        ),
+        stale=True,
+        action=STALE_ACTION,
+        outcome=AuditEvent.Outcome.FAILURE,
+        reason=f"Composio no longer knows session {masked} of "
+        f"{session.end_user.external_id}; marked stale (noticed by {via}).",
+        details={"via": via, "masked_id": masked},
+        actor=actor,
+        request=request,
+    )
 
 
 def mark_known(
@@ -115,28 +109,54 @@ def mark_known(
 ) -> bool:
     """Record that Composio answered for the session: `verified_at` now, and a stale mark
     cleared (with one `session.known_again` event). Returns whether it had been stale."""
+    masked = mcp_url.masked_id_text(session.session_id)
+    return _mark(
+        session,
+        flagged=ToolRouterSession.objects.filter(pk=session.pk, stale_since__isnull=False),
+        stale=False,
+        action=KNOWN_AGAIN_ACTION,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        reason=f"Composio knows session {masked} of {session.end_user.external_id} "
+        f"again; the stale mark is cleared (noticed by {via}).",
+        details={"via": via, "masked_id": masked},
+        actor=actor,
+        request=request,
+    )
+
+
+def _mark(
+    session: ToolRouterSession,
+    *,
+    flagged: QuerySet[ToolRouterSession],
+    stale: bool,
+    action: str,
+    outcome: str,
+    reason: str,
+    details: dict[str, Any],
+    actor: Actor,
+    request: HttpRequest | None,
+) -> bool:
+    """Stamp `verified_at` now; where `flagged` still matches (the mark changes), also set
+    `stale_since` (now if `stale`, else None) and write the one audit event, in the same
+    transaction. Returns whether the mark changed."""
     now = timezone.now()
     with transaction.atomic():
-        cleared = ToolRouterSession.objects.filter(pk=session.pk, stale_since__isnull=False).update(
-            stale_since=None, verified_at=now
-        )
-        if cleared:
-            masked = mcp_url.masked_id_text(session.session_id)
+        changed = flagged.update(stale_since=now if stale else None, verified_at=now)
+        if changed:
             trail.record(
-                action=KNOWN_AGAIN_ACTION,
-                outcome=AuditEvent.Outcome.SUCCESS,
+                action=action,
+                outcome=outcome,
                 actor=actor,
                 request=request,
                 end_user=session.end_user,
                 session=session,
-                reason=f"Composio knows session {masked} of {session.end_user.external_id} "
-                f"again; the stale mark is cleared (noticed by {via}).",
-                details={"via": via, "masked_id": masked},
+                reason=reason,
+                details=details,
             )
         else:
             ToolRouterSession.objects.filter(pk=session.pk).update(verified_at=now)
     session.refresh_from_db(fields=["stale_since", "verified_at", "status"])
-    return bool(cleared)
+    return bool(changed)
 
 
 # --- Verifying ---------------------------------------------------------------------------------
