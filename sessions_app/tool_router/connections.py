@@ -100,7 +100,8 @@ def tool_router_session_connections(
     if not cache.add(_filling_key(session), _clock(), timeout=_filling_seconds()):
         return _wait_for_filler(session)
     try:
-        return _ask(session, actor=actor, request=request)
+        # The filler before us may have stored its answer and left between our two reads.
+        return _cached(session) or _ask(session, actor=actor, request=request)
     finally:
         cache.delete(_filling_key(session))
 
