@@ -8,9 +8,11 @@
 - A **reconnect link** (`connect_link_create`) asks Composio's session link endpoint for one
   toolkit of the session, with CONNECT_LINK_CALLBACK_URL when set. A toolkit that is not in the
   session is refused without a call. Like a reveal it is limited per staff user
-  (CONNECT_LINKS_PER_HOUR, counted from the audit trail under the staff user's reveal lock) and
-  audited with the toolkit and the masked account id, never the URL; an unaudited link is not
-  shown.
+  (CONNECT_LINKS_PER_HOUR): under the staff user's reveal lock, a link counts the user's
+  `connect_link.request` events of the last hour and writes its own before the lock is let go,
+  so parallel requests cannot all pass the count while their calls are in flight (no lock is
+  held during the call). What Composio answered is a second event, `connect_link.create`, with
+  the toolkit and the masked account id, never the URL; an unaudited link is not shown.
 - **Enabling or disabling** an account (`connected_account_set_enabled`) finds it among the
   session user's own accounts by its masked id's fingerprint (an account id never travels in a
   URL or a form) and patches its status at Composio, audited.
@@ -49,6 +51,8 @@ ConnectedAccount = composio_seam.ConnectedAccount
 CREATE_LINK = "sessions_app.create_connect_link"
 CHANGE_ACCOUNT = "sessions_app.change_connected_account"
 LINK_ACTION = "connect_link.create"
+# A link asked for: written with the limit's count, under the staff user's lock, before the call.
+LINK_REQUEST = "connect_link.request"
 LINK_WINDOW = timedelta(hours=1)
 # Each a status in words; the badge's colour comes from `badge-<status lower case>`.
 STATUS_WORDS = {
@@ -281,32 +285,23 @@ def _lock_staff_user(actor: AbstractBaseUser) -> None:
     RevealLock.objects.select_for_update().get(user_id=actor.pk)
 
 
-def links_in_last_hour(*, actor: AbstractBaseUser) -> int:
-    """Links this staff user asked Composio for in the last hour (whatever Composio answered)."""
+def _requests_in_last_hour(actor: AbstractBaseUser):
     return AuditEvent.objects.filter(
-        action=LINK_ACTION,
-        outcome__in=[
-            AuditEvent.Outcome.SUCCESS,
-            AuditEvent.Outcome.FAILURE,
-            AuditEvent.Outcome.UNKNOWN,
-        ],
+        action=LINK_REQUEST,
+        outcome=AuditEvent.Outcome.SUCCESS,
         actor=actor,
         created_at__gte=timezone.now() - LINK_WINDOW,
-    ).count()
+    )
+
+
+def links_in_last_hour(*, actor: AbstractBaseUser) -> int:
+    """Links this staff user asked for in the last hour (whatever Composio answered)."""
+    return _requests_in_last_hour(actor).count()
 
 
 def _limit_reached(actor: AbstractBaseUser, limit: int) -> LinkResult:
     oldest = (
-        AuditEvent.objects.filter(
-            action=LINK_ACTION,
-            actor=actor,
-            outcome__in=[
-                AuditEvent.Outcome.SUCCESS,
-                AuditEvent.Outcome.FAILURE,
-                AuditEvent.Outcome.UNKNOWN,
-            ],
-            created_at__gte=timezone.now() - LINK_WINDOW,
-        )
+        _requests_in_last_hour(actor)
         .order_by("-created_at")
         .values_list("created_at", flat=True)[max(limit, 1) - 1 : max(limit, 1)]
     )
@@ -352,6 +347,10 @@ def connect_link_create(
         over_limit = links_in_last_hour(actor=actor) >= limit
         if over_limit:
             record(AuditEvent.Outcome.REFUSED, f"Reconnect link limit of {limit} per hour reached.")
+        else:
+            trail.session_recorder(
+                LINK_REQUEST, session, actor=actor, request=request, details={"toolkit": slug}
+            )(AuditEvent.Outcome.SUCCESS)
     if over_limit:
         return _limit_reached(actor, limit)
 

@@ -3,6 +3,7 @@ account, against the emulator over HTTP through the real SDK."""
 
 from __future__ import annotations
 
+from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +16,7 @@ from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, ToolRouterSession
 from sessions_app.tool_router import mcp_url, rate_limit
 from tests.factories import HX, client_for
+from tests.helpers import ON_POSTGRESQL, run_together
 
 
 def panel_url(session: ToolRouterSession) -> str:
@@ -201,6 +203,29 @@ def test_links_are_limited_per_staff_user(
     assert emulator.count("session.link") == sent
     other = client_for(session_admin).post(link_url(remote_session, "github"), headers=HX)
     assert other.status_code == HTTPStatus.OK
+
+
+class TestLinksAtOnceOnPostgreSQL:
+    pytestmark = ON_POSTGRESQL
+
+    def test_parallel_links_by_one_staff_user_pass_the_limit_exactly(
+        self, remote_session: ToolRouterSession, support_user: User, emulator: Any, settings: Any
+    ) -> None:
+        """The count and the request's own event share the lock's transaction: 8 links asked at
+        once with a limit of 2 send exactly 2 requests to Composio, whatever their calls' timing."""
+        settings.CONNECT_LINKS_PER_HOUR = 2
+        emulator.faults.latency(0.2, endpoint="session.link")
+        clients = [client_for(support_user) for _ in range(8)]
+
+        responses = run_together(
+            *[lambda c=c: c.post(link_url(remote_session, "github"), headers=HX) for c in clients]
+        )
+
+        statuses = Counter(getattr(r, "status_code", repr(r)) for r in responses)
+        assert statuses == {HTTPStatus.OK: 2, HTTPStatus.TOO_MANY_REQUESTS: 6}, statuses
+        assert emulator.count("session.link") == 2
+        outcomes = Counter(e.outcome for e in _events("connect_link.create"))
+        assert outcomes == {AuditEvent.Outcome.SUCCESS: 2, AuditEvent.Outcome.REFUSED: 6}
 
 
 @pytest.mark.parametrize(
