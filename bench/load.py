@@ -18,6 +18,13 @@
    throughput during the window and whether the requests the emulator received stayed within
    the job's rate budget; CPU per process group (what dominates on this machine).
 
+Knee mode (`--knee 40,80,120,...`): the same servers and the same bulk job, then one locust run per
+step with that many support users (each logs in, then `--duration` measured seconds), the rate
+rising step by step. After each step it prints the rate served and the lookup and card p95; at the
+end the highest rate at which both stayed under 50 ms with 0 errors (the knee), beside the cores
+and the load average. The request rate follows from users / (think time + latency): use a short
+think time (`--think-min 0.5 --think-max 1.5`) to reach high rates with few users.
+
 Every process it starts is stopped in a `finally` (process groups: gunicorn's workers too).
 """
 
@@ -72,6 +79,13 @@ def _parse() -> argparse.Namespace:
         "--emulator-latency", type=float, default=0.05, help="seconds added to each Composio call"
     )
     parser.add_argument("--db-workers", type=int, default=1, help="db_worker processes")
+    parser.add_argument(
+        "--knee",
+        type=lambda text: [int(n) for n in text.split(",") if n.strip()],
+        default=None,
+        help="support users per step, rising (e.g. 40,80,120,160): find the highest rate served "
+        "with lookup and card p95 < 50 ms and 0 errors",
+    )
     parser.add_argument("--gunicorn-workers", type=int, default=None, help="default: the config's")
     parser.add_argument(
         "--allow-sqlite", action="store_true", help="a smoke run on SQLite (figures meaningless)"
@@ -105,6 +119,7 @@ ENV_OVERRIDES = {
     "DJANGO_SECURE": "false",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
     "LOGIN_FAILURE_LIMIT": "1000000",
+    "LOGIN_RATE": "",  # every simulated person signs in from 127.0.0.1 at once
     "SUPPORT_REVEALS_PER_HOUR": "1000000",
 }
 os.environ.update(ENV_OVERRIDES)
@@ -429,7 +444,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     lookup._refuse_foreign_data()
     lookup.seed(args.end_users)
-    accounts, admin = ensure_staff(args.users)
+    accounts, admin = ensure_staff(max([args.users, *(args.knee or [])]))
     settle_old_jobs(admin)
     rng = random.Random()
     targets = logs / "targets.tsv"
@@ -439,8 +454,6 @@ def main() -> None:
     processes = Processes(logs)
     job: BulkJob | None = None
     snapshots: list[dict[str, Any]] = []
-    emulator_polls: list[tuple[float, int]] = []
-    started_at = time.time()
     try:
         argv = [PYTHON, "manage.py", "composio_emulator", "--port", str(EMULATOR_PORT)]
         if args.emulator_latency > 0:
@@ -487,45 +500,13 @@ def main() -> None:
                 f"{job.concurrency} slots"
             )
 
+        if args.knee:
+            knee(args, processes, accounts, logs, job)
+            if job is not None and not BulkJob.objects.get(pk=job.pk).ended:
+                bulk.bulk_job_cancel(job=job, actor=admin)
+            return
         samples_path = logs / "samples.jsonl"
-        iterations = max(1, args.max_requests // (args.users * 3))
-        locust_env = {
-            "LOAD_ACCOUNTS": json.dumps(accounts),
-            "LOAD_TARGETS": str(targets),
-            "LOAD_SAMPLES": str(samples_path),
-            "LOAD_DURATION": str(args.duration),
-            "LOAD_MAX_ITERATIONS": str(iterations),
-            "LOAD_THINK_MIN": str(args.think_min),
-            "LOAD_THINK_MAX": str(args.think_max),
-            "LOAD_REVEAL_EVERY": str(args.reveal_every),
-        }
-        # A hard stop in case the users never all log in: ramp-up, the window, and slack.
-        hard_stop = int(args.users / args.spawn_rate + args.duration + 120)
-        locust_argv = [
-            PYTHON, "-m", "locust", "-f", str(BENCH / "locustfile.py"), "--headless",
-            "--users", str(args.users), "--spawn-rate", str(args.spawn_rate),
-            "--run-time", f"{hard_stop}s", "--host", WEB_URL, "--only-summary",
-            "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-        ]  # fmt: skip
-        print(
-            f"load: {args.users} support users, think {args.think_min}-{args.think_max} s, "
-            f"1 in {args.reveal_every} reveals, {args.duration:.0f} s measured after the last "
-            f"login, against {WEB_URL}"
-        )
-        snapshots.append(cpu_snapshot(processes))
-        processes.start("locust", locust_argv, locust_env)
-        locust = next(p for n, p in processes.started if n == "locust")
-        while locust.poll() is None:
-            time.sleep(2)
-            snapshots.append(cpu_snapshot(processes))
-            try:
-                health = _get_json(f"{EMULATOR_URL}/_emulator/health")
-                emulator_polls.append((time.time(), int(health["requests"])))
-            except OSError:
-                pass
-            if time.time() - started_at > hard_stop + 300:
-                print("locust overran its hard stop; stopping it")
-                break
+        snapshots += run_locust(args, processes, accounts, samples_path, args.users)
         snapshots.append(cpu_snapshot(processes))
         emulator_log = _get_json(f"{EMULATOR_URL}/_emulator/requests", timeout=30)
         if job is not None:
@@ -537,6 +518,115 @@ def main() -> None:
         processes.stop_all()
 
     report(args, logs, samples_path, job, snapshots, emulator_log, total_end_users)
+
+
+def run_locust(
+    args: argparse.Namespace,
+    processes: Processes,
+    accounts: list[list[str]],
+    samples_path: Path,
+    users: int,
+) -> list[dict[str, Any]]:
+    """One locust run of `users` support users: they log in, then `--duration` measured seconds.
+    Returns the CPU snapshots taken while it ran."""
+    iterations = max(1, args.max_requests // (users * 3))
+    locust_env = {
+        "LOAD_ACCOUNTS": json.dumps(accounts[:users]),
+        "LOAD_TARGETS": str(processes.logs / "targets.tsv"),
+        "LOAD_SAMPLES": str(samples_path),
+        "LOAD_DURATION": str(args.duration),
+        "LOAD_MAX_ITERATIONS": str(iterations),
+        "LOAD_THINK_MIN": str(args.think_min),
+        "LOAD_THINK_MAX": str(args.think_max),
+        "LOAD_REVEAL_EVERY": str(args.reveal_every),
+    }
+    # A hard stop in case the users never all log in: ramp-up, the window, and slack.
+    hard_stop = int(users / args.spawn_rate + args.duration + 120)
+    locust_argv = [
+        PYTHON, "-m", "locust", "-f", str(BENCH / "locustfile.py"), "--headless",
+        "--users", str(users), "--spawn-rate", str(args.spawn_rate),
+        "--run-time", f"{hard_stop}s", "--host", WEB_URL, "--only-summary",
+        "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    print(
+        f"load: {users} support users, think {args.think_min}-{args.think_max} s, "
+        f"1 in {args.reveal_every} reveals, {args.duration:.0f} s measured after the last "
+        f"login, against {WEB_URL}",
+        flush=True,
+    )
+    snapshots = [cpu_snapshot(processes)]
+    started_at = time.time()
+    name = f"locust-{users}"
+    processes.start(name, locust_argv, locust_env)
+    locust = next(p for n, p in processes.started if n == name)
+    while locust.poll() is None:
+        time.sleep(2)
+        snapshots.append(cpu_snapshot(processes))
+        if time.time() - started_at > hard_stop + 300:
+            print("locust overran its hard stop; stopping it")
+            break
+    snapshots.append(cpu_snapshot(processes))
+    return snapshots
+
+
+def knee(
+    args: argparse.Namespace,
+    processes: Processes,
+    accounts: list[list[str]],
+    logs: Path,
+    job: BulkJob | None,
+) -> None:
+    """Raise the load step by step (the bulk job running) and print the knee."""
+    print(
+        f"\nknee: steps of {args.knee} support users, {args.duration:.0f} s each; target: lookup "
+        f"and card p95 < {TARGET_P95_MS:.0f} ms with 0 errors\n",
+        flush=True,
+    )
+    header = (
+        f"{'users':>5} {'req/s':>6} {'lookup p95':>10} {'card p95':>9} {'errors':>6} "
+        f"{'load avg':>8} {'bulk':>9}  verdict"
+    )
+    rows = [header, "-" * len(header)]
+    best: float | None = None
+    for users in args.knee:
+        samples_path = logs / f"samples-{users}.jsonl"
+        run_locust(args, processes, accounts, samples_path, users)
+        lines = [json.loads(line) for line in samples_path.read_text().splitlines()]
+        meta, samples = lines[0], lines[1:]
+        if meta["steady_at"] is None:
+            rows.append(f"{users:>5} only {meta['logged_in']} logged in: stopped here")
+            break
+        steady = meta["steady_at"]
+        window = [s for s in samples if steady <= s["end"] <= steady + args.duration + 1]
+        rate = sum(1 for s in window if s["kind"] in KINDS) / args.duration
+        p95 = {k: pct([s["ms"] for s in window if s["kind"] == k] or [0.0], 95) for k in KINDS}
+        errors = sum(1 for s in samples if not s["ok"])
+        ok = errors == 0 and max(p95["lookup"], p95["card"]) < TARGET_P95_MS
+        bulk_state = "-"
+        if job is not None:
+            job.refresh_from_db()
+            bulk_state = job.state
+        rows.append(
+            f"{users:>5} {rate:>6.1f} {p95['lookup']:>8.1f}ms {p95['card']:>7.1f}ms {errors:>6} "
+            f"{os.getloadavg()[0]:>8.1f} {bulk_state:>9}  {'under' if ok else 'OVER'}"
+        )
+        print(rows[-1], flush=True)
+        if ok:
+            best = max(best or 0.0, rate)
+    print("\n" + "\n".join(rows))
+    cores = psutil.cpu_count()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    if best is None:
+        print(f"\nknee: no step stayed under {TARGET_P95_MS:.0f} ms with 0 errors")
+    else:
+        print(
+            f"\nknee: {best:.1f} staff requests/s with lookup and card p95 < "
+            f"{TARGET_P95_MS:.0f} ms and 0 errors (bulk job running), on {cores} cores, "
+            f"load average {load}"
+        )
+    if job is not None and job.ended:
+        print("note: the bulk job ended during the run; later steps ran without it (raise --bulk)")
+    print(f"logs and raw samples: {logs}")
 
 
 def report(

@@ -224,8 +224,11 @@ ACCOUNT_PREVENT_ENUMERATION = True
 # (never linked by email, never stuck on a sign-up form).
 ACCOUNT_UNIQUE_EMAIL = False
 # django-axes limits password (and TOTP, recovery-code) guessing per (username, IP); allauth's own
-# failed-login limit would answer first and hide the lock-out page.
-ACCOUNT_RATE_LIMITS = {"login_failed": False}
+# failed-login limit would answer first and hide the lock-out page. Sign-ins (failed or not) per
+# client IP stay limited by allauth (its "login" rate, django-allauth's syntax: "30/m/ip"; empty:
+# none). allauth counts them under a cache lock it waits 1 s for, then answers 429: many staff
+# signing in at once from one address (the load benchmark) need it empty.
+ACCOUNT_RATE_LIMITS = {"login_failed": False, "login": env.str("LOGIN_RATE", default="30/m/ip")}
 ACCOUNT_REAUTHENTICATION_METHODS = ("password", "mfa")
 SOCIALACCOUNT_ADAPTER = "sessions_app.signin.adapters.SocialAccountAdapter"
 
