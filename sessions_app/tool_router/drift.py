@@ -39,7 +39,7 @@ from django.utils import timezone
 from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
-from sessions_app.tool_router import mcp_url, rate_limit
+from sessions_app.tool_router import config_history, mcp_url, rate_limit
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,7 @@ class VerifyReport:
     newly_stale: int = 0
     known_again: int = 0
     could_not_check: int = 0
+    changed_outside: int = 0  # known, at a config version no audit event explains
     gone: int = 0
     not_reached: int = 0  # left when the run stopped early
     stopped: str = ""  # why the run stopped early
@@ -209,6 +210,10 @@ class VerifyReport:
         ]
         if self.known_again:
             parts.append(f"{self.known_again} known again (stale mark cleared)")
+        if self.changed_outside:
+            parts.append(
+                f"{self.changed_outside} changed outside the console (on the access report)"
+            )
         parts.append(f"{self.could_not_check} could not be checked (left for the next run)")
         if self.gone:
             parts.append(f"{self.gone} no longer active")
@@ -253,7 +258,7 @@ def verify_sessions(
             report.gone += 1
             continue
         rate_limit.take(1, sleep=sleep)
-        item, fault = _check(session, report)
+        item, fault = _check(session, report, sleep=sleep)
         report.items.append(item)
         if on_item is not None:
             on_item(item)
@@ -271,10 +276,10 @@ def verify_sessions(
 
 
 def _check(
-    session: ToolRouterSession, report: VerifyReport
+    session: ToolRouterSession, report: VerifyReport, *, sleep: Callable[[float], None]
 ) -> tuple[VerifyItem, composio_seam.ComposioError | None]:
     try:
-        composio_seam.get_session(session.session_id)
+        remote = composio_seam.get_session(session.session_id)
     except composio_seam.ComposioNotFound:
         report.stale += 1
         if mark_stale(session, via="verify_sessions"):
@@ -290,9 +295,36 @@ def _check(
         said = mcp_url.mask_ids_in(exc.message, [session.session_id])
         return VerifyItem(session, Found.UNCHECKED, f"{said} Not marked."), exc
     report.known += 1
+    message = "Composio knows it."
     if mark_known(session, via="verify_sessions"):
         report.known_again += 1
-        return VerifyItem(
-            session, Found.KNOWN, "Composio knows it again; stale mark cleared."
-        ), None
-    return VerifyItem(session, Found.KNOWN, "Composio knows it."), None
+        message = "Composio knows it again; stale mark cleared."
+    if _new_version(session, remote.config_version):
+        message += " " + _read_history(session, report, sleep=sleep)
+    return VerifyItem(session, Found.KNOWN, message), None
+
+
+def _new_version(session: ToolRouterSession, version: int | None) -> bool:
+    """Composio's config version is past what the console stored (it stores the version of each
+    change it makes) and no stored finding names it yet: someone may have changed the session
+    elsewhere. Version 1 is the create, which the console always made."""
+    if version is None or version <= (session.config_version or 1):
+        return False
+    return version not in {v.get("version") for v in session.config_unexplained or []}
+
+
+def _read_history(
+    session: ToolRouterSession, report: VerifyReport, *, sleep: Callable[[float], None]
+) -> str:
+    """Read the session's config history (one more request from the budget) and store what no
+    audit event explains, for the access report's finding."""
+    rate_limit.take(1, sleep=sleep)
+    history = config_history.session_config_history(session, request=None)
+    if history.error:
+        return f"Its config history could not be read: {history.error}"
+    unexplained = [r.version.version for r in history.rows if not r.explained]
+    if not unexplained:
+        return "Its configuration changed through the console only."
+    report.changed_outside += 1
+    versions = ", ".join(str(v) for v in sorted(unexplained))
+    return f"Changed outside the console: config version {versions} (on the access report)."

@@ -107,6 +107,36 @@ def test_an_emulator_that_lost_everything_makes_every_session_stale_and_reconcil
     assert "3 stale sessions need a person" in report
 
 
+def test_a_session_changed_outside_the_console_becomes_a_finding_read_once(
+    three: list[ToolRouterSession], emu_http: httpx.Client, catalog: Emulator
+) -> None:
+    """Composio's config version past the stored one: verify reads the history once and stores
+    the unexplained version for the access report; a change the console made reads nothing."""
+    changed, by_console = three[0], three[1]
+    response = emu_http.patch(
+        f"{SESSION_URL}/{changed.session_id}", json={"toolkits": {"enable": ["github", "gmail"]}}
+    )
+    assert response.status_code == 200, response.text
+    sessions.tool_router_session_change_toolkits(
+        session=by_console, toolkits=["github", "gmail"], actor=by_console.created_by
+    )
+
+    code, out = verify()
+
+    assert code == 0, out
+    assert "1 changed outside the console (on the access report)" in out
+    assert "Changed outside the console: config version 2" in out
+    assert catalog.count("session.config_history") == 1
+    changed.refresh_from_db()
+    assert [v["version"] for v in changed.config_unexplained] == [2]
+    by_console.refresh_from_db()
+    assert not by_console.config_unexplained
+
+    code, out = verify()  # the finding stands: no second reading
+    assert code == 0 and "changed outside" not in out
+    assert catalog.count("session.config_history") == 1
+
+
 def test_a_session_known_again_is_unmarked(
     three: list[ToolRouterSession], emu_http: httpx.Client
 ) -> None:
