@@ -389,6 +389,9 @@ AUDIT_HOUSEKEEPING_SECONDS = env.int("AUDIT_HOUSEKEEPING_SECONDS", default=300)
 # --schedule` has booked it (seconds), and the most sessions one such run checks.
 DRIFT_VERIFY_SECONDS = env.int("DRIFT_VERIFY_SECONDS", default=3600)
 DRIFT_VERIFY_BATCH = env.int("DRIFT_VERIFY_BATCH", default=500)
+# A periodic run still "running" after this many seconds lost its worker (killed: django-tasks'
+# database backend never finishes its row); `--schedule` marks it failed and books a new chain.
+PERIODIC_TASK_DEAD_AFTER_SECONDS = env.int("PERIODIC_TASK_DEAD_AFTER_SECONDS", default=3600)
 
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several

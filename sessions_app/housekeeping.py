@@ -64,10 +64,19 @@ def _enqueue_next(periodic_task: Task, seconds: int) -> None:
 
 
 def _schedule(periodic_task: Task) -> bool:
-    waiting = DBTaskResult.objects.filter(
-        task_path=periodic_task.module_path,
-        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
-    ).exists()
+    runs = DBTaskResult.objects.filter(task_path=periodic_task.module_path)
+    now = timezone.now()
+    # A worker killed mid-run leaves its row RUNNING forever, which would block the chain for good.
+    runs.filter(
+        status=TaskResultStatus.RUNNING,
+        started_at__lt=now - timedelta(seconds=settings.PERIODIC_TASK_DEAD_AFTER_SECONDS),
+    ).update(
+        status=TaskResultStatus.FAILED,
+        finished_at=now,
+        exception_class_path="sessions_app.housekeeping.WorkerLost",
+        traceback="Still running after PERIODIC_TASK_DEAD_AFTER_SECONDS: its worker was lost.",
+    )
+    waiting = runs.filter(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]).exists()
     if waiting or not periodic():
         return False
     periodic_task.enqueue()

@@ -280,6 +280,25 @@ def test_schedule_books_once_and_a_worker_verifies_and_books_the_next(
     assert timedelta(seconds=3590) < wait <= timedelta(seconds=3600)
 
 
+def test_a_run_whose_worker_was_killed_does_not_block_the_chain_for_good(
+    queued: None, db: None, settings: Any
+) -> None:
+    assert housekeeping.schedule_drift()
+    run = DBTaskResult.objects.get(task_path=housekeeping.DRIFT_TASK_PATH)
+    # A worker claimed it, then was killed: the row stays RUNNING.
+    DBTaskResult.objects.filter(pk=run.pk).update(status="RUNNING", started_at=timezone.now())
+    assert not housekeeping.schedule_drift()  # running, as far as anyone can tell
+
+    DBTaskResult.objects.filter(pk=run.pk).update(
+        started_at=timezone.now() - timedelta(seconds=settings.PERIODIC_TASK_DEAD_AFTER_SECONDS + 1)
+    )
+    assert housekeeping.schedule_drift()
+
+    run.refresh_from_db()
+    assert run.status == "FAILED" and "worker was lost" in run.traceback
+    assert DBTaskResult.objects.filter(task_path=housekeeping.DRIFT_TASK_PATH, status="READY")
+
+
 def test_the_immediate_backend_books_nothing(immediate: None) -> None:
     assert "no periodic checks; run this from cron" in verify("--schedule")[1]
     assert not DBTaskResult.objects.exists()
