@@ -240,6 +240,9 @@ MFA_FORMS = {
     "reauthenticate": "sessions_app.signin.forms.ReauthenticateForm",
 }
 MFA_TOTP_ISSUER = "Tool Router Console"
+# Keys that encrypt the TOTP keys and recovery-code seeds at rest (sessions_app.signin.secrets):
+# the first encrypts, all decrypt (rotation: put the new one first). Empty: SECRET_KEY.
+MFA_SECRET_KEYS = env.list("MFA_SECRET_KEYS", default=[])
 MFA_PASSKEY_LOGIN_ENABLED = True
 # Browsers treat http://localhost as secure; plain http elsewhere only outside production.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not SECURE
