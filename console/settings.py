@@ -240,7 +240,7 @@ MFA_FORMS = {
     "reauthenticate": "sessions_app.signin.forms.ReauthenticateForm",
 }
 MFA_TOTP_ISSUER = "Tool Router Console"
-# Keys that encrypt the TOTP keys and recovery-code seeds at rest (sessions_app.signin.secrets):
+# Keys that encrypt the TOTP keys and recovery-code seeds at rest (sessions_app.signin.mfa_secrets):
 # the first encrypts, all decrypt (rotation: put the new one first). Empty: SECRET_KEY.
 MFA_SECRET_KEYS = env.list("MFA_SECRET_KEYS", default=[])
 MFA_PASSKEY_LOGIN_ENABLED = True

@@ -19,7 +19,7 @@ from django.shortcuts import render
 
 from sessions_app import trail
 from sessions_app.models import AuditEvent
-from sessions_app.signin import secrets, sso
+from sessions_app.signin import mfa_secrets, sso
 from sessions_app.signin.oidc import NONCE_STATE_KEY
 
 # Session key: this sign-in's second factor was checked by the identity provider (amr/acr).
@@ -206,8 +206,8 @@ class MFAAdapter(DefaultMFAAdapter):
         return user.get_username()
 
     def encrypt(self, text: str) -> str:
-        # TOTP keys and recovery-code seeds are stored encrypted (sessions_app.signin.secrets).
-        return secrets.encrypt(text)
+        # TOTP keys and recovery-code seeds are stored encrypted (sessions_app.signin.mfa_secrets).
+        return mfa_secrets.encrypt(text)
 
     def decrypt(self, encrypted_text: str) -> str:
-        return secrets.decrypt(encrypted_text)
+        return mfa_secrets.decrypt(encrypted_text)
