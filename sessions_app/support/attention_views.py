@@ -18,13 +18,17 @@ from sessions_app.tool_router import attention
 @require_GET
 @support_required()
 def support_attention(request: HtmxHttpRequest) -> HttpResponse:
-    page = attention.attention_page(request.GET.get("page") or 1)
+    page = attention.attention_page(
+        after=request.GET.get("after", "")[:64],
+        before=request.GET.get("before", "")[:64],
+        oldest=request.GET.get("oldest") == "1",
+    )
     return _respond(
         request,
         page="sessions_app/support/attention.html",
         fragment="sessions_app/support/_attention.html",
         context={
-            "page_obj": page,
+            "listing": page,
             "threshold": settings.ATTENTION_FAILED_EXECUTIONS,
             "sweep_minutes": max(1, settings.ATTENTION_SWEEP_SECONDS // 60),
         },

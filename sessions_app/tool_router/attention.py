@@ -23,10 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.core.paginator import Page, Paginator
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -60,11 +58,82 @@ def attention_count() -> int:
     return AttentionState.objects.filter(problem_at__isnull=False).count()
 
 
-def attention_page(number: Any) -> Page:
-    """One page of PAGE_SIZE users needing attention with their end users (two queries: the
-    count and the rows); a page number out of range gives the last page."""
-    rows = needing_attention().select_related("end_user")
-    return Paginator(rows, PAGE_SIZE).get_page(number)
+@dataclass(frozen=True)
+class AttentionPage:
+    """One page of users needing attention (PAGE_SIZE at most, most recent problem first), how
+    many need it in all, and the cursors of the pages of newer and older problems (None at
+    either end)."""
+
+    rows: list[AttentionState]
+    total: int
+    newer: str | None
+    older: str | None
+
+    @property
+    def at_newest(self) -> bool:
+        return self.newer is None
+
+
+def cursor_of(state: AttentionState) -> str:
+    assert state.problem_at is not None
+    return f"{(state.problem_at - _EPOCH) // timedelta(microseconds=1)}-{state.pk}"
+
+
+def _parse(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        micros, pk = (int(part) for part in cursor.split("-", 1))
+        return _EPOCH + timedelta(microseconds=micros), pk
+    except (ValueError, OverflowError):
+        return None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def attention_page(*, after: str = "", before: str = "", oldest: bool = False) -> AttentionPage:
+    """A page of users needing attention with their end users, in two queries (the count and
+    the rows) whatever the page: keyset paging on the partial index, so the oldest page costs
+    what the newest does. `after` (a page's `older` cursor): the problems older than it;
+    `before` (a page's `newer` cursor): the newer ones; `oldest`: the PAGE_SIZE oldest. An
+    unreadable cursor gives the newest page."""
+    total = attention_count()
+    rows = AttentionState.objects.filter(problem_at__isnull=False).select_related("end_user")
+    newest_first = ("-problem_at", "-id")
+    oldest_first = ("problem_at", "id")
+    older_than, newer_than = _parse(after) if after else None, _parse(before) if before else None
+    if older_than is not None:
+        at, pk = older_than
+        found = list(
+            rows.filter(problem_at__lte=at)
+            .filter(Q(problem_at__lt=at) | Q(id__lt=pk))
+            .order_by(*newest_first)[: PAGE_SIZE + 1]
+        )
+        more_older, more_newer = len(found) > PAGE_SIZE, True
+        found = found[:PAGE_SIZE]
+    elif newer_than is not None:
+        at, pk = newer_than
+        found = list(
+            rows.filter(problem_at__gte=at)
+            .filter(Q(problem_at__gt=at) | Q(id__gt=pk))
+            .order_by(*oldest_first)[: PAGE_SIZE + 1]
+        )
+        more_older, more_newer = True, len(found) > PAGE_SIZE
+        found = found[:PAGE_SIZE][::-1]
+    elif oldest:
+        found = list(rows.order_by(*oldest_first)[:PAGE_SIZE])[::-1]
+        more_older, more_newer = False, total > len(found)
+    else:
+        found = list(rows.order_by(*newest_first)[: PAGE_SIZE + 1])
+        more_older, more_newer = len(found) > PAGE_SIZE, False
+        found = found[:PAGE_SIZE]
+    if not found:
+        return AttentionPage(rows=[], total=total, newer=None, older=None)
+    return AttentionPage(
+        rows=found,
+        total=total,
+        newer=cursor_of(found[0]) if more_newer else None,
+        older=cursor_of(found[-1]) if more_older else None,
+    )
 
 
 # --- The sweep ---------------------------------------------------------------------------------

@@ -49,27 +49,35 @@ def test_the_page_lists_problems_newest_first_and_pages_without_asking_composio(
 ) -> None:
     users = make_end_users(90, prefix="usr_att")
     troubles(users)  # 60 with a problem
+    expected = [u.external_id for n, u in enumerate(users) if n % 3 != 2][::-1]
     client = client_for(support_user)
     asked = emulator.count()
 
     first = client.get(PAGE_URL)
-    second = client.get(PAGE_URL + "?page=2", headers=HX)
-    past_the_end = client.get(PAGE_URL + "?page=99")
-
-    assert emulator.count() == asked  # never a request to Composio
-    assert first.status_code == second.status_code == HTTPStatus.OK
     html = first.content.decode()
-    assert "60 users need attention. Page 1 of 2." in html
-    expected = [u.external_id for n, u in enumerate(users) if n % 3 != 2][::-1]
+    assert first.status_code == HTTPStatus.OK
+    assert "60 users need attention." in html
     assert listed(html) == expected[: attention.PAGE_SIZE]
     assert "github: problem 88." in html  # the reason in words
     assert f'href="/support/users/{users[88].public_id}/"' in html
     # Without JavaScript the pager's links are plain links; with HTMX they swap the list.
-    assert f'href="{PAGE_URL}?page=2" hx-get="{PAGE_URL}?page=2" hx-target="#attention"' in html
+    older = re.search(r'href="(/support/attention/\?after=[0-9]+-[0-9]+)" hx-get="\1"', html)
+    assert older is not None and 'hx-target="#attention"' in html
+    assert ">Newer<" not in html
+
+    second = client.get(older.group(1), headers=HX)
     fragment = second.content.decode()
-    assert "<html" not in fragment and second["Vary"].count("HX-Request")
+    assert "<html" not in fragment and "HX-Request" in second["Vary"]
     assert listed(fragment) == expected[attention.PAGE_SIZE :]
-    assert listed(past_the_end.content.decode()) == listed(fragment)  # the last page
+    assert ">Older<" not in fragment
+    newer = re.search(r'href="(/support/attention/\?before=[0-9]+-[0-9]+)"', fragment)
+    assert newer is not None
+    assert listed(client.get(newer.group(1)).content.decode()) == expected[: attention.PAGE_SIZE]
+    oldest = client.get(PAGE_URL + "?oldest=1").content.decode()
+    assert listed(oldest) == expected[-attention.PAGE_SIZE :]
+    assert listed(client.get(PAGE_URL + "?after=junk").content.decode()) == listed(html)
+
+    assert emulator.count() == asked  # never a request to Composio
 
 
 def test_the_page_costs_the_same_queries_whatever_the_rows(support_user: User) -> None:
@@ -88,8 +96,8 @@ def test_the_page_costs_the_same_queries_whatever_the_rows(support_user: User) -
 
     assert many == one
     with CaptureQueriesContext(connection) as captured:
-        page = attention.attention_page(1)
-        assert [s.end_user.external_id for s in page]  # the rows, their users included
+        page = attention.attention_page(oldest=True)
+        assert [s.end_user.external_id for s in page.rows]  # the rows, their users included
     assert len(captured) == 2  # the count and the rows
 
 
