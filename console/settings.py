@@ -395,6 +395,14 @@ DRIFT_VERIFY_BATCH = env.int("DRIFT_VERIFY_BATCH", default=500)
 # A periodic run still "running" after this many seconds lost its worker (killed: django-tasks'
 # database backend never finishes its row); `--schedule` marks it failed and books a new chain.
 PERIODIC_TASK_DEAD_AFTER_SECONDS = env.int("PERIODIC_TASK_DEAD_AFTER_SECONDS", default=3600)
+# Users needing attention (`manage.py sweep_attention`, `tool_router.attention`): this many failed
+# tool executions in the last 24 hours put a user on the page; how often the task workers sweep
+# once `sweep_attention --schedule` has booked it (seconds), the most users one run checks, and
+# the longest a sweep waits for the shared Composio budget before stopping (it continues next run).
+ATTENTION_FAILED_EXECUTIONS = env.int("ATTENTION_FAILED_EXECUTIONS", default=3)
+ATTENTION_SWEEP_SECONDS = env.int("ATTENTION_SWEEP_SECONDS", default=900)
+ATTENTION_SWEEP_BATCH = env.int("ATTENTION_SWEEP_BATCH", default=500)
+ATTENTION_SWEEP_MAX_WAIT_SECONDS = env.float("ATTENTION_SWEEP_MAX_WAIT_SECONDS", default=5.0)
 
 # --- Background work ---------------------------------------------------------------------------
 # The database backend: `manage.py db_worker` processes claim tasks with SKIP LOCKED, so several

@@ -78,6 +78,8 @@ $PY manage.py bulk_resume
 $PY manage.py anchor_audit --schedule
 # ...and check the stored sessions against Composio every DRIFT_VERIFY_SECONDS (books it once).
 $PY manage.py verify_sessions --schedule
+# ...and find the users needing support's attention every ATTENTION_SWEEP_SECONDS (books it once).
+$PY manage.py sweep_attention --schedule
 for n in $(seq 1 "${BULK_WORKERS:-1}"); do
   $PY manage.py db_worker --no-reload --worker-id "run-sh-$n-$$" >"var/worker-$n.log" 2>&1 &
   pids+=($!)

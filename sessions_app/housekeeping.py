@@ -7,7 +7,9 @@ AUDIT_HOUSEKEEPING_SECONDS, so a running `db_worker` anchors the chain without c
 `schedule()` starts that chain once: `manage.py anchor_audit --schedule` calls it (scripts/run.sh
 does, before starting the workers) and does nothing while a run is already waiting or running.
 `session_drift_verify` and `schedule_drift()` (`manage.py verify_sessions --schedule`) do the same
-for `tool_router.drift.verify_sessions`, DRIFT_VERIFY_BATCH sessions per run.
+for `tool_router.drift.verify_sessions`, DRIFT_VERIFY_BATCH sessions per run, and
+`attention_sweep` and `schedule_attention()` (`manage.py sweep_attention --schedule`) for
+`tool_router.attention.attention_sweep`, ATTENTION_SWEEP_BATCH users every ATTENTION_SWEEP_SECONDS.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django_tasks_db.models import DBTaskResult
 
 from sessions_app import refusals
 from sessions_app.chain.anchors import anchor_head
-from sessions_app.tool_router import drift
+from sessions_app.tool_router import attention, drift
 
 
 @task()
@@ -46,9 +48,21 @@ def session_drift_verify() -> None:
         _enqueue_next(session_drift_verify, settings.DRIFT_VERIFY_SECONDS)
 
 
+@task()
+def attention_sweep() -> None:
+    """Check the ATTENTION_SWEEP_BATCH users checked longest ago for what needs support's
+    attention (paid from the shared budget; a stopped run is continued by the next), then book
+    the next run."""
+    try:
+        attention.attention_sweep(limit=max(1, settings.ATTENTION_SWEEP_BATCH))
+    finally:
+        _enqueue_next(attention_sweep, settings.ATTENTION_SWEEP_SECONDS)
+
+
 # The path django-tasks stores with each queued run of them.
 TASK_PATH = audit_housekeeping.module_path
 DRIFT_TASK_PATH = session_drift_verify.module_path
+ATTENTION_TASK_PATH = attention_sweep.module_path
 
 
 def periodic() -> bool:
@@ -95,3 +109,10 @@ def schedule_drift() -> bool:
 
     Returns whether it booked one."""
     return _schedule(session_drift_verify)
+
+
+def schedule_attention() -> bool:
+    """Book the first attention sweep now, unless one is already waiting or running.
+
+    Returns whether it booked one."""
+    return _schedule(attention_sweep)

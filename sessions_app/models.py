@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils.translation import ngettext
 
@@ -189,6 +189,34 @@ class SessionToolkit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.toolkit_id}"
+
+
+class AttentionState(models.Model):
+    """What the attention sweep (`tool_router.attention`) last found about one end user: why
+    they need support's attention, in words (`reasons`: [{"kind", "text"}], empty when nothing),
+    the time of their most recent problem (`problem_at`, None when none) and when Composio was
+    last asked (`checked_at`: the sweep's place, oldest first). The support page reads only this."""
+
+    end_user = models.OneToOneField(EndUser, on_delete=models.CASCADE, related_name="attention")
+    reasons = models.JSONField(default=list, blank=True)
+    problem_at = models.DateTimeField(null=True, blank=True)
+    failed_executions = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The page: most recent problem first, paged; the landing count walks the same index.
+            models.Index(
+                F("problem_at").desc(),
+                F("id").desc(),
+                condition=Q(problem_at__isnull=False),
+                name="attention_problem_idx",
+            ),
+            models.Index(fields=["checked_at", "id"], name="attention_checked_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attention of end user #{self.end_user_id}"
 
 
 class ToolkitDailyRollup(models.Model):

@@ -146,6 +146,7 @@ MATRIX: list[MatrixRow] = [
     ("audit/access/users/", "GET", AUDITOR),
     ("audit/access/toolkits/<slug:slug>/", "GET", AUDITOR),
     ("support/", "GET", SUPPORT),
+    ("support/attention/", "GET", SUPPORT),
     ("support/users/<uuid:public_id>/", "GET", SUPPORT),
     ("support/users/<uuid:public_id>/row/", "GET", (L, R, R, NOA, NOA, R)),
     *post_only("support/sessions/<uuid:public_id>/reveal/", SUPPORT),

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from sessions_app.support import account_views, activity, views
+from sessions_app.support import account_views, activity, attention_views, views
 
 app_name = "sessions_app"
 urlpatterns = [
     path("support/", views.support_lookup, name="support_lookup"),
+    path("support/attention/", attention_views.support_attention, name="support_attention"),
     path("support/users/<uuid:public_id>/", views.support_user_card, name="support_user_card"),
     path("support/users/<uuid:public_id>/row/", views.support_user_row, name="support_user_row"),
     path(

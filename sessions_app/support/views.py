@@ -20,7 +20,15 @@ from sessions_app.access import support_required, wants_fragment
 from sessions_app.http import HtmxHttpRequest
 from sessions_app.models import EndUser, ToolRouterSession
 from sessions_app.signin.stepup import REVEAL, step_up_required
-from sessions_app.tool_router import connections, drift, mcp_url, selectors, sessions, timeline
+from sessions_app.tool_router import (
+    attention,
+    connections,
+    drift,
+    mcp_url,
+    selectors,
+    sessions,
+    timeline,
+)
 from sessions_app.tool_router.reveal import Withheld, mcp_url_reveal
 
 
@@ -101,6 +109,11 @@ def support_lookup(request: HtmxHttpRequest) -> HttpResponse:
             "clear_card": wants_fragment(request),
             # The landing page's count; the results fragment (each keystroke) goes without.
             "stale_count": 0 if wants_fragment(request) else drift.stale_count(),
+            # And how many users need attention (one count over an index; the card's pages,
+            # which share the template, go without).
+            "attention": None
+            if wants_fragment(request)
+            else {"count": attention.attention_count()},
         },
     )
 

@@ -110,6 +110,26 @@ def take(
     return wait
 
 
+def take_within(
+    cost: float = 1.0,
+    *,
+    max_wait: float,
+    name: str = COMPOSIO,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Reserve `cost` tokens if they are due within `max_wait` seconds and sleep until then;
+    return False, taking nothing, when the budget is spent for longer (a background sweep stops
+    there and leaves the rest to its next run)."""
+    turn = _reserve(
+        cost, name=name, per_minute=None, capacity=None, now=time.time, max_wait=max(0.0, max_wait)
+    )
+    if not turn.taken:
+        return False
+    if turn.wait > 0:
+        sleep(turn.wait)
+    return True
+
+
 def draw(
     request: HttpRequest | None,
     cost: float = 1.0,

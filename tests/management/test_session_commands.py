@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import toolkit_catalog
+from sessions_app.tool_router import attention, toolkit_catalog
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorRestarts
@@ -174,6 +174,10 @@ def test_seed_demo_leaves_accounts_in_every_state_and_an_execution_log(emulator:
     logs = list(emulator.execution_logs.values())
     assert {e["status"] for e in logs} == {"success", "failed"}
     assert "Demo activity: 7 new accounts" in out and "refused for want of an active" in out
+    # The sweep ran: the expired, failed, revoked and disabled accounts need attention.
+    assert "Users needing attention: 4 (7 checked now)." in out
+    reasons = {r["text"].split(": ")[1] for s in attention.needing_attention() for r in s.reasons}
+    assert {"the connected account is expired (The provider's token expired)."} <= reasons
     before = (len(emulator.accounts), len(logs), emulator.count("session.execute"))
 
     again = run("seed_demo", "--users", "14")

@@ -31,6 +31,7 @@ def _get_urls(end_user: EndUser) -> list[str]:
     session = end_user.sessions.get(status="active")
     return [
         reverse("sessions_app:support_lookup") + "?q=usr",
+        reverse("sessions_app:support_attention"),
         reverse("sessions_app:support_user_card", args=[end_user.public_id]),
         reverse("sessions_app:support_user_row", args=[end_user.public_id]),
         reverse("sessions_app:support_session_connections", args=[session.public_id]),

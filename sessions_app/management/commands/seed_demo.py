@@ -13,7 +13,7 @@ from sessions_app.composio.emulator.canned_tools import tools_of
 from sessions_app.composio.errors import ComposioError
 from sessions_app.management import demo_passwords
 from sessions_app.models import EndUser, Toolkit, ToolRouterSession
-from sessions_app.tool_router import executions, remote_check, sessions
+from sessions_app.tool_router import attention, executions, remote_check, sessions
 
 DEMO_ACCOUNTS = [
     ("support", roles.SUPPORT, "looks users up, reveals MCP URLs"),
@@ -88,6 +88,7 @@ class Command(BaseCommand):
         if not options["no_sessions"]:
             self._sessions()
             self._activity()
+            self._attention()
         kept = "new" if renew else "kept"
         self.stdout.write(
             self.style.SUCCESS(
@@ -200,6 +201,17 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo activity: {accounts} new accounts, {runs} tool runs ({failed} failed), "
             f"{refused} refused for want of an active account."
+        )
+
+    def _attention(self) -> None:
+        """Sweep the demo users once, so the support page lists the ones the demo accounts and
+        failed runs above put in trouble (the task workers keep it up to date from then on)."""
+        if not executions.composio_is_emulated():
+            return
+        report = attention.attention_sweep()
+        self.stdout.write(
+            f"Users needing attention: {attention.attention_count()} "
+            f"({report.checked} checked now)."
         )
 
     def _demo_session(
