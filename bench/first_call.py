@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
+from processes import Processes, free_port  # bench/processes.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -44,16 +44,11 @@ EMULATOR_KEY = "bench-first-call-key"
 TARGET_MS = 300.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-EMULATOR_PORT = _free_port()
+EMULATOR_PORT = free_port()
 (ROOT / "var").mkdir(exist_ok=True)
 LOGS = ROOT / "var" / "bench_first_call"
 LOGS.mkdir(exist_ok=True)
+PROCESSES = Processes(LOGS)
 ENV = {
     "DATABASE_URL": f"sqlite:///{ROOT / 'var' / 'bench_first_call.sqlite3'}",
     # The console must talk to this emulator, never to a real Composio named in the environment.
@@ -94,32 +89,6 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _start(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    log = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
-    return proc
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
 def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -156,12 +125,12 @@ def one_run(kind: str, card: str, settle: float | None) -> tuple[float, float, f
     worker says it is warm), time the first check: (ms, seconds the server took to answer
     /healthz, seconds waited before the check)."""
     cache.clear()  # no connection status left from an earlier run
-    port = _free_port()
+    port = free_port()
     app = "console.wsgi:application" if kind == "warm" else "cold_wsgi:application"
     argv = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "1"]
     argv += ["--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT / "bench"), app]
     started = time.monotonic()
-    proc = _start(f"gunicorn-{kind}", argv)
+    proc = PROCESSES.start(f"gunicorn-{kind}", argv)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{base}/healthz", proc)
@@ -171,7 +140,7 @@ def one_run(kind: str, card: str, settle: float | None) -> tuple[float, float, f
             login = client.post(
                 "/accounts/login/",
                 data={
-                    "username": USERNAME,
+                    "login": USERNAME,  # the sign-in form is django-allauth's
                     "password": PASSWORD,
                     "csrfmiddlewaretoken": client.cookies["csrftoken"],
                 },
@@ -194,7 +163,7 @@ def one_run(kind: str, card: str, settle: float | None) -> tuple[float, float, f
             assert "connection" in response.text.lower(), response.text[:200]
         return ms, up, waited
     finally:
-        _stop(proc)
+        PROCESSES.stop(proc)
 
 
 def _until_warm(seconds: float = 180) -> None:
@@ -211,7 +180,7 @@ def _until_warm(seconds: float = 180) -> None:
 def main() -> None:
     args = _parse()
     settle = None if args.settle == "auto" else float(args.settle)
-    emulator = _start(
+    emulator = PROCESSES.start(
         "emulator",
         [PYTHON, "manage.py", "composio_emulator", "--port", str(EMULATOR_PORT)],
         env={"COMPOSIO_EMULATOR_API_KEY": EMULATOR_KEY},
@@ -232,7 +201,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        _stop(emulator)
+        PROCESSES.stop(emulator)
     cold = statistics.median(r[1] for r in rows)
     warm = statistics.median(r[2] for r in rows)
     print()

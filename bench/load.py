@@ -31,14 +31,10 @@ Every process it starts is stopped in a `finally` (process groups: gunicorn's wo
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -48,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from processes import Processes, free_port  # bench/processes.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
@@ -56,12 +54,6 @@ STAFF_PREFIX = "load_support_"
 ADMIN = "load_session_admin"
 KINDS = ("lookup", "card", "reveal")
 TARGET_P95_MS = 50.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _parse() -> argparse.Namespace:
@@ -106,7 +98,7 @@ if __name__ == "__main__":
             "Refusing SQLite: the load benchmark is about PostgreSQL (one writer at a time would "
             "make the figures meaningless). Pass --allow-sqlite for a smoke run."
         )
-EMULATOR_PORT, WEB_PORT = _free_port(), _free_port()
+EMULATOR_PORT, WEB_PORT = free_port(), free_port()
 EMULATOR_URL = f"http://127.0.0.1:{EMULATOR_PORT}"
 WEB_URL = f"http://127.0.0.1:{WEB_PORT}"
 # The console must talk to this emulator, never to a real Composio named in the environment.
@@ -206,55 +198,6 @@ def settle_old_jobs(admin: User) -> None:
 
 
 # --- Processes ---------------------------------------------------------------------------------
-
-
-class Processes:
-    """Every process the benchmark starts, each in its own process group; stopped in reverse."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        self.started.append((name, proc))
-        return proc.pid
-
-    def pids(self) -> dict[str, int]:
-        return {name: proc.pid for name, proc in self.started}
-
-    def running(self, name: str) -> bool:
-        return any(n == name and p.poll() is None for n, p in self.started)
-
-    def stop_all(self) -> None:
-        for name, proc in reversed(self.started):
-            self._stop(name, proc)
-
-    def _stop(self, name: str, proc: subprocess.Popen[bytes]) -> None:
-        # SIGTERM: gunicorn and db_worker stop gracefully (the job was cancelled before).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            print(f"  {name} did not stop in 30 s: killing its process group")
-        # Whatever is left in the group (a gunicorn worker, a straggler) goes too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            print(f"  {name} (pid {proc.pid}) still there after SIGKILL")
 
 
 def _get_json(url: str, timeout: float = 2.0) -> Any:
@@ -557,8 +500,7 @@ def run_locust(
     snapshots = [cpu_snapshot(processes)]
     started_at = time.time()
     name = f"locust-{users}"
-    processes.start(name, locust_argv, locust_env)
-    locust = next(p for n, p in processes.started if n == name)
+    locust = processes.start(name, locust_argv, locust_env)
     while locust.poll() is None:
         time.sleep(2)
         snapshots.append(cpu_snapshot(processes))
