@@ -123,6 +123,14 @@ def seed(events: int = EVENTS) -> None:
             ("active", switch, None),
         ):
             sid += 1
+            # Some sessions had their Composio config history read, a few with a version no
+            # audit event explains (the report's "changed outside the console" finding).
+            checked = created + dt.timedelta(hours=1) if sid % 50 == 0 else None
+            unexplained = (
+                [{"version": 2, "created_at": checked.isoformat(), "toolkits": ["toolkit001"]}]
+                if sid % 500 == 0
+                else []
+            )
             session_rows.append(
                 (
                     sid,
@@ -138,6 +146,8 @@ def seed(events: int = EVENTS) -> None:
                     created.isoformat(),
                     superseded.isoformat() if superseded else None,
                     "",
+                    checked.isoformat() if checked else None,
+                    json.dumps(unexplained),
                 )
             )
             for tk in rng.sample(toolkit_ids, rng.randint(1, 4)):
@@ -158,6 +168,8 @@ def seed(events: int = EVENTS) -> None:
             "created_at",
             "superseded_at",
             "remote_delete_error",
+            "config_checked_at",
+            "config_unexplained",
         ],
         session_rows,
     )

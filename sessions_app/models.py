@@ -149,6 +149,13 @@ class ToolRouterSession(models.Model):
             models.Index(fields=["created_at"], name="session_created_idx"),
             models.Index(fields=["superseded_at"], name="session_superseded_idx"),
             models.Index(fields=["deleted_at"], name="session_deleted_idx"),
+            # The access report's sessions changed outside the console: the few with a config
+            # version no audit event explains, most recently checked first.
+            models.Index(
+                fields=["-config_checked_at", "id"],
+                condition=Q(config_checked_at__isnull=False) & ~Q(config_unexplained=[]),
+                name="session_changed_outside_idx",
+            ),
             # verify_sessions walks the active sessions oldest-verified first.
             models.Index(
                 fields=["status", "verified_at", "id"], name="session_status_verified_idx"
@@ -180,11 +187,17 @@ class SessionToolkit(models.Model):
     """A toolkit granted by a session: the normalised form of `ToolRouterSession.toolkits`."""
 
     session = models.ForeignKey(ToolRouterSession, on_delete=models.CASCADE)
-    toolkit = models.ForeignKey(Toolkit, on_delete=models.PROTECT)
+    # Indexed with the session (below), not alone.
+    toolkit = models.ForeignKey(Toolkit, on_delete=models.PROTECT, db_index=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["session", "toolkit"], name="session_toolkit_unique"),
+        ]
+        indexes = [
+            # A toolkit's sessions from the index alone (the access report's point in time and
+            # holders), then each session by its key.
+            models.Index(fields=["toolkit", "session"], name="sessiontoolkit_toolkit_idx"),
         ]
 
     def __str__(self) -> str:
@@ -220,14 +233,16 @@ class AttentionState(models.Model):
 
 
 class ToolkitDailyRollup(models.Model):
-    """Per UTC day and toolkit: (end user, toolkit) grants that began and ended that day, as the
-    access report counts them (`tool_router.rollups`). Written in the transactions that create,
-    supersede, change and delete sessions; `manage.py rebuild_rollups` recomputes it."""
+    """Per UTC day and toolkit: (end user, toolkit) grants that began and ended that day, and the
+    active sessions created that day that hold the toolkit, as the access report counts them
+    (`tool_router.rollups`). Written in the transactions that create, supersede, change and
+    delete sessions; `manage.py rebuild_rollups` recomputes it."""
 
     day = models.DateField()
     toolkit = models.ForeignKey(Toolkit, on_delete=models.PROTECT, related_name="+")
     grants = models.IntegerField(default=0)
     revocations = models.IntegerField(default=0)
+    active = models.IntegerField(default=0)
 
     class Meta:
         constraints = [

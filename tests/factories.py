@@ -31,7 +31,7 @@ from sessions_app.models import (
     Toolkit,
     ToolRouterSession,
 )
-from sessions_app.tool_router import sessions, toolkit_catalog
+from sessions_app.tool_router import rollups, sessions, toolkit_catalog
 from tests.helpers import refuse_session_inserts
 
 # The checkout: manage.py, templates/, docs/ (subprocesses run here).
@@ -261,6 +261,8 @@ def store_grant(
     for slug in slugs:
         toolkit, _ = Toolkit.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
         SessionToolkit.objects.create(session=session, toolkit=toolkit)
+    # The rows were written without the services: the access report's rollup is recomputed.
+    rollups.rebuild()
     return session
 
 

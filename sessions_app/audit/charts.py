@@ -72,35 +72,25 @@ _AXIS = _HALF + 10
 
 
 def _day_bars(days: Sequence[DayCount], peak: int) -> SafeString:
-    """One group per day: its grants as a bar up from the axis, its revocations down from it."""
+    """One group per day: its grants as a bar up from the axis, its revocations down from it.
+
+    Only numbers and ISO dates reach this markup (no text anyone typed), so it is written with
+    f-strings: `format_html` for each of up to 366 days cost more than the rest of the page."""
     step = (_WIDTH - _LEFT) / len(days)
     width = f"{max(step - 2, 1):.1f}"
     parts = []
     for i, d in enumerate(days):
         x = f"{_LEFT + i * step:.1f}"
-        up = round(_HALF * d.grants / peak)
-        down = round(_HALF * d.revocations / peak)
+        up = round(_HALF * int(d.grants) / peak)
+        down = round(_HALF * int(d.revocations) / peak)
         parts.append(
-            format_html(
-                "<g><title>{}: {} granted, {} revoked</title>"
-                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"></rect>'
-                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"></rect></g>',
-                d.day.isoformat(),
-                d.grants,
-                d.revocations,
-                x,
-                _AXIS - up,
-                width,
-                up,
-                _GRANT,
-                x,
-                _AXIS,
-                width,
-                down,
-                _REVOCATION,
-            )
+            f"<g><title>{d.day.isoformat()}: {int(d.grants)} granted, "
+            f"{int(d.revocations)} revoked</title>"
+            f'<rect x="{x}" y="{_AXIS - up}" width="{width}" height="{up}" fill="{_GRANT}"></rect>'
+            f'<rect x="{x}" y="{_AXIS}" width="{width}" height="{down}" fill="{_REVOCATION}">'
+            "</rect></g>"
         )
-    return mark_safe("".join(parts))
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and dates only (above)
 
 
 def grants_over_time_svg(days: Sequence[DayCount]) -> SafeString:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app.models import (
@@ -50,6 +51,14 @@ def toolkits_changed(details: object) -> tuple[list[str], list[str]]:
     return list(details.get("before") or []), list(details.get("toolkits") or [])
 
 
+def row_urls(name: str) -> Callable[[object], str]:
+    """Each row's link to the view `name` (one argument, written as is in the path), reversed
+    once and completed per row, not by `{% url %}` for every row of a page."""
+    placeholder = "__row__"
+    before, _, after = reverse(name, args=[placeholder]).partition(placeholder)
+    return lambda key: f"{before}{key}{after}"
+
+
 def _batches(rows: QuerySet[Any], *, limit: int | None, offset: int, chunk: int) -> Iterator[list]:
     """`rows[offset : offset + limit]` (to the end without a limit), one query per `chunk` rows."""
     end = None if limit is None else offset + limit
@@ -75,6 +84,7 @@ class ToolkitAccess:
     is_allowed: bool
     in_catalog: bool
     users: int
+    url: str = ""  # its holders' page
 
     @property
     def flagged(self) -> bool:
@@ -91,52 +101,55 @@ class ToolkitAccess:
         return " and ".join(reasons)
 
 
-def _active_links(
-    granted_from: dt.date | None = None, granted_to: dt.date | None = None
-) -> QuerySet[SessionToolkit]:
-    links = SessionToolkit.objects.filter(session__status=ACTIVE)
+def _created_between(granted_from: dt.date | None, granted_to: dt.date | None) -> Q:
+    """Rollup rows of the days sessions were created in this range (UTC days, both included)."""
+    days = Q()
     if granted_from is not None:
-        links = links.filter(session__created_at__gte=day_bounds(granted_from)[0])
+        days &= Q(day__gte=granted_from)
     if granted_to is not None:
-        links = links.filter(session__created_at__lt=day_bounds(granted_to)[1])
-    return links
+        days &= Q(day__lte=granted_to)
+    return days
 
 
 def active_counts(
     granted_from: dt.date | None = None, granted_to: dt.date | None = None
 ) -> dict[int, int]:
-    """Toolkit id -> end users whose active session includes it (one query).
+    """Toolkit id -> end users whose active session includes it (with a range: a session created
+    then), from the daily rollup's `active` column (`tool_router.rollups`). One query over at most
+    days x toolkits rows.
 
     At most one session per end user is active (a database constraint), so counting links
     counts users.
     """
-    return dict(
-        _active_links(granted_from, granted_to)
+    return {
+        toolkit: n
+        for toolkit, n in ToolkitDailyRollup.objects.filter(
+            _created_between(granted_from, granted_to)
+        )
         .values_list("toolkit_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("active"))
         .order_by()
-    )
+        if n
+    }
 
 
 def active_counts_with_range(
     granted_from: dt.date | None, granted_to: dt.date | None
 ) -> tuple[dict[int, int], dict[int, int]]:
     """`active_counts()` and `active_counts(granted_from, granted_to)` in one query: every
-    active link counted once, and again when its session was created in the range."""
-    in_range = Q()
-    if granted_from is not None:
-        in_range &= Q(session__created_at__gte=day_bounds(granted_from)[0])
-    if granted_to is not None:
-        in_range &= Q(session__created_at__lt=day_bounds(granted_to)[1])
+    toolkit's active links, and those of sessions created in the range."""
     every: dict[int, int] = {}
     dated: dict[int, int] = {}
     for toolkit, n, n_dated in (
-        _active_links()
-        .values_list("toolkit_id")
-        .annotate(n=Count("id"), n_dated=Count("id", filter=in_range))
+        ToolkitDailyRollup.objects.values_list("toolkit_id")
+        .annotate(
+            n=Sum("active"),
+            n_dated=Sum("active", filter=_created_between(granted_from, granted_to)),
+        )
         .order_by()
     ):
-        every[toolkit] = n
+        if n:
+            every[toolkit] = n
         if n_dated:
             dated[toolkit] = n_dated
     return every, dated
@@ -172,6 +185,7 @@ def toolkit_access(
 
 
 def _access_rows(toolkits: QuerySet[Toolkit], counts: dict[int, int]) -> list[ToolkitAccess]:
+    holders_url = row_urls("audit:access_toolkit")
     return [
         ToolkitAccess(
             slug=t.slug,
@@ -179,6 +193,7 @@ def _access_rows(toolkits: QuerySet[Toolkit], counts: dict[int, int]) -> list[To
             is_allowed=t.is_allowed,
             in_catalog=t.in_catalog,
             users=counts.get(t.pk, 0),
+            url=holders_url(t.slug),
         )
         for t in toolkits.only("slug", "name", "is_allowed", "in_catalog")
     ]
@@ -266,7 +281,9 @@ def _earlier_sessions_with(
 
 
 def toolkit_holder_count(*, toolkit: Toolkit) -> int:
-    return SessionToolkit.objects.filter(toolkit=toolkit, session__status=ACTIVE).count()
+    """End users whose active session includes `toolkit`, from the daily rollup (one query)."""
+    total = ToolkitDailyRollup.objects.filter(toolkit=toolkit).aggregate(n=Sum("active"))["n"]
+    return total or 0
 
 
 # --- End users: what they can use -------------------------------------------------------------
@@ -364,6 +381,7 @@ class OutsideChange:
     status: str
     checked_at: dt.datetime
     versions: tuple[dict[str, Any], ...]  # {"version", "created_at", "toolkits"} each
+    url: str  # the session's admin page
 
 
 def changed_outside(*, limit: int = 100) -> list[OutsideChange]:
@@ -383,6 +401,7 @@ def changed_outside(*, limit: int = 100) -> list[OutsideChange]:
             "config_unexplained",
         )[:limit]
     )
+    admin_url = row_urls("admin:sessions_app_toolroutersession_change")
     return [
         OutsideChange(
             external_id=external_id,
@@ -391,6 +410,7 @@ def changed_outside(*, limit: int = 100) -> list[OutsideChange]:
             status=status,
             checked_at=checked_at,
             versions=tuple(unexplained or ()),
+            url=admin_url(pk),
         )
         for pk, session_id, status, external_id, checked_at, unexplained in rows
         if unexplained

@@ -20,11 +20,20 @@ def _viewer(context: template.Context) -> Any:
     return getattr(request, "user", None)
 
 
+def _may_see_ids(context: template.Context) -> bool:
+    """`locators.may_see_ids` for the viewer, asked once per template rendered (a list of
+    hundreds of rows asks once)."""
+    key = "locators.may_see_ids"
+    if key not in context.render_context:
+        context.render_context[key] = locators.may_see_ids(_viewer(context))
+    return context.render_context[key]
+
+
 @register.simple_tag(takes_context=True)
 def locator(context: template.Context, session_id: str, short: bool = False) -> str:
     """`{% locator session_id %}`: the id in full (its short form with `short=True`) for staff
     who may reveal MCP URLs, `trs_…#<fingerprint>` for everyone else."""
-    return locators.locator(session_id or "", _viewer(context), short=short)
+    return locators.shown(session_id or "", _may_see_ids(context), short=short)
 
 
 @register.simple_tag(takes_context=True)

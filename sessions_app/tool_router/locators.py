@@ -40,7 +40,13 @@ def may_see_ids(user: access.Actor) -> bool:
 def locator(session_id: str, user: access.Actor, *, short: bool = False) -> str:
     """The session id as `user` may see it: in full (its short form, `mcp_url.short_id`, if
     `short`), or masked."""
-    if may_see_ids(user):
+    return shown(session_id, may_see_ids(user), short=short)
+
+
+def shown(session_id: str, full: bool, *, short: bool = False) -> str:
+    """The session id for a viewer who may (`full`, from `may_see_ids`) or may not see it: for
+    lists, which ask `may_see_ids` once."""
+    if full:
         return mcp_url.short_id(session_id) if short else session_id
     return mcp_url.masked_id_text(session_id)
 

@@ -1,6 +1,7 @@
 """The access report's daily rollup: per UTC day and toolkit, the (end user, toolkit) grants that
-began and ended (`ToolkitDailyRollup`), so its chart reads a few hundred rows instead of every
-session and toolkit link.
+began and ended, and the active sessions created that day that hold the toolkit
+(`ToolkitDailyRollup`), so its chart and its counts read a few rows per day and toolkit instead of
+every session and toolkit link.
 
 What counts (the same as `recomputed`, which `rebuild` writes and the tests compare against):
 
@@ -9,7 +10,12 @@ What counts (the same as `recomputed`, which `rebuild` writes and the tests comp
 - a session's toolkit links on the day it ended (`superseded_at`, else `deleted_at`), less those
   the session that replaced it has;
 - an audited in-place change (`session.change_toolkits`): what it added and what it removed, on
-  its day.
+  its day;
+- `active`: the links of the sessions still active, on the day each was created (a session's
+  end takes its links off its creation day; an in-place change of an active one adds and takes
+  off the difference there). Summed over every day it is the number of end users who hold each
+  toolkit now (one active session per end user); over a range of days, those whose session was
+  created then.
 
 The services keep it current in the same transactions that write those rows (`records`): a new
 session (and the one it supersedes), an in-place change, a delete. Each adds its difference with
@@ -40,8 +46,8 @@ from sessions_app.models import (
 
 CHANGE_IN_PLACE = "session.change_toolkits"
 
-# (day, toolkit id) -> (grants, revocations)
-Counts = dict[tuple[dt.date, int], tuple[int, int]]
+# (day, toolkit id) -> (grants, revocations, active)
+Counts = dict[tuple[dt.date, int], tuple[int, int, int]]
 
 
 def _day(at: dt.datetime) -> dt.date:
@@ -60,6 +66,7 @@ class _Delta:
     def __init__(self) -> None:
         self.grants: Counter[tuple[dt.date, int]] = Counter()
         self.revocations: Counter[tuple[dt.date, int]] = Counter()
+        self.active: Counter[tuple[dt.date, int]] = Counter()
 
     def grant(self, day: dt.date, toolkits: Iterable[int], sign: int = 1) -> None:
         for toolkit in toolkits:
@@ -69,12 +76,17 @@ class _Delta:
         for toolkit in toolkits:
             self.revocations[day, toolkit] += sign
 
+    def hold(self, day: dt.date, toolkits: Iterable[int], sign: int = 1) -> None:
+        """An active session created on `day` holds (or, `sign` -1, no longer holds) these."""
+        for toolkit in toolkits:
+            self.active[day, toolkit] += sign
+
     def apply(self) -> None:
         """Add to the rollup rows: two statements whatever the number of rows touched."""
         keys = sorted(
             k
-            for k in set(self.grants) | set(self.revocations)
-            if self.grants[k] or self.revocations[k]
+            for k in set(self.grants) | set(self.revocations) | set(self.active)
+            if self.grants[k] or self.revocations[k] or self.active[k]
         )
         if not keys:
             return
@@ -99,6 +111,7 @@ class _Delta:
         ToolkitDailyRollup.objects.filter(which).update(
             grants=F("grants") + added(self.grants),
             revocations=F("revocations") + added(self.revocations),
+            active=F("active") + added(self.active),
         )
 
 
@@ -111,13 +124,16 @@ def session_stored(
 ) -> None:
     """A new session's links (`links`, the toolkit ids, read when not given) are stored (and
     `superseded`, the session it replaces, ended at `superseded_at` in the same transaction): its
-    grants and the old session's revocations. At most three statements."""
+    grants and the old session's revocations, what the new one holds and the old one no longer
+    does. At most three statements."""
     delta = _Delta()
     granted = _links(session.pk) if links is None else links
     before = _links(superseded.pk) if superseded is not None else set()
     delta.grant(_day(session.created_at), granted - before)
+    delta.hold(_day(session.created_at), granted)
     if superseded is not None and superseded_at is not None:
         delta.revoke(_day(superseded_at), before - granted)
+        delta.hold(_day(superseded.created_at), before, sign=-1)
     delta.apply()
 
 
@@ -136,6 +152,9 @@ def links_changed(
     # Its creation now grants what it holds now, less what the session it replaced had...
     delta.grant(created, added - previous)
     delta.grant(created, removed - previous, sign=-1)
+    if session.status == ToolRouterSession.Status.ACTIVE:
+        delta.hold(created, added)
+        delta.hold(created, removed, sign=-1)
     # ...and that session's end revoked what this one does not hold.
     if replaced is not None:
         ended = (
@@ -155,15 +174,18 @@ def links_changed(
 
 
 def session_ended(session: ToolRouterSession, *, at: dt.datetime) -> None:
-    """An active session was deleted at `at`: it revokes what it held."""
+    """An active session was deleted at `at`: it revokes and no longer holds what it held."""
     delta = _Delta()
-    delta.revoke(_day(at), _links(session.pk))
+    links = _links(session.pk)
+    delta.revoke(_day(at), links)
+    delta.hold(_day(session.created_at), links, sign=-1)
     delta.apply()
 
 
 # --- Recomputation -----------------------------------------------------------------------------
 
 _SUCCESS = "success"  # AuditEvent.Outcome.SUCCESS, spelled out for a migration's models
+_ACTIVE = "active"  # ToolRouterSession.Status.ACTIVE, likewise
 
 
 def _models(apps: Any) -> tuple[Any, Any, Any, Any]:
@@ -194,11 +216,12 @@ def recomputed(
     first_day: dt.date | None = None, last_day: dt.date | None = None, *, apps: Any = None
 ) -> Counts:
     """The rollup's rows between these days (all without them), from the sessions, their links
-    and the audit trail's in-place changes. Three queries. `apps`: a migration's models."""
+    and the audit trail's in-place changes. Four queries. `apps`: a migration's models."""
     SessionToolkit, AuditEvent, Toolkit, _ = _models(apps)  # noqa: N806
     created, superseded, deleted = _bounds(first_day, last_day)
     grants: Counter[tuple[dt.date, int]] = Counter()
     revocations: Counter[tuple[dt.date, int]] = Counter()
+    active: Counter[tuple[dt.date, int]] = Counter()
     carried_from_previous = SessionToolkit.objects.filter(
         session_id=OuterRef("session__replaces_id"), toolkit_id=OuterRef("toolkit_id")
     )
@@ -230,6 +253,14 @@ def recomputed(
         .order_by()
     ):
         revocations[day, toolkit] += n
+    for day, toolkit, n in (
+        SessionToolkit.objects.filter(created, session__status=_ACTIVE)
+        .annotate(day=TruncDate("session__created_at", tzinfo=dt.UTC))
+        .values_list("day", "toolkit_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        active[day, toolkit] += n
     events = AuditEvent.objects.filter(action=CHANGE_IN_PLACE, outcome=_SUCCESS)
     if first_day is not None:
         events = events.filter(created_at__gte=dt.datetime.combine(first_day, dt.time.min, dt.UTC))
@@ -249,22 +280,24 @@ def recomputed(
             for toolkit in before - after:
                 revocations[_day(at), toolkit] += 1
     return {
-        key: (grants[key], revocations[key])
-        for key in set(grants) | set(revocations)
-        if grants[key] or revocations[key]
+        key: (grants[key], revocations[key], active[key])
+        for key in set(grants) | set(revocations) | set(active)
+        if grants[key] or revocations[key] or active[key]
     }
 
 
 def stored(first_day: dt.date | None = None, last_day: dt.date | None = None) -> Counts:
     """The rollup's non-zero rows between these days (for tests and `rebuild_rollups --check`)."""
-    rows = ToolkitDailyRollup.objects.exclude(grants=0, revocations=0)
+    rows = ToolkitDailyRollup.objects.exclude(grants=0, revocations=0, active=0)
     if first_day is not None:
         rows = rows.filter(day__gte=first_day)
     if last_day is not None:
         rows = rows.filter(day__lte=last_day)
     return {
-        (day, toolkit): (g, r)
-        for day, toolkit, g, r in rows.values_list("day", "toolkit_id", "grants", "revocations")
+        (day, toolkit): (g, r, a)
+        for day, toolkit, g, r, a in rows.values_list(
+            "day", "toolkit_id", "grants", "revocations", "active"
+        )
     }
 
 
@@ -277,8 +310,8 @@ def rebuild(*, apps: Any = None) -> int:
         rollup.objects.all().delete()
         rollup.objects.bulk_create(
             [
-                rollup(day=day, toolkit_id=toolkit, grants=g, revocations=r)
-                for (day, toolkit), (g, r) in sorted(counts.items())
+                rollup(day=day, toolkit_id=toolkit, grants=g, revocations=r, active=a)
+                for (day, toolkit), (g, r, a) in sorted(counts.items())
             ],
             batch_size=2000,
         )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
+    Aggregate,
     BooleanField,
     Case,
     ExpressionWrapper,
@@ -21,6 +24,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    TextField,
     Value,
     When,
 )
@@ -28,7 +32,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate, Lower
 from django.urls import reverse
 
-from sessions_app.models import AuditEvent, EndUser, Toolkit, ToolRouterSession
+from sessions_app.models import AuditEvent, EndUser, SessionToolkit, ToolRouterSession
 from sessions_app.tool_router import mcp_url
 
 logger = logging.getLogger(__name__)
@@ -291,13 +295,14 @@ def end_user_row(*, end_user: EndUser) -> EndUser:
     return end_user
 
 
-def _deleted_by_subquery() -> Subquery:
-    """Who deleted the outer session (from the audit trail), as a column of its query."""
+def _deleted_by_subquery(session: str = "pk") -> Subquery:
+    """Who deleted the outer session (its key at `session`; from the audit trail), as a column of
+    its query."""
     return Subquery(
         AuditEvent.objects.filter(
             action="session.delete",
             outcome=AuditEvent.Outcome.SUCCESS,
-            session_id=OuterRef("pk"),
+            session_id=OuterRef(session),
         )
         .order_by("-sequence")
         .values("actor_username")[:1]
@@ -323,10 +328,44 @@ class UserCard:
     deleted_by: dict[int, str]
 
 
+class _JsonPairs(Aggregate):
+    """The grouped rows' [[a, b], ...] as JSON text, on PostgreSQL and SQLite."""
+
+    function = "JSON_GROUP_ARRAY"
+    template = "%(function)s(JSON_ARRAY(%(expressions)s))"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            function="JSON_AGG",
+            template="%(function)s(JSON_BUILD_ARRAY(%(expressions)s))::text",
+            **extra,
+        )
+
+
+def _toolkit_names(path: str = "") -> Case:
+    """The active session's toolkits as JSON [[slug, name], ...] (NULL for the other sessions;
+    `path` leads from the outer query to the session, e.g. "card_session__")."""
+    names = (
+        SessionToolkit.objects.filter(session=OuterRef(f"{path}pk"))
+        .order_by()
+        .values("session")
+        .annotate(pairs=_JsonPairs("toolkit__slug", "toolkit__name"))
+        .values("pairs")
+    )
+    return Case(
+        When(**{f"{path}status": ToolRouterSession.Status.ACTIVE}, then=Subquery(names)),
+        default=Value(None),
+        output_field=TextField(),
+    )
+
+
 def _card_sessions(sessions: QuerySet[ToolRouterSession]) -> list[ToolRouterSession]:
     """The sessions a card shows: the active one first, then the newest others (at most
     `HISTORY_LIMIT + 1`, to tell a truncated history), each with who created, replaced and
-    deleted it, in one query."""
+    deleted it, and the active one with its toolkits' names, in one query."""
     return list(
         sessions.select_related("created_by", "replaced_by__created_by")
         .annotate(
@@ -336,27 +375,56 @@ def _card_sessions(sessions: QuerySet[ToolRouterSession]) -> list[ToolRouterSess
                 output_field=IntegerField(),
             ),
             deleted_by_username=_deleted_by_subquery(),
+            toolkit_names=_toolkit_names(),
         )
         .order_by("is_active", "-created_at", "-pk")[: HISTORY_LIMIT + 2]
     )
 
 
 def end_user_card_for(*, public_id: UUID) -> UserCard | None:
-    """`end_user_card` of the end user with this public id (None if there is none): the end user
-    comes with their sessions (one query), or alone for an end user who never had one."""
-    sessions = _card_sessions(
-        ToolRouterSession.objects.filter(end_user__public_id=public_id).select_related("end_user")
+    """`end_user_card` of the end user with this public id (None if there is none), in one
+    query: the end user joined to each of the sessions a card shows (`_card_sessions`), or one
+    row with none for an end user who never had one."""
+    path = "card_session__"
+    rows = list(
+        EndUser.objects.filter(public_id=public_id)
+        .annotate(card_session=FilteredRelation("sessions"))
+        .select_related(
+            "card_session",
+            "card_session__created_by",
+            "card_session__replaced_by__created_by",
+        )
+        .annotate(
+            card_is_active=Case(
+                When(card_session__status=ToolRouterSession.Status.ACTIVE, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+            card_deleted_by=_deleted_by_subquery(f"{path}pk"),
+            card_toolkit_names=_toolkit_names(path),
+        )
+        .order_by("card_is_active", "-card_session__created_at", "-card_session__pk")[
+            : HISTORY_LIMIT + 2
+        ]
     )
-    if sessions:
-        return _card(sessions[0].end_user, sessions)
-    end_user = EndUser.objects.filter(public_id=public_id).first()
-    return _card(end_user, []) if end_user is not None else None
+    if not rows:
+        return None
+    sessions = []
+    for row in rows:
+        session = getattr(row, "card_session", None)  # unset when the join found none
+        if session is None:
+            continue
+        session.end_user = rows[0]
+        session.deleted_by_username = row.card_deleted_by
+        session.toolkit_names = row.card_toolkit_names
+        sessions.append(session)
+    return _card(rows[0], sessions)
 
 
 def end_user_card(*, end_user: EndUser) -> UserCard:
     """What support needs about one end user, in a fixed number of queries: its sessions (the
     active one first, then the newest `HISTORY_LIMIT` others, each with who created, replaced and
-    deleted it) in one, the active session's toolkit names in another."""
+    deleted it, and the active one's toolkit names) in one."""
     return _card(end_user, _card_sessions(ToolRouterSession.objects.filter(end_user=end_user)))
 
 
@@ -370,7 +438,7 @@ def _card(end_user: EndUser, sessions: list[ToolRouterSession]) -> UserCard:
 
     toolkits: list[ToolkitLabel] = []
     if active is not None:
-        names = dict(Toolkit.objects.filter(slug__in=active.toolkits).values_list("slug", "name"))
+        names = dict(json.loads(active.toolkit_names or "[]"))
         toolkits = [ToolkitLabel(slug=s, name=names.get(s, s)) for s in active.toolkits]
 
     deleted_by: dict[int, str] = {}

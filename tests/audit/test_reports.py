@@ -115,6 +115,16 @@ def assert_toolkit_access_is_counted(
     assert sorted(r.slug for r in reports.toolkit_access(not_in_catalog=True)) == sorted(
         s for s in expected if s in vanished
     )
+    # Granted in a range: active sessions created on those days (the rollup's `active` by day).
+    first, last = T0.date() + dt.timedelta(days=1), T0.date() + dt.timedelta(days=3)
+    dated: Counter[str] = Counter()
+    for record in made:
+        if record["active"] and first <= record["start"].date() <= last:
+            dated.update(record["slugs"])
+    every, in_range = reports.active_counts_with_range(first, last)
+    slugs = dict(Toolkit.objects.values_list("pk", "slug"))
+    assert {slugs[pk]: n for pk, n in every.items()} == +now_users
+    assert {slugs[pk]: n for pk, n in in_range.items()} == +dated
 
 
 def assert_access_on_every_other_day(made: list[dict], toolkit: Toolkit) -> None:
@@ -172,14 +182,14 @@ def test_report_figures_equal_a_brute_force_count(history, flags) -> None:
     allowed, vanished = flags
     with transaction.atomic():
         made = _build(history, allowed, vanished)
+        rollups.rebuild()  # the rows were written without the services
+        assert rollups.stored() == rollups.recomputed()
 
         assert_toolkit_access_is_counted(made, allowed, vanished)
         for slug in SLUGS:
             toolkit = Toolkit.objects.get(slug=slug)
             assert_access_on_every_other_day(made, toolkit)
             assert_holders_since_their_first_grant(made, toolkit)
-        rollups.rebuild()  # the rows were written without the services
-        assert rollups.stored() == rollups.recomputed()
         assert_grants_and_revocations_per_day(made)
         users = list(reports.user_access(chunk=2))
         assert {(u.external_id, u.toolkits) for u in users} == {

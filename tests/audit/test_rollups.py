@@ -4,6 +4,7 @@ of session change the services make, and after `rebuild_rollups`."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from io import StringIO
 
 import pytest
@@ -15,7 +16,13 @@ from django.utils import timezone
 
 from sessions_app.audit import reports
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import EndUser, Toolkit, ToolkitDailyRollup, ToolRouterSession
+from sessions_app.models import (
+    EndUser,
+    SessionToolkit,
+    Toolkit,
+    ToolkitDailyRollup,
+    ToolRouterSession,
+)
 from sessions_app.tool_router import rollups, sessions
 from tests.factories import give_session, make_end_user, store_grant
 
@@ -23,6 +30,11 @@ from tests.factories import give_session, make_end_user, store_grant
 def _assert_equal_to_a_recomputation() -> None:
     assert rollups.stored() == rollups.recomputed()
     call_command("rebuild_rollups", "--check", stdout=StringIO())
+    # The report's counts, from the rollup, equal a count of the active sessions' links.
+    raw = Counter(
+        SessionToolkit.objects.filter(session__status="active").values_list("toolkit_id", flat=True)
+    )
+    assert reports.active_counts() == dict(raw)
 
 
 def _today() -> tuple[int, int]:
@@ -87,6 +99,7 @@ def test_rebuild_rollups_recomputes_rows_written_without_the_services() -> None:
     old = timezone.now() - dt.timedelta(days=40)
     store_grant("u_1", ["github", "slack"], created_at=old)
     store_grant("u_2", ["github"])
+    ToolkitDailyRollup.objects.all().delete()  # as if written by hand, the rollup left behind
     with pytest.raises(CommandError):
         call_command("rebuild_rollups", "--check", stdout=StringIO())
     call_command("rebuild_rollups", stdout=StringIO())
