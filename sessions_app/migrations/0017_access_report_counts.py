@@ -11,7 +11,7 @@ def fill_rollup(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_app", "0015_session_config_history"),
+        ("sessions_app", "0016_attention_state"),
     ]
 
     operations = [
