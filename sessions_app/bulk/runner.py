@@ -59,8 +59,8 @@ from sessions_app.bulk.progress import (
     requests_per_item,
 )
 from sessions_app.bulk.settle import finish_if_done, process_item, recover_expired_items
-from sessions_app.models import BulkJob, BulkJobItem
-from sessions_app.tool_router import rate_limit
+from sessions_app.models import BulkJob, BulkJobItem, Toolkit
+from sessions_app.tool_router import rate_limit, toolkit_catalog
 
 Item = BulkJobItem.State
 
@@ -224,8 +224,9 @@ class _Gate:
             return mean
 
 
-# An item this runner holds, and when it may be sent (monotonic clock).
-Claimed = tuple[BulkJobItem, float]
+# An item this runner holds, when it may be sent (monotonic clock), and the reading of the toolkit
+# table its batch was claimed with (what its toolkits are checked against).
+Claimed = tuple[BulkJobItem, float, dict[str, Toolkit]]
 
 
 class _Runner:
@@ -283,7 +284,7 @@ class _Runner:
                 thread.start()
             for thread in pool:
                 thread.join()
-        self._put_back([item for item, _ in self.claimed])
+        self._put_back([item for item, _, _ in self.claimed])
         self.claimed.clear()
         if self.failure is not None:
             # The task fails; the slot's stand-in takes over, as after a crash.
@@ -339,7 +340,7 @@ class _Runner:
         claimed = self._next()
         if claimed is None:
             return self._nothing_to_claim()
-        item, due = claimed
+        item, due, toolkits = claimed
         try:
             wait = due - time.monotonic()
             if wait > 0:
@@ -350,7 +351,8 @@ class _Runner:
             if not self._may_go(fresh=wait > 0.05) or lease_left < _lease().total_seconds() / 4:
                 self._put_back([item])
                 return not self.stopped
-            state = process_item(self.job, item, token=self.token, actor=self.actor)
+            with toolkit_catalog.pinned(toolkits):
+                state = process_item(self.job, item, token=self.token, actor=self.actor)
             if state == Item.PENDING:
                 # A retry or a 429 (the job paused): read the job again before the next item.
                 self.read_at = -math.inf
@@ -405,9 +407,10 @@ class _Runner:
             if not self.claimed:
                 items = _claim(self.job, self.token, limit=CLAIM_BATCH)
                 waits = rate_limit.reserve_many(len(items), self.cost)
+                toolkits = toolkit_catalog.read_toolkits() if items else {}
                 now = time.monotonic()
                 for item, wait in zip(items, waits, strict=True):
-                    self.claimed.append((item, now + wait))
+                    self.claimed.append((item, now + wait, toolkits))
             if not self.claimed:
                 return None
             self.busy += 1
