@@ -421,7 +421,12 @@ class _Runner:
         stop while other runners finish, or end the job. Whether this thread goes round again."""
         job = self.job
         pending = job.items.filter(state=Item.PENDING)
-        next_at = pending.aggregate(at=Min("not_before"))["at"] if pending.exists() else None
+        if pending.filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())).exists():
+            # Due items another runner's claim holds locked this instant: claim again shortly
+            # (stopping as "idle" would leave this slot empty until its stand-in runs).
+            time.sleep(0.05)
+            return True
+        next_at = pending.aggregate(at=Min("not_before"))["at"]
         if next_at is not None:
             wait = max(0.0, (next_at - timezone.now()).total_seconds())
             if time.monotonic() + wait > self.deadline:
