@@ -165,6 +165,8 @@ def test_several_workers_share_one_job_and_its_rate_budget(
     catalog: Emulator, session_admin: User, workers
 ) -> None:
     make_end_users(60, digits=4)
+    # Slow enough that one pooled worker cannot finish the job before the others have started.
+    catalog.faults.latency(0.1, endpoint="session.create")
     job = start_bulk_job("create", ["slack"], session_admin)
     workers(3)
     wait_for(lambda: BulkJob.objects.get(pk=job.pk).ended, timeout=90, what="the job to end")
