@@ -7,8 +7,8 @@ transactions serialise writers) and is told how long to wait before sending: tok
 negative, which queues callers fairly without holding the lock while they wait. Worker processes
 read the same settings (console.settings reads the environment they are started with).
 
-Bulk runners `take` (waiting as long as it takes); services calling Composio for a web request
-`draw`, which never waits long and refuses instead (`BudgetSpent`).
+Bulk runners `reserve_many` for a batch of items (waiting as long as it takes); services calling
+Composio for a web request `draw`, which never waits long and refuses instead (`BudgetSpent`).
 """
 
 from __future__ import annotations
