@@ -4,6 +4,16 @@
         python bench/bulk.py [--users 10000] [--workers 8] [--latency 0.1] [--rate 60000]
                              [--small 2000] [--naive-users 300]
 
+    python bench/bulk.py --pool [--users 10000] [--latency 0.1] [--threads 12] [--calls 8]
+
+`--pool` (issue 16) runs the same refresh twice in one run, side by side: ONE `db_worker` process
+working with a pool of `--threads` threads and at most `--calls` Composio calls in flight, then
+`--calls` single-slot processes (one thread each, one call in flight each: the old way). For each
+it prints the steady throughput as a ratio of min(rate budget, calls in flight / latency), the
+worker's RSS when 1,000 items were done and at the end (the largest worker's, for the
+processes), and the SQL statements one item costs (counted in this process on a small job run by
+the same runner code in one thread). Record the machine's load average beside the figures.
+
 Creates the PostgreSQL database if it is missing (createdb), migrates, runs the Composio emulator
 in this process with `--latency` seconds on every answer, seeds N end users each with an active
 session (rows written directly: seeding is not what is measured), then starts a refresh job
@@ -123,7 +133,9 @@ def seed(n: int) -> None:
         )
 
 
-def worker_env(emulator: Emulator, args: argparse.Namespace) -> dict[str, str]:
+def worker_env(
+    emulator: Emulator, args: argparse.Namespace, *, threads: int = 1, calls: int | None = None
+) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_DEBUG": "false",
@@ -132,35 +144,50 @@ def worker_env(emulator: Emulator, args: argparse.Namespace) -> dict[str, str]:
         "COMPOSIO_EMULATOR_URL": emulator.base_url,
         "COMPOSIO_EMULATOR_API_KEY": BENCH_KEY,
         "BULK_RATE_PER_MINUTE": str(args.rate),
-        "BULK_CONCURRENCY": str(args.workers),
+        "BULK_CONCURRENCY": str(args.workers if calls is None else calls),
+        "BULK_THREADS": str(threads),
         # The 404s of deleting seeded sessions the emulator never saw would fill the screen.
         "LOG_LEVEL": "ERROR",
     }
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def run_job(n: int, emulator: Emulator, args: argparse.Namespace, admin: User) -> dict:
+def run_job(
+    n: int,
+    emulator: Emulator,
+    args: argparse.Namespace,
+    admin: User,
+    *,
+    processes: int | None = None,
+    threads: int = 1,
+    calls: int | None = None,
+) -> dict:
+    """One refresh job of `n` users by `processes` worker processes (default `--workers`), each
+    with `threads` threads and `calls` calls in flight (default: one slot per process)."""
+    processes = args.workers if processes is None else processes
     reset_data()
     seed(n)
     emulator.reset()  # also forgets faults: set the latency again
     emulator.faults.latency(args.latency)
-    settings.BULK_CONCURRENCY = args.workers
+    # The job's runner slots: one per process (a pooled process fills its slot with threads).
+    settings.BULK_CONCURRENCY = processes
     settings.BULK_RATE_PER_MINUTE = args.rate
     workers = [
         subprocess.Popen(
             [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"]
             + ["--interval", "0.2", "--worker-id", f"bench-{i}", "-v", "0"],
             cwd=ROOT,
-            env=worker_env(emulator, args),
+            env=worker_env(emulator, args, threads=threads, calls=calls),
         )
-        for i in range(args.workers)
+        for i in range(processes)
     ]
+    rss_at_1k = 0.0
     try:
         time.sleep(3)  # let them start (Django setup), as long-running workers would be
         started = time.monotonic()
@@ -175,10 +202,13 @@ def run_job(n: int, emulator: Emulator, args: argparse.Namespace, admin: User) -
             job.refresh_from_db()
             if job.ended:
                 break
+            if not rss_at_1k and job.items.exclude(finished_at=None).count() >= 1000:
+                rss_at_1k = max(peak_rss_mb(w.pid, "VmRSS") for w in workers)
             if not all(w.poll() is None for w in workers):
                 raise SystemExit("a worker died")
         wall = time.monotonic() - started
         rss = max(peak_rss_mb(w.pid) for w in workers)
+        rss_end = max(peak_rss_mb(w.pid, "VmRSS") for w in workers)
     finally:
         for w in workers:
             w.terminate()
@@ -206,11 +236,79 @@ def run_job(n: int, emulator: Emulator, args: argparse.Namespace, admin: User) -
         "steady": steady,
         "overall": n / wall,
         "rss": rss,
+        "rss_at_1k": rss_at_1k,
+        "rss_end": rss_end,
         "requests": emulator.count(None),
         "item_time": item_time,
         # Share of the time the slots were inside an item (the rest: queue and runner overhead).
-        "busy": steady * item_time / args.workers,
+        "busy": steady * item_time / (processes * threads),
     }
+
+
+def statements_per_item(n: int, admin: User) -> tuple[float, float]:
+    """SQL statements one refreshed user costs: a refresh job of `n` users (no latency) run to
+    its end by one runner in this process's thread, every statement counted."""
+    from django.test.utils import CaptureQueriesContext
+
+    from sessions_app.bulk import runner
+
+    reset_data()
+    seed(n)
+    settings.BULK_CONCURRENCY = 1
+    settings.BULK_THREADS = 1
+    job = bulk.bulk_job_start(
+        kind="refresh",
+        end_users=EndUser.objects.filter(external_id__startswith=PREFIX),
+        toolkits=None,
+        actor=admin,
+    )
+    [(slot, token)] = job.runners.items()
+    with CaptureQueriesContext(connection) as queries:
+        runner.bulk_job_run_slot(job_id=job.pk, slot=int(slot), token=token)
+    job.refresh_from_db()
+    assert job.counts.get("succeeded") == n, job.counts
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+    work = [q for q in queries.captured_queries if not q["sql"].startswith(control)]
+    return len(work) / n, len(queries.captured_queries) / n
+
+
+def pool_mode(emulator: Emulator, args: argparse.Namespace, admin: User) -> None:
+    """One pooled worker process and `--calls` single-slot processes, side by side."""
+    per_item = progress.requests_per_item("refresh")
+    budget = args.rate / 60 / per_item
+    ceiling = min(budget, args.calls / (per_item * args.latency))
+    load = os.getloadavg()
+    print(
+        f"PostgreSQL {connection.pg_version // 10000}, {os.cpu_count()} CPUs, load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.users} users, latency "
+        f"{args.latency * 1000:.0f} ms, rate budget {args.rate}/min, {per_item} calls per user"
+    )
+    print(
+        f"ceiling = min({budget:.1f} (budget), {args.calls} calls/({per_item} x "
+        f"{args.latency}) = {args.calls / (per_item * args.latency):.1f}) = {ceiling:.1f} users/s"
+    )
+    emulator.faults.clear()
+    work, everything = statements_per_item(args.count_users, admin)
+    print(
+        f"SQL statements per item: {work:.1f}, {everything:.1f} with BEGIN, COMMIT and "
+        f"savepoints (a refresh job of {args.count_users} users)"
+    )
+    runs = [
+        (f"1 process x {args.threads} threads, {args.calls} calls", 1, args.threads, args.calls),
+        (f"{args.calls} processes x 1 slot", args.calls, 1, 1),
+    ]
+    for label, processes, threads, calls in runs:
+        r = run_job(
+            args.users, emulator, args, admin, processes=processes, threads=threads, calls=calls
+        )
+        print(
+            f"{label:>30}: {r['counts']}; steady {r['steady']:.1f} users/s = "
+            f"{r['steady'] / ceiling:.2f} of the ceiling; wall {r['wall']:.1f} s; RSS "
+            f"{r['rss_at_1k']:.0f} MB at 1k items, {r['rss_end']:.0f} MB at {args.users} "
+            f"(peak {r['rss']:.0f} MB, largest process; {processes} process(es))"
+        )
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 def naive(n: int, admin: User) -> float:
@@ -230,6 +328,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--rate", type=int, default=60_000, help="BULK_RATE_PER_MINUTE")
     parser.add_argument("--naive-users", type=int, default=300)
+    parser.add_argument("--pool", action="store_true", help="one pooled process vs N processes")
+    parser.add_argument("--threads", type=int, default=12, help="--pool: BULK_THREADS")
+    parser.add_argument("--calls", type=int, default=8, help="--pool: BULK_CONCURRENCY")
+    parser.add_argument("--count-users", type=int, default=200, help="--pool: statements job")
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -251,6 +353,11 @@ def main() -> None:
         username="bench_bulk_admin", defaults={"is_superuser": True, "is_staff": True}
     )
     emulator.faults.latency(args.latency)
+    if args.pool:
+        pool_mode(emulator, args, admin)
+        reset_data()
+        emulator.stop()
+        return
 
     per_item = progress.requests_per_item("refresh")
     ceiling = min(args.rate / 60 / per_item, args.workers / (per_item * args.latency))

@@ -418,7 +418,14 @@ TASKS = {
 
 # Bulk jobs (also read from the environment by worker processes; see docs/bulk.md).
 BULK_RATE_PER_MINUTE = env.int("BULK_RATE_PER_MINUTE", default=1200)  # under Composio's 2,000/min
+# Runner slots per job (worker processes that may work on one job at once), and the Composio
+# calls each runner keeps in flight: with N worker processes, up to min(N, slots) x this many,
+# all paced by the one rate budget below.
 BULK_CONCURRENCY = env.int("BULK_CONCURRENCY", default=8)
+# Threads of one runner (one db_worker process), each with its own database connection. More
+# than BULK_CONCURRENCY, so one item's database work overlaps other items' calls. 1: no pool
+# (the runner works in the worker's own thread, one item at a time).
+BULK_THREADS = env.int("BULK_THREADS", default=12)
 BULK_MAX_ATTEMPTS = env.int("BULK_MAX_ATTEMPTS", default=5)
 BULK_RETRY_BACKOFF_SECONDS = env.float("BULK_RETRY_BACKOFF_SECONDS", default=2.0)
 BULK_DEFAULT_RETRY_AFTER = env.int("BULK_DEFAULT_RETRY_AFTER", default=10)

@@ -269,10 +269,12 @@ def unreachable_composio(settings) -> Iterator[None]:
 
 @pytest.fixture
 def fast_bulk(settings) -> None:
-    """Bulk jobs without waiting: no rate limit to speak of, short backoff, two runners."""
+    """Bulk jobs without waiting: no rate limit to speak of, short backoff, two runners, each
+    in the test's own thread (a pool's threads would not see the test's transaction)."""
     settings.BULK_RATE_PER_MINUTE = 600_000
     settings.BULK_RETRY_BACKOFF_SECONDS = 0.01
     settings.BULK_CONCURRENCY = 2
+    settings.BULK_THREADS = 1
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ Read-only: nothing here writes a row, so the job pages, the admin and the runner
 
 Two figures are measured, never taken from the configuration (issue 15):
 
-- how many items run at once: the runner slots whose heartbeat is fresh. Each runner beats in
-  the shared cache while it works (`HEARTBEAT_KEY`, at most every HEARTBEAT_EVERY seconds) and
-  drops its beat when it stops, so one worker running one slot at a time reads as 1, not as the
-  job's 8 slots;
+- how many items run at once: the runners whose heartbeat is fresh, their threads, and the
+  Composio calls they had in flight. Each runner beats in the shared cache while it works
+  (`heartbeat_key`, at most every HEARTBEAT_EVERY seconds) with its live threads and its calls
+  in flight averaged since its last beat (measured at the semaphore every call passes), and
+  drops its beat when it stops: one worker reads as one runner, never as the job's 8 slots;
 - the remaining time: the items left at the throughput measured over the last minute (since the
   first item started, if that is more recent), never less than the rate budget allows. Until
   MIN_MEASURE_SECONDS of work and one finished item are measured, the page gives the budget's
@@ -77,12 +78,52 @@ def heartbeat_key(job_id: int, slot: int) -> str:
     return f"bulk:heartbeat:{job_id}:{slot}"
 
 
-def running_at_once(job: BulkJob, *, now: float | None = None) -> int:
-    """How many of the job's runner slots are working now, from their heartbeats."""
+@dataclass(frozen=True)
+class Running:
+    """What a job's live runners said in their last heartbeats: how many beat, their threads,
+    and the Composio calls they had in flight (on average over the few seconds before each
+    beat)."""
+
+    runners: int = 0
+    threads: int = 0
+    in_flight: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.runners > 0
+
+    @property
+    def calls(self) -> str:
+        """Calls in flight as a person reads them (one decimal)."""
+        return f"{self.in_flight:.1f}"
+
+
+def _beat_fields(beat: object) -> tuple[float, int, float]:
+    """(when, threads, calls in flight) of one heartbeat; a bare time is a runner of one thread
+    from before threads (one call in flight)."""
+    if isinstance(beat, dict):
+        return float(beat["at"]), int(beat["threads"]), float(beat["in_flight"])
+    return float(beat), 1, 1.0  # type: ignore[arg-type]
+
+
+def running_now(job: BulkJob, *, now: float | None = None) -> Running:
+    """The job's runners working now, from their heartbeats (a stale beat: a runner gone)."""
     now = time.time() if now is None else now
     keys = [heartbeat_key(job.pk, slot) for slot in range(max(job.concurrency, 1))]
-    beats = cache.get_many(keys)
-    return sum(1 for at in beats.values() if now - float(at) <= HEARTBEAT_FRESH)
+    fresh = [
+        fields
+        for fields in map(_beat_fields, cache.get_many(keys).values())
+        if now - fields[0] <= HEARTBEAT_FRESH
+    ]
+    return Running(
+        runners=len(fresh),
+        threads=sum(threads for _, threads, _ in fresh),
+        in_flight=sum(calls for _, _, calls in fresh),
+    )
+
+
+def running_at_once(job: BulkJob, *, now: float | None = None) -> int:
+    """How many of the job's runner slots are working now, from their heartbeats."""
+    return running_now(job, now=now).runners
 
 
 @dataclass(frozen=True)
@@ -160,9 +201,13 @@ class Progress:
         return left.words if left else ""
 
     @cached_property
-    def running_at_once(self) -> int:
-        """Items in flight now, from the runners' heartbeats (0 once the job has ended)."""
-        return 0 if self.job.ended else running_at_once(self.job)
+    def running(self) -> Running:
+        """The job's runners working now, from their heartbeats (none once the job has ended)."""
+        return Running() if self.job.ended else running_now(self.job)
+
+    @property
+    def calls_per_runner(self) -> int:
+        return concurrency()
 
 
 def item_counts(job: BulkJob) -> dict[str, int]:

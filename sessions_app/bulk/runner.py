@@ -1,55 +1,70 @@
-"""The runners of bulk jobs: the django-tasks task, its slots, and the loop that claims items.
+"""The runners of bulk jobs: the django-tasks task, its slots, and the pool that works on items.
 
-A job arms `concurrency` runner slots; each slot is a chain of `bulk_job_run` tasks that claim
-the job's items one at a time (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL) and send each
-through the session services (`sessions_app.bulk.settle`), which keep their promises: one intent
-and one audit event per attempt, the per-user lock, never a blind re-send of a create that may
-have reached Composio. A 429 pauses the whole job: no runner sends anything until it is over.
+A job arms `concurrency` runner slots; each slot is a chain of `bulk_job_run` tasks, and one
+`db_worker` process runs one task at a time. The runner of a slot works on the job's items with a
+pool of BULK_THREADS threads, each with its own database connection, while a semaphore (`_Gate`)
+keeps at most BULK_CONCURRENCY Composio calls in flight: with more threads than calls, one
+item's database work overlaps other items' calls. The runner claims items in batches (`SELECT
+... FOR UPDATE SKIP LOCKED` on PostgreSQL) and pays the shared rate budget for a batch in one
+reservation, then sends each item through the session services (`sessions_app.bulk.settle`),
+which keep their promises: one intent and one audit event per attempt, the per-user lock, never a
+blind re-send of a create that may have reached Composio. More worker processes, on this machine
+or others sharing the PostgreSQL database, take the other slots and add throughput under the same
+budget.
 
-Surviving a killed worker: every item a runner works on carries a lease. A runner that starts
+Every thread checks, before each item, what its runner last read of the job (at most
+JOB_CHECK_SECONDS old): a 429 pauses the whole job (the thread that got it re-reads at once), a
+cancel or a new token stops the runner, and an item whose lease is about to run out is put back
+instead of being sent.
+
+Surviving a killed worker: every item a runner has claimed carries a lease. A runner that starts
 rotates its slot's token and enqueues a stand-in for the same slot (a dead man's switch, run
 after BULK_DEADMAN_SECONDS); a live runner hands off to a fresh task every BULK_SLICE_SECONDS,
 which makes the stand-in obsolete. If the worker dies, the stand-in takes over the slot when
 workers run again, and an item whose lease expired is settled from its session intent: no intent
 -> never sent, pending again; intent succeeded -> `succeeded`; intent pending or unknown ->
-`unknown`. So items already succeeded are never sent again.
+`unknown`. So items already succeeded are never sent again. Items a runner claimed but had not
+sent when it stopped are put back (pending) before it ends.
 
 Task arguments are ids and tokens only: never a secret.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Min, Q
+from django.db import connections, transaction
+from django.db.models import F, Min, Q
 from django.utils import timezone
 from django_tasks import task
 
 from sessions_app.bulk.progress import (
     HEARTBEAT_EVERY,
     HEARTBEAT_FRESH,
+    concurrency,
     heartbeat_key,
     requests_per_item,
 )
 from sessions_app.bulk.settle import finish_if_done, process_item, recover_expired_items
-from sessions_app.models import BulkJob, BulkJobItem
-from sessions_app.tool_router import rate_limit
+from sessions_app.models import BulkJob, BulkJobItem, Toolkit
+from sessions_app.tool_router import rate_limit, toolkit_catalog
 
 Item = BulkJobItem.State
 
-# A step of the slot loop that answers this goes round again; any other answer is why it stops.
-_AGAIN = ""
+logger = logging.getLogger(__name__)
 
 
 @task()
@@ -106,165 +121,399 @@ def arming() -> Iterator[Callable[[BulkJob], None]]:
         arm_slots(job)
 
 
-def _take_slot(job_id: int, slot: int, token: str, deferring: bool) -> str | None:
+def _take_slot(job_id: int, slot: int, token: str, deferring: bool) -> tuple[str, BulkJob] | None:
     """Become the slot's runner if `token` is still its token; leave a stand-in behind.
-    Returns the token this runner holds the slot with, or None if it was superseded."""
+    Returns the token this runner holds the slot with and the job, or None if superseded."""
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.ended or job.runners.get(str(slot)) != token:
             return None
         if not deferring:
-            return token
+            return token, job
         new = uuid.uuid4().hex
         job.runners = {**job.runners, str(slot): new}
         job.save(update_fields=["runners"])
         # In the same transaction as the new token: if this worker dies, the stand-in is there.
         _enqueue(job_id, slot, new, run_after=timezone.now() + _deadman())
-        return new
+        return new, job
 
 
-# --- The slot loop -----------------------------------------------------------------------------
+# --- The runner ----------------------------------------------------------------------------------
+
+# How old the runner's reading of its job (state, pause, tokens) may be when a thread decides to
+# send: a cancel or a 429 from another process is seen within this many seconds.
+JOB_CHECK_SECONDS = 0.5
+# Items claimed (and paid for) at once. A claimed item waits at most a batch's worth of calls
+# before it is sent, far inside its lease.
+CLAIM_BATCH = 16
+
+
+def threads() -> int:
+    """Threads one runner works with (BULK_THREADS)."""
+    return max(1, int(settings.BULK_THREADS))
 
 
 def bulk_job_run_slot(*, job_id: int, slot: int, token: str) -> str:
-    """Work on a job's items as the runner of one slot; returns why it stopped."""
+    """Work on a job's items as the runner of one slot; returns why it stopped.
+
+    With the database backend the runner works with a pool of threads for one slice; with the
+    immediate backend (which runs tasks inside the caller, in its transaction) in the caller's
+    own thread until the job is done.
+    """
     deferring = defers()
-    current = _take_slot(job_id, slot, token, deferring)
-    if current is None:
+    taken = _take_slot(job_id, slot, token, deferring)
+    if taken is None:
         return "superseded"
+    current, job = taken
     deadline = time.monotonic() + float(settings.BULK_SLICE_SECONDS) if deferring else math.inf
-    runner = _SlotRunner(
-        job_id=job_id, slot=slot, token=current, deferring=deferring, deadline=deadline
+    actor = None
+    if job.started_by_id is not None:
+        actor = get_user_model().objects.filter(pk=job.started_by_id).first()
+    runner = _Runner(
+        job=job,
+        slot=slot,
+        token=current,
+        deferring=deferring,
+        deadline=deadline,
+        actor=actor,
+        threads=threads() if deferring else 1,
     )
     try:
-        while True:
-            stop = runner.step()
-            if stop != _AGAIN:
-                return stop
+        return runner.run()
     finally:
-        # A runner that stops is no longer running: the job page counts only live slots.
+        # A runner that stops is no longer running: the job page counts only live runners.
         cache.delete(heartbeat_key(job_id, slot))
 
 
-@dataclass
-class _SlotRunner:
-    """One runner holding one slot of a job until `deadline` (monotonic clock)."""
+class _Gate:
+    """At most `limit` Composio calls in flight at once (a semaphore the seam enters around each
+    call), and how many were in flight on average since it was last asked."""
 
-    job_id: int
-    slot: int
-    token: str
-    deferring: bool
-    deadline: float
-    actor: AbstractBaseUser | None = None
-    checked_leases: float = 0.0
-    last_beat: float = 0.0
+    def __init__(self, limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(max(1, limit))
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self._changed = self._window = time.monotonic()
+        self._area = 0.0
 
-    def beat(self) -> None:
-        """Tell the job pages this slot is working (in the shared cache, every few seconds)."""
-        if time.monotonic() - self.last_beat < HEARTBEAT_EVERY:
-            return
-        cache.set(heartbeat_key(self.job_id, self.slot), time.time(), timeout=HEARTBEAT_FRESH)
-        self.last_beat = time.monotonic()
+    def _tick(self) -> float:
+        now = time.monotonic()
+        self._area += self.in_flight * (now - self._changed)
+        self._changed = now
+        return now
 
-    def step(self) -> str:
-        """Send at most one item; `_AGAIN` to go round again, else why the runner stops."""
-        job = BulkJob.objects.filter(pk=self.job_id).first()
-        if job is None or job.runners.get(str(self.slot)) != self.token:
-            return "superseded"
-        if job.state != BulkJob.State.RUNNING:
-            finish_if_done(self.job_id)
-            return job.state
-        self.beat()
-        if job.paused_until is not None and job.paused_until > timezone.now():
-            return self._wait_until(job.paused_until, stop="paused")
-        if time.monotonic() > self.deadline:
+    def __enter__(self) -> None:
+        self._slots.acquire()
+        with self._lock:
+            self._tick()
+            self.in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._tick()
+            self.in_flight -= 1
+        self._slots.release()
+
+    def average(self) -> float:
+        """Calls in flight on average since the last time this was asked."""
+        with self._lock:
+            now = self._tick()
+            span = now - self._window
+            mean = self._area / span if span > 0 else float(self.in_flight)
+            self._area, self._window = 0.0, now
+            return mean
+
+
+# An item this runner holds, when it may be sent (monotonic clock), and the reading of the toolkit
+# table its batch was claimed with (what its toolkits are checked against).
+Claimed = tuple[BulkJobItem, float, dict[str, Toolkit]]
+
+
+class _Runner:
+    """One runner holding one slot of a job until `deadline` (monotonic clock), with `threads`
+    threads (1: the caller's own)."""
+
+    def __init__(
+        self,
+        *,
+        job: BulkJob,
+        slot: int,
+        token: str,
+        deferring: bool,
+        deadline: float,
+        actor: AbstractBaseUser | None,
+        threads: int,
+    ) -> None:
+        self.job = job
+        self.slot = slot
+        self.token = token
+        self.deferring = deferring
+        self.deadline = deadline
+        self.actor = actor
+        self.threads = threads
+        self.gate = _Gate(concurrency())
+        self.cost = requests_per_item(job.kind)
+        self.lock = threading.Lock()
+        self.claimed: deque[Claimed] = deque()
+        self.busy = 0  # threads holding an item
+        self.alive = 0
+        self.stopped = ""  # why the runner stops (the first reason given)
+        self.resume_at: datetime | None = None
+        self.failure: BaseException | None = None
+        self.job_row: dict[str, Any] | None = None
+        self.read_at = -math.inf
+        self.checked_leases = 0.0
+        self.last_beat = -math.inf
+
+    # -- the pool ---------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        if self.threads == 1:
+            self._work(own_thread=False)
+        else:
+            pool = [
+                threading.Thread(
+                    target=self._work,
+                    kwargs={"own_thread": True},
+                    name=f"bulk-{self.job.pk}-{self.slot}-{n}",
+                    daemon=True,
+                )
+                for n in range(self.threads)
+            ]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+        self._put_back([item for item, _, _ in self.claimed])
+        self.claimed.clear()
+        if self.failure is not None:
+            # The task fails; the slot's stand-in takes over, as after a crash.
+            raise self.failure
+        return self._ended()
+
+    def _work(self, *, own_thread: bool) -> None:
+        with self.lock:
+            self.alive += 1
+        try:
+            with rate_limit.gated(self.gate):
+                while self._step():
+                    pass
+        except BaseException as exc:
+            with self.lock:
+                self.failure = self.failure or exc
+            self._stop("failed")
+            if not own_thread:
+                raise
+            logger.exception("bulk job %s: runner thread failed", self.job.pk)
+        finally:
+            with self.lock:
+                self.alive -= 1
+            if own_thread:
+                connections.close_all()
+
+    def _stop(self, why: str, *, resume_at: datetime | None = None) -> None:
+        with self.lock:
+            if not self.stopped:
+                self.stopped = why
+                self.resume_at = resume_at
+
+    def _ended(self) -> str:
+        why = self.stopped or "done"
+        if why == "sliced":
             # The same token: whichever of this continuation and the stand-in starts first
             # takes over.
-            _enqueue(self.job_id, self.slot, self.token)
-            return "sliced"
-        if time.monotonic() - self.checked_leases > 2.0:
-            recover_expired_items(job)
-            self.checked_leases = time.monotonic()
-        waited = rate_limit.take(requests_per_item(job.kind))
-        if waited > 0.05 and not _still_go(self.job_id, self.slot, self.token):
-            # Paused, cancelled or superseded while this runner waited its turn: the tokens it
-            # paid are lost, which only slows the budget down. Otherwise it spends them below
-            # (looping back to reserve again would never send once the budget binds).
-            return _AGAIN
-        item = _claim_next(job, self.token)
-        if item is None:
-            return self._nothing_to_claim(job)
-        if self.actor is None and job.started_by_id is not None:
-            self.actor = get_user_model().objects.filter(pk=job.started_by_id).first()
-        process_item(job, item, token=self.token, actor=self.actor)
-        return _AGAIN
+            _enqueue(self.job.pk, self.slot, self.token)
+        elif why in ("paused", "waiting") and self.resume_at is not None:
+            _enqueue(self.job.pk, self.slot, self.token, run_after=self.resume_at)
+        elif why not in ("superseded", "idle", "failed"):
+            finish_if_done(self.job.pk)
+        return why
 
-    def _wait_until(self, at: datetime, *, stop: str, pad: float = 0.0) -> str:
-        """Sleep towards `at` (a second at a time) or, if it is past this runner's slice,
-        hand the slot to a runner queued for `at` and stop with `stop`."""
-        wait = max(0.0, (at - timezone.now()).total_seconds())
-        if time.monotonic() + wait > self.deadline:
-            _enqueue(self.job_id, self.slot, self.token, run_after=at)
-            return stop
-        time.sleep(min(wait, 1.0) + pad)
-        return _AGAIN
+    # -- one step of one thread ---------------------------------------------------------------
 
-    def _nothing_to_claim(self, job: BulkJob) -> str:
-        """No item is due: wait for the next retry, for the other runners, or end the job."""
+    def _step(self) -> bool:
+        """Send at most one item; whether this thread goes round again."""
+        if self.stopped or not self._may_go():
+            return False
+        self._beat()
+        self._recover_leases()
+        claimed = self._next()
+        if claimed is None:
+            return self._nothing_to_claim()
+        item, due, toolkits = claimed
+        try:
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            # Paused, cancelled or superseded while this thread waited its turn: the tokens it
+            # paid are lost, which only slows the budget down.
+            lease_left = (item.lease_expires_at - timezone.now()).total_seconds()
+            if not self._may_go(fresh=wait > 0.05) or lease_left < _lease().total_seconds() / 4:
+                self._put_back([item])
+                return not self.stopped
+            with toolkit_catalog.pinned(toolkits):
+                state = process_item(self.job, item, token=self.token, actor=self.actor)
+            if state == Item.PENDING:
+                # A retry or a 429 (the job paused): read the job again before the next item.
+                self.read_at = -math.inf
+            return True
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+    def _may_go(self, *, fresh: bool = False) -> bool:
+        """Whether this thread may send now, from the runner's reading of its job; sleeps
+        through a pause that ends within the slice. False: the runner stops (`stopped` says
+        why)."""
+        while True:
+            row = self._job_row(fresh=fresh)
+            if row is None or row["runners"].get(str(self.slot)) != self.token:
+                self._stop("superseded")
+                return False
+            if row["state"] != BulkJob.State.RUNNING:
+                self._stop(row["state"])
+                return False
+            paused = row["paused_until"]
+            if paused is None or paused <= timezone.now():
+                break
+            wait = (paused - timezone.now()).total_seconds()
+            if time.monotonic() + wait > self.deadline:
+                self._stop("paused", resume_at=paused)
+                return False
+            time.sleep(min(wait, 1.0))
+            if self.stopped:
+                return False
+            fresh = True
+        if time.monotonic() > self.deadline:
+            self._stop("sliced")
+            return False
+        return not self.stopped
+
+    def _job_row(self, *, fresh: bool) -> dict[str, Any] | None:
+        with self.lock:
+            if fresh or time.monotonic() - self.read_at > JOB_CHECK_SECONDS:
+                self.job_row = (
+                    BulkJob.objects.filter(pk=self.job.pk)
+                    .values("state", "paused_until", "runners")
+                    .first()
+                )
+                self.read_at = time.monotonic()
+            return self.job_row
+
+    def _next(self) -> Claimed | None:
+        """The next item this runner holds (claiming and paying for a batch when it holds none),
+        counted busy; None when no item is due."""
+        with self.lock:
+            if not self.claimed:
+                items = _claim(self.job, self.token, limit=CLAIM_BATCH)
+                waits = rate_limit.reserve_many(len(items), self.cost)
+                toolkits = toolkit_catalog.read_toolkits() if items else {}
+                now = time.monotonic()
+                for item, wait in zip(items, waits, strict=True):
+                    self.claimed.append((item, now + wait, toolkits))
+            if not self.claimed:
+                return None
+            self.busy += 1
+            return self.claimed.popleft()
+
+    def _nothing_to_claim(self) -> bool:
+        """No item is due: wait for the next retry, leave the rest to the threads still busy,
+        stop while other runners finish, or end the job. Whether this thread goes round again."""
+        job = self.job
         pending = job.items.filter(state=Item.PENDING)
-        next_at = pending.aggregate(at=Min("not_before"))["at"] if pending.exists() else None
+        if pending.filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())).exists():
+            # Due items another runner's claim holds locked this instant: claim again shortly
+            # (stopping as "idle" would leave this slot empty until its stand-in runs).
+            time.sleep(0.05)
+            return True
+        next_at = pending.aggregate(at=Min("not_before"))["at"]
         if next_at is not None:
-            return self._wait_until(next_at, stop="waiting", pad=0.01)
+            wait = max(0.0, (next_at - timezone.now()).total_seconds())
+            if time.monotonic() + wait > self.deadline:
+                self._stop("waiting", resume_at=next_at)
+                return False
+            time.sleep(min(wait, 1.0) + 0.01)
+            return True
+        with self.lock:
+            others_busy = self.busy > 0
+        if others_busy:
+            # This runner's other threads finish what they hold (and any retry of it).
+            return False
         if job.items.filter(state=Item.RUNNING).exists():
             if not self.deferring:
                 time.sleep(0.2)
                 recover_expired_items(job)
-                return _AGAIN
+                return True
             # Other runners are finishing; their stand-ins cover them if they die.
-            return "idle"
-        finish_if_done(self.job_id)
-        return "done"
+            self._stop("idle")
+            return False
+        self._stop("done")
+        return False
+
+    def _beat(self) -> None:
+        """Tell the job pages what this runner is doing (in the shared cache, every few seconds):
+        its threads and the calls it had in flight on average since the last beat."""
+        with self.lock:
+            if time.monotonic() - self.last_beat < HEARTBEAT_EVERY:
+                return
+            self.last_beat = time.monotonic()
+            beat = {"at": time.time(), "threads": self.alive, "in_flight": self.gate.average()}
+        cache.set(heartbeat_key(self.job.pk, self.slot), beat, timeout=HEARTBEAT_FRESH)
+
+    def _recover_leases(self) -> None:
+        with self.lock:
+            if time.monotonic() - self.checked_leases <= 2.0:
+                return
+            self.checked_leases = time.monotonic()
+        recover_expired_items(self.job)
+
+    def _put_back(self, items: list[BulkJobItem]) -> None:
+        """Give back items this runner claimed but did not send: pending again, unattempted."""
+        if items:
+            BulkJobItem.objects.filter(
+                pk__in=[item.pk for item in items], state=Item.RUNNING, runner=self.token
+            ).update(
+                state=Item.PENDING,
+                runner="",
+                lease_expires_at=None,
+                attempts=F("attempts") - 1,
+            )
 
 
-def _still_go(job_id: int, slot: int, token: str) -> bool:
-    """Whether this runner may still send now: its job runs, unpaused, and the slot is its own."""
-    row = BulkJob.objects.filter(pk=job_id).values("state", "paused_until", "runners").first()
-    return bool(
-        row is not None
-        and row["state"] == BulkJob.State.RUNNING
-        and row["runners"].get(str(slot)) == token
-        and (row["paused_until"] is None or row["paused_until"] <= timezone.now())
-    )
-
-
-def _claim_next(job: BulkJob, token: str) -> BulkJobItem | None:
-    """Take the job's next due pending item for this runner (attempt counted, lease set)."""
+def _claim(job: BulkJob, token: str, *, limit: int) -> list[BulkJobItem]:
+    """Take up to `limit` of the job's due pending items for this runner, in item order
+    (attempt counted, lease set): two statements, whatever the number of items."""
     now = timezone.now()
+    lease = now + _lease()
     with transaction.atomic():
-        item = (
+        items = list(
             BulkJobItem.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("end_user")
             .filter(job_id=job.pk, state=Item.PENDING)
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            .order_by("id")
-            .first()
+            .order_by("id")[:limit]
         )
-        if item is None:
-            return None
+        if not items:
+            return []
+        BulkJobItem.objects.filter(pk__in=[item.pk for item in items]).update(
+            state=Item.RUNNING,
+            runner=token,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            lease_expires_at=lease,
+            not_before=None,
+        )
+    for item in items:
         item.state = Item.RUNNING
         item.runner = token
         item.attempts += 1
         item.started_at = now
-        item.lease_expires_at = now + _lease()
+        item.lease_expires_at = lease
         item.not_before = None
-        item.save(
-            update_fields=[
-                "state",
-                "runner",
-                "attempts",
-                "started_at",
-                "lease_expires_at",
-                "not_before",
-            ]
-        )
-    return item
+    return items
+
+
+def _claim_next(job: BulkJob, token: str) -> BulkJobItem | None:
+    """Take the job's next due pending item for this runner."""
+    items = _claim(job, token, limit=1)
+    return items[0] if items else None

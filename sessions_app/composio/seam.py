@@ -216,7 +216,31 @@ def _translate(exc: Exception, *, what: str, mutating: bool) -> ComposioError:
     )
 
 
+# A context manager a bulk runner's thread enters around each of its calls (`gated`): the cap
+# on calls in flight, which also counts them. Thread-local: web requests are never gated.
+_gate = threading.local()
+
+
+@contextlib.contextmanager
+def gated(gate: contextlib.AbstractContextManager[object] | None) -> Iterator[None]:
+    """Make every call this thread sends enter `gate` (None: ungated) while the block runs."""
+    before = getattr(_gate, "value", None)
+    _gate.value = gate
+    try:
+        yield
+    finally:
+        _gate.value = before
+
+
 def _call(fn: Callable[[], T], *, what: str, mutating: bool) -> T:
+    gate = getattr(_gate, "value", None)
+    if gate is None:
+        return _call_with_retries(fn, what=what, mutating=mutating)
+    with gate:
+        return _call_with_retries(fn, what=what, mutating=mutating)
+
+
+def _call_with_retries(fn: Callable[[], T], *, what: str, mutating: bool) -> T:
     """Run one SDK call with the project's retry policy.
 
     Repeats only when that cannot cause a second effect: when nothing reached Composio

@@ -178,12 +178,17 @@ def claim(
             pending = SessionOperation.objects.select_for_update().filter(
                 end_user=attempt.end_user, state=SessionOperation.State.PENDING
             )
-            for stale in pending.filter(created_at__lt=timezone.now() - stale_after()):
-                stale.state = SessionOperation.State.UNKNOWN
-                stale.error = "Abandoned: still pending long after its call should have ended."
-                stale.finished_at = timezone.now()
-                stale.save(update_fields=["state", "error", "finished_at"])
-            if pending.exists():
+            cutoff = timezone.now() - stale_after()
+            live = False
+            for operation in pending:
+                if operation.created_at >= cutoff:
+                    live = True
+                    continue
+                operation.state = SessionOperation.State.UNKNOWN
+                operation.error = "Abandoned: still pending long after its call should have ended."
+                operation.finished_at = timezone.now()
+                operation.save(update_fields=["state", "error", "finished_at"])
+            if live:
                 raise in_progress(attempt)
             active = (
                 ToolRouterSession.objects.select_for_update()

@@ -7,8 +7,8 @@ transactions serialise writers) and is told how long to wait before sending: tok
 negative, which queues callers fairly without holding the lock while they wait. Worker processes
 read the same settings (console.settings reads the environment they are started with).
 
-Bulk runners `take` (waiting as long as it takes); services calling Composio for a web request
-`draw`, which never waits long and refuses instead (`BudgetSpent`).
+Bulk runners `reserve_many` for a batch of items (waiting as long as it takes); services calling
+Composio for a web request `draw`, which never waits long and refuses instead (`BudgetSpent`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
+from sessions_app.composio import seam as composio_seam
 from sessions_app.models import RateBudget
 from sessions_app.tool_router.errors import BudgetSpent
 
@@ -95,6 +97,25 @@ def reserve(
     return _reserve(
         cost, name=name, per_minute=per_minute, capacity=capacity, now=now, max_wait=None
     ).wait
+
+
+def reserve_many(count: int, cost: float = 1.0, *, name: str = COMPOSIO) -> list[float]:
+    """Take the tokens of `count` calls of `cost` each in one reservation; return, for each call
+    in turn, the seconds to wait before sending it (spread at the budget's pace, as `count`
+    separate reservations would have been)."""
+    if count <= 0:
+        return []
+    wait = reserve(count * cost, name=name)
+    per_second = rate_per_minute() / 60.0
+    # The last call is due when the bucket is back at zero; each earlier one a call's worth
+    # of tokens sooner.
+    return [max(0.0, wait - (count - 1 - i) * cost / per_second) for i in range(count)]
+
+
+def gated(gate: AbstractContextManager[object] | None) -> AbstractContextManager[None]:
+    """Make every Composio call this thread sends enter `gate` while the block runs (a bulk
+    runner's cap on calls in flight, `gate` a semaphore-like context manager; None: ungated)."""
+    return composio_seam.gated(gate)
 
 
 def take(

@@ -8,13 +8,16 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from sessions_app.models import SessionToolkit, Toolkit, ToolRouterSession
-from sessions_app.tool_router import rollups
+from sessions_app.models import SessionToolkit, ToolRouterSession
+from sessions_app.tool_router import rollups, toolkit_catalog
 
 
-def _replace_links(session: ToolRouterSession, slugs: Sequence[str]) -> set[int]:
-    SessionToolkit.objects.filter(session=session).delete()
-    ids = dict(Toolkit.objects.filter(slug__in=list(slugs)).values_list("slug", "pk"))
+def _replace_links(
+    session: ToolRouterSession, slugs: Sequence[str], *, new: bool = False
+) -> set[int]:
+    if not new:  # a session just stored has no links yet
+        SessionToolkit.objects.filter(session=session).delete()
+    ids = toolkit_catalog.toolkit_ids(slugs)
     SessionToolkit.objects.bulk_create(
         [SessionToolkit(session=session, toolkit_id=ids[s]) for s in slugs if s in ids]
     )
@@ -31,7 +34,7 @@ def store_new_session_links(
     """Store a new session's toolkit links (the rows the access reports count) and add its grants
     (and the revocations of `superseded`, the session it replaced at `superseded_at`) to the
     daily rollup, in the caller's transaction."""
-    links = _replace_links(session, slugs)
+    links = _replace_links(session, slugs, new=True)
     rollups.session_stored(session, superseded=superseded, superseded_at=superseded_at, links=links)
 
 

@@ -110,6 +110,8 @@ def _store_new_session(
             ).update(status=ToolRouterSession.Status.SUPERSEDED, superseded_at=superseded_at)
             if not superseded:
                 raise IntegrityError("The old session is no longer active.")
+            old.status = ToolRouterSession.Status.SUPERSEDED
+            old.superseded_at = superseded_at
         session = ToolRouterSession.objects.create(
             end_user=attempt.end_user,
             session_id=remote.session_id,
@@ -181,8 +183,8 @@ def _replaced(
     old: ToolRouterSession,
     granted: list[str],
 ) -> SessionResult:
-    """Delete the superseded session at Composio (best effort) and say what happened."""
-    old.refresh_from_db()
+    """Delete the superseded session at Composio (best effort) and say what happened (`old` as
+    `_store_new_session` left it: superseded)."""
     gone = remote_deletes.remote_delete(
         old, actor=attempt.actor, request=attempt.request, audit_ok=False
     )

@@ -4,6 +4,8 @@ toolkits: never a guessed slug, only what the catalog lists and the company allo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -212,16 +214,54 @@ def toolkit_choices_clean(toolkits: Sequence[object]) -> list[str]:
     return _in_catalog_and_allowed(slugs)
 
 
+# A reading of the whole toolkit table that `toolkit_choices_clean` and `toolkit_ids` answer from
+# instead of the database, while `pinned` holds it (per thread: a context variable).
+_pinned: ContextVar[dict[str, Toolkit] | None] = ContextVar("toolkits_pinned", default=None)
+
+
+def read_toolkits() -> dict[str, Toolkit]:
+    """Every toolkit row by slug (its id, allow-list and catalog flags), in one query: what
+    `pinned` holds."""
+    return {t.slug: t for t in Toolkit.objects.only("id", "slug", "is_allowed", "in_catalog")}
+
+
+@contextmanager
+def pinned(toolkits: dict[str, Toolkit]) -> Iterator[None]:
+    """Check toolkits and look their ids up in `toolkits` (a `read_toolkits` reading) while the
+    block runs, instead of asking the database each time. A bulk runner pins one reading per
+    batch of items: an allow-list change applies from its next batch."""
+    token = _pinned.set(toolkits)
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
+def _toolkits(slugs: Iterable[str]) -> dict[str, Toolkit]:
+    """The toolkit rows of these slugs, by slug (from the pinned reading, if one is held)."""
+    held = _pinned.get()
+    if held is not None:
+        return {s: held[s] for s in slugs if s in held}
+    # A NUL byte cannot be sent to PostgreSQL; such a slug is simply unknown.
+    wanted = [s[:100] for s in slugs if "\x00" not in s]
+    return {
+        t.slug: t
+        for t in Toolkit.objects.filter(slug__in=wanted).only("slug", "is_allowed", "in_catalog")
+    }
+
+
+def toolkit_ids(slugs: Sequence[str]) -> dict[str, int]:
+    """The ids of the toolkits these slugs name (slugs of no toolkit left out)."""
+    held = _pinned.get()
+    if held is not None:
+        return {s: held[s].pk for s in slugs if s in held}
+    return dict(Toolkit.objects.filter(slug__in=list(slugs)).values_list("slug", "pk"))
+
+
 def _in_catalog_and_allowed(slugs: list[str]) -> list[str]:
     """`slugs` if every one is in the synced catalog and on the allow-list; else a
     ValidationError naming the first kind of problem."""
-    known = {
-        t.slug: t
-        # A NUL byte cannot be sent to PostgreSQL; such a slug is simply unknown.
-        for t in Toolkit.objects.filter(slug__in=[s[:100] for s in slugs if "\x00" not in s]).only(
-            "slug", "is_allowed", "in_catalog"
-        )
-    }
+    known = _toolkits(slugs)
     unknown = [s for s in slugs if s not in known]
     if unknown:
         raise ValidationError(

@@ -53,25 +53,32 @@ def run_to_the_end(job: BulkJob) -> None:
 
 
 def test_the_job_page_counts_the_runners_that_beat_not_the_configured_slots(
-    session_admin_client: Client, eight_slots_job: BulkJob
+    session_admin_client: Client, eight_slots_job: BulkJob, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No worker has picked the job up: the page says so instead of "8 at a time".
     html = job_page(session_admin_client, eight_slots_job)
     assert 'data-running="0"' in html and "waiting for a worker" in html
     assert "8 at a time" not in html
 
-    # One worker runs one slot, one item at a time.
-    slot = runner._SlotRunner(
-        job_id=eight_slots_job.pk,
+    # One worker runs one slot with one thread (the test's), beating before every item.
+    monkeypatch.setattr(runner, "HEARTBEAT_EVERY", 0.0)
+    slot = runner._Runner(
+        job=eight_slots_job,
         slot=0,
         token=eight_slots_job.runners["0"],
         deferring=True,
         deadline=math.inf,
+        actor=eight_slots_job.started_by,
+        threads=1,
     )
-    assert slot.step() == ""
+    slot._work(own_thread=False)
+    running = progress.running_now(eight_slots_job)
+    # The last beat measured the calls in flight while the last item was sent: one at most.
+    assert (running.runners, running.threads) == (1, 1) and 0 < running.in_flight <= 1
     html = job_page(session_admin_client, eight_slots_job)
-    assert 'data-running="1"' in html and "1 at a time" in html
-    assert "8 at a time" not in html and "up to 8 runner slots" in html
+    assert 'data-running="1"' in html and 'data-threads="1"' in html
+    assert f"{running.calls} calls in flight</strong> on 1 thread in 1 worker" in html
+    assert "up to 8 runner slots" in html
 
     # A runner that stops drops its beat; a stale beat (a dead worker) does not count.
     assert progress.running_at_once(eight_slots_job, now=10**10) == 0

@@ -25,6 +25,8 @@ from sessions_app.models import BulkJob, EndUser, ToolRouterSession
 from sessions_app.tool_router import sessions
 from tests.factories import EMULATOR_KEY, PROJECT_ROOT, give_session, make_end_users, start_bulk_job
 
+CALLS_PER_WORKER = 2
+THREADS_PER_WORKER = 4
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 pytestmark = [
@@ -55,6 +57,9 @@ def worker_env(emulator: Emulator) -> dict[str, str]:
         "COMPOSIO_EMULATOR_URL": emulator.base_url,
         "COMPOSIO_EMULATOR_API_KEY": EMULATOR_KEY,
         "BULK_RATE_PER_MINUTE": "600000",
+        # Each worker runs its slot with a pool: 4 threads, at most 2 calls in flight.
+        "BULK_THREADS": str(THREADS_PER_WORKER),
+        "BULK_CONCURRENCY": str(CALLS_PER_WORKER),
         # Longer than any call here, including a worker's first (it imports the SDK, ~6 s).
         "BULK_LEASE_SECONDS": "12",
         "BULK_SLICE_SECONDS": "2",
@@ -142,12 +147,17 @@ def test_a_job_survives_its_workers_being_killed_and_never_sends_a_create_twice(
     # ... and no user got a second create at Composio: at most one per user, in total.
     creates = Counter(r.json["user_id"] for r in catalog.requests if r.endpoint == "session.create")
     assert max(creates.values()) == 1
-    assert sum(creates.values()) == counts["succeeded"] + counts["unknown"]
-    # A create cut off by the kill has an unknown outcome and stays unknown (never re-sent).
-    assert counts["unknown"] <= 2 and counts["failed"] == 0
+    succeeded = job.items.filter(state="succeeded").values_list("end_user__external_id", flat=True)
+    assert all(creates[user] == 1 for user in succeeded)
+    # An item cut off by the kill after its intent was committed has an unknown outcome and
+    # stays unknown (never re-sent): its create was in flight, or its thread was still waiting
+    # for one of the worker's call slots (then Composio never saw it). At most one per thread
+    # of the two killed workers.
+    assert counts["unknown"] <= 2 * THREADS_PER_WORKER and counts["failed"] == 0
+    assert counts["succeeded"] <= sum(creates.values()) <= counts["succeeded"] + counts["unknown"]
     for item in job.items.filter(state="unknown").select_related("end_user"):
         assert "worker stopped during the call" in item.last_error
-        assert creates[item.end_user.external_id] == 1
+        assert creates[item.end_user.external_id] <= 1
     assert counts["succeeded"] == ToolRouterSession.objects.filter(status="active").count()
 
 
@@ -155,6 +165,8 @@ def test_several_workers_share_one_job_and_its_rate_budget(
     catalog: Emulator, session_admin: User, workers
 ) -> None:
     make_end_users(60, digits=4)
+    # Slow enough that one pooled worker cannot finish the job before the others have started.
+    catalog.faults.latency(0.1, endpoint="session.create")
     job = start_bulk_job("create", ["slack"], session_admin)
     workers(3)
     wait_for(lambda: BulkJob.objects.get(pk=job.pk).ended, timeout=90, what="the job to end")

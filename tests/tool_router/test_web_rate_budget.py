@@ -119,22 +119,22 @@ def test_a_bulk_item_is_paid_by_its_runner_once_and_web_calls_draw_from_the_same
         give_session(user, ["github"], session_admin)  # a service call outside a request: free
     assert not RateBudget.objects.exists()
     taken: list[float] = []
-    take = rate_limit.take
+    reserve_many = rate_limit.reserve_many
 
-    def runner_take(cost: float = 1.0, **kwargs: object) -> float:
-        taken.append(cost)
-        return take(cost, **kwargs)  # type: ignore[arg-type]
+    def runner_pays(count: int, cost: float = 1.0, **kwargs: object) -> list[float]:
+        taken.append(count * cost)
+        return reserve_many(count, cost, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rate_limit, "take", runner_take)
+    monkeypatch.setattr(rate_limit, "reserve_many", runner_pays)
     before = catalog.count()
 
     job = start_bulk_job("refresh", None, session_admin)
 
     assert item_states(job) == {"succeeded": 3}
     assert catalog.count() - before == 6  # each refresh: create the new session, delete the old
-    # The runner paid two per item before claiming it (and once more for the turn that found
+    # The runner paid two per item for the batch it claimed (nothing for the turn that found
     # nothing left to claim); the services it called drew nothing on top.
-    assert sum(taken[:3]) == 6 and all(cost == 2 for cost in taken)
+    assert sum(taken) == 6
     row = RateBudget.objects.get()
     assert sum(taken) - 0.1 < 1000 - row.tokens <= sum(taken)
 
