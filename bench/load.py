@@ -530,6 +530,10 @@ def knee(
     )
     rows = [header, "-" * len(header)]
     best: float | None = None
+    # Unmeasured: the workers' first requests (imports, connections, caches) and the job's start.
+    warm = argparse.Namespace(**{**vars(args), "duration": 15.0})
+    print("warm-up (not measured):", flush=True)
+    run_locust(warm, processes, accounts, logs / "samples-warm-up.jsonl", args.knee[0])
     for users in args.knee:
         samples_path = logs / f"samples-{users}.jsonl"
         run_locust(args, processes, accounts, samples_path, users)
