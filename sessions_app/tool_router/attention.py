@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AttentionState, EndUser, ToolRouterSession
-from sessions_app.tool_router import accounts, rate_limit
+from sessions_app.tool_router import accounts, rate_limit, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ WINDOW = timedelta(hours=24)
 PAGE_SIZE = 50
 # What one user costs: the accounts list and one page of the failed executions.
 COST_PER_USER = 2
-# A run that meets this many faults in a row stops: Composio is down, the rest waits.
-STOP_AFTER_FAULTS = 5
 
 ACCOUNT, EXECUTIONS, STALE = "account", "executions", "stale"
 
@@ -160,15 +158,11 @@ class SweepItem:
 
 
 @dataclass
-class SweepReport:
-    queued: int = 0
+class SweepReport(sweeps.SweepRun[SweepItem]):
     attention: int = 0
     ok: int = 0
     could_not_check: int = 0
-    not_reached: int = 0
     cleared: int = 0  # users without an active session any more whose state was cleared
-    stopped: str = ""
-    items: list[SweepItem] = field(default_factory=list)
 
     @property
     def checked(self) -> int:
@@ -225,41 +219,28 @@ def attention_sweep(
     """Check up to `limit` users with an active session (longest-checked first) and store what
     was found in their `AttentionState`. Each user is paid for (COST_PER_USER) from the shared
     budget first, waiting at most ATTENTION_SWEEP_MAX_WAIT_SECONDS: past that the run stops,
-    having asked nothing for the rest. Stops too on a 429 or after STOP_AFTER_FAULTS faults in a
-    row. The next run continues from the users checked longest ago."""
+    having asked nothing for the rest. Stops too on a 429 or after sweeps.STOP_AFTER_FAULTS faults
+    in a row. The next run continues from the users checked longest ago."""
     report = SweepReport()
     report.cleared = _clear_without_session() if end_user is None else 0
-    pks = _queue(end_user=end_user, before=timezone.now(), limit=limit)
-    report.queued = len(pks)
-    faults_in_a_row = 0
-    for index, pk in enumerate(pks):
-        session = (
+
+    def load(pk: int) -> ToolRouterSession | None:
+        return (
             ToolRouterSession.objects.select_related("end_user")
             .filter(end_user_id=pk, status=ToolRouterSession.Status.ACTIVE)
             .first()
         )
-        if session is None:
-            continue
-        if not rate_limit.take_within(
+
+    sweeps.sweep(
+        _queue(end_user=end_user, before=timezone.now(), limit=limit),
+        report,
+        load=load,
+        pay=lambda: rate_limit.take_within(
             COST_PER_USER, max_wait=settings.ATTENTION_SWEEP_MAX_WAIT_SECONDS, sleep=sleep
-        ):
-            report.stopped = "Composio's shared request budget is spent"
-            report.not_reached = len(pks) - index
-            break
-        item, fault = _sweep_one(session, report)
-        report.items.append(item)
-        if on_item is not None:
-            on_item(item)
-        faults_in_a_row = faults_in_a_row + 1 if fault is not None else 0
-        stop = ""
-        if isinstance(fault, composio_seam.ComposioRateLimited):
-            stop = "Composio is rate limiting requests"
-        elif faults_in_a_row >= STOP_AFTER_FAULTS:
-            stop = f"{faults_in_a_row} checks in a row failed (is Composio down?)"
-        if stop:
-            report.stopped = stop
-            report.not_reached = len(pks) - index - 1
-            break
+        ),
+        check=lambda session: _sweep_one(session, report),
+        on_item=on_item,
+    )
     return report
 
 

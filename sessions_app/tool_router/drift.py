@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -39,7 +39,7 @@ from django.utils import timezone
 from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
 from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
-from sessions_app.tool_router import config_history, mcp_url, rate_limit
+from sessions_app.tool_router import config_history, mcp_url, rate_limit, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,6 @@ NOT_KNOWN = (
     "created under another API key); its MCP URL does not work. Refresh the session to give "
     "the user a new one."
 )
-
-# A run that meets this many faults in a row stops: Composio is down, the rest waits.
-STOP_AFTER_FAULTS = 5
 
 
 # --- The mark ----------------------------------------------------------------------------------
@@ -184,8 +181,7 @@ class VerifyItem:
 
 
 @dataclass
-class VerifyReport:
-    queued: int = 0  # sessions this run set out to check
+class VerifyReport(sweeps.SweepRun[VerifyItem]):
     known: int = 0
     stale: int = 0  # found unknown (newly or again)
     newly_stale: int = 0
@@ -193,9 +189,6 @@ class VerifyReport:
     could_not_check: int = 0
     changed_outside: int = 0  # known, at a config version no audit event explains
     gone: int = 0
-    not_reached: int = 0  # left when the run stopped early
-    stopped: str = ""  # why the run stopped early
-    items: list[VerifyItem] = field(default_factory=list)
 
     @property
     def checked(self) -> int:
@@ -246,32 +239,29 @@ def verify_sessions(
     """Check up to `limit` active sessions against Composio (one GET each, paid from the shared
     budget), oldest-checked first: known -> `verified_at` now (and un-marked if stale); not found
     -> marked stale; a fault -> nothing marked, counted as could not check. Stops early on a 429
-    (Composio asked to slow down) or after STOP_AFTER_FAULTS faults in a row; the next run
+    (Composio asked to slow down) or after sweeps.STOP_AFTER_FAULTS faults in a row; the next run
     continues from the sessions checked longest ago. `on_item` sees each result as it comes."""
     report = VerifyReport()
-    pks = _queue(end_user=end_user, before=timezone.now(), limit=limit)
-    report.queued = len(pks)
-    faults_in_a_row = 0
-    for index, pk in enumerate(pks):
+
+    def load(pk: int) -> ToolRouterSession | None:
         session = ToolRouterSession.objects.select_related("end_user").filter(pk=pk).first()
         if session is None or session.status != ToolRouterSession.Status.ACTIVE:
             report.gone += 1
-            continue
+            return None
+        return session
+
+    def pay() -> bool:
         rate_limit.take(1, sleep=sleep)
-        item, fault = _check(session, report, sleep=sleep)
-        report.items.append(item)
-        if on_item is not None:
-            on_item(item)
-        faults_in_a_row = faults_in_a_row + 1 if fault is not None else 0
-        stop = ""
-        if isinstance(fault, composio_seam.ComposioRateLimited):
-            stop = "Composio is rate limiting requests"
-        elif faults_in_a_row >= STOP_AFTER_FAULTS:
-            stop = f"{faults_in_a_row} checks in a row failed (is Composio down?)"
-        if stop:
-            report.stopped = stop
-            report.not_reached = len(pks) - index - 1
-            break
+        return True
+
+    sweeps.sweep(
+        _queue(end_user=end_user, before=timezone.now(), limit=limit),
+        report,
+        load=load,
+        pay=pay,
+        check=lambda session: _check(session, report, sleep=sleep),
+        on_item=on_item,
+    )
     return report
 
 
