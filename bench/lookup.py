@@ -17,29 +17,15 @@ admin/lookup, then the support card's p50/p95 and the queries one lookup and one
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-if not os.environ.get("DATABASE_URL"):
-    (ROOT / "var").mkdir(exist_ok=True)
-    os.environ["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'bench_lookup.sqlite3'}"
+import django_env  # noqa: E402  (bench/django_env.py, beside this script)
 
-import logging  # noqa: E402
-
-import django  # noqa: E402
-
-django.setup()
-# One log line per request would drown the figures.
-for _name in ("console.request", "axes"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+django_env.setup("lookup")
 
 from django.contrib import admin  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
