@@ -26,6 +26,7 @@ import time
 from datetime import timedelta
 
 import django_env  # noqa: E402  (bench/django_env.py, beside this script)
+from figures import pct, timed  # noqa: E402  (bench/figures.py)
 
 django_env.setup("attention")
 
@@ -112,22 +113,6 @@ def seed(n: int, share: float) -> None:
     with connection.cursor() as cursor:
         # As autovacuum would: PostgreSQL then counts from the partial index alone.
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
-
-
-def timed(client: Client, url: str, repeat: int, headers: dict[str, str]) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(url, headers=headers)
-        out.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            sys.exit(f"{url} answered {response.status_code}")
-    return out
-
-
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from figures import pct  # bench/figures.py, beside this script
 from processes import Processes, free_port  # bench/processes.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,11 +285,6 @@ def _nearest(snapshots: list[dict[str, Any]], at: float) -> dict[str, Any]:
 
 
 # --- Figures -----------------------------------------------------------------------------------
-
-
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def latency_table(samples: list[dict[str, Any]], kinds: Iterable[str], seconds: float) -> list[str]:

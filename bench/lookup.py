@@ -24,6 +24,7 @@ import uuid
 from urllib.parse import quote
 
 import django_env  # noqa: E402  (bench/django_env.py, beside this script)
+from figures import pct, timed  # noqa: E402  (bench/figures.py)
 
 django_env.setup("lookup")
 
@@ -136,22 +137,6 @@ def queries(n: int, count: int, rng: random.Random) -> dict[str, list[str]]:
             f"{rng.choice(FIRST.split())} {rng.choice(LAST.split())[:4]}" for _ in picks
         ],
     }
-
-
-def timed(client: Client, url: str, repeat: int, headers: dict[str, str]) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(url, headers=headers)
-        out.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            sys.exit(f"{url} answered {response.status_code}")
-    return out
-
-
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:
