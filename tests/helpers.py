@@ -67,16 +67,19 @@ def refuse_session_inserts() -> Iterator[None]:
                 cursor.execute("DROP TRIGGER trc_test_refuse_insert")
 
 
-def run_reconcile(*args: str) -> tuple[int, str]:
-    """Run the command as a scheduler would (no grace, no settle time); (exit code, output)."""
+def run_command(name: str, *args: str) -> tuple[int, str]:
+    """Run a management command in-process; (exit code, its output and its error's message)."""
     out = io.StringIO()
     try:
-        call_command(
-            "reconcile_sessions", "--grace-seconds=0", "--settle-seconds=0", *args, stdout=out
-        )
+        call_command(name, *args, stdout=out)
     except CommandError as exc:
         return exc.returncode, out.getvalue() + str(exc)
     return 0, out.getvalue()
+
+
+def run_reconcile(*args: str) -> tuple[int, str]:
+    """Run the command as a scheduler would (no grace, no settle time); (exit code, output)."""
+    return run_command("reconcile_sessions", "--grace-seconds=0", "--settle-seconds=0", *args)
 
 
 def messages_of(response: Any) -> list[str]:

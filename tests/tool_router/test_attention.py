@@ -5,15 +5,12 @@ runs as a self-renewing task once `sweep_attention --schedule` booked it."""
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -23,6 +20,7 @@ from sessions_app.models import AttentionState, EndUser, RateBudget, ToolRouterS
 from sessions_app.tool_router import attention, drift
 from sessions_app.tool_router import executions as tool_runs
 from tests.factories import give_session, make_end_user
+from tests.helpers import run_command
 from tests.task_queue import run_queue_once
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +28,7 @@ pytestmark = pytest.mark.django_db
 
 def sweep(*args: str) -> tuple[int, str]:
     """Run `sweep_attention`; (exit code, output)."""
-    out = io.StringIO()
-    try:
-        call_command("sweep_attention", *args, stdout=out)
-    except CommandError as exc:
-        return exc.returncode, out.getvalue() + str(exc)
-    return 0, out.getvalue()
+    return run_command("sweep_attention", *args)
 
 
 def reasons(external_id: str) -> list[str]:

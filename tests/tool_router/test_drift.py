@@ -4,7 +4,6 @@ shows a session says so; the operations that meet a not-found mark it too and sa
 
 from __future__ import annotations
 
-import io
 import time
 from datetime import timedelta
 from typing import Any
@@ -13,8 +12,6 @@ from unittest import mock
 import httpx
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +23,7 @@ from sessions_app.models import AuditEvent, EndUser, ToolRouterSession
 from sessions_app.tool_router import connections, drift, mcp_url, sessions
 from sessions_app.tool_router.mcp_url import short_id
 from tests.factories import HX, give_session
-from tests.helpers import SESSION_URL, audit_events, run_reconcile
+from tests.helpers import SESSION_URL, audit_events, run_command, run_reconcile
 from tests.task_queue import run_queue_once
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +31,7 @@ pytestmark = pytest.mark.django_db
 
 def verify(*args: str) -> tuple[int, str]:
     """Run `verify_sessions`; (exit code, output)."""
-    out = io.StringIO()
-    try:
-        call_command("verify_sessions", *args, stdout=out)
-    except CommandError as exc:
-        return exc.returncode, out.getvalue() + str(exc)
-    return 0, out.getvalue()
+    return run_command("verify_sessions", *args)
 
 
 def forget(emu_http: httpx.Client, session: ToolRouterSession) -> None:
