@@ -53,7 +53,7 @@ def needing_attention() -> QuerySet[AttentionState]:
 
 def attention_count() -> int:
     """How many users need attention: one count over the partial index."""
-    return AttentionState.objects.filter(problem_at__isnull=False).count()
+    return needing_attention().count()
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def attention_page(*, after: str = "", before: str = "", oldest: bool = False) -
     `before` (a page's `newer` cursor): the newer ones; `oldest`: the PAGE_SIZE oldest. An
     unreadable cursor gives the newest page."""
     total = attention_count()
-    rows = AttentionState.objects.filter(problem_at__isnull=False).select_related("end_user")
+    rows = needing_attention().select_related("end_user")
     newest_first = ("-problem_at", "-id")
     oldest_first = ("problem_at", "id")
     older_than, newer_than = _parse(after) if after else None, _parse(before) if before else None
