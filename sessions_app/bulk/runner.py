@@ -511,9 +511,3 @@ def _claim(job: BulkJob, token: str, *, limit: int) -> list[BulkJobItem]:
         item.lease_expires_at = lease
         item.not_before = None
     return items
-
-
-def _claim_next(job: BulkJob, token: str) -> BulkJobItem | None:
-    """Take the job's next due pending item for this runner."""
-    items = _claim(job, token, limit=1)
-    return items[0] if items else None

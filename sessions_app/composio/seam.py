@@ -234,9 +234,7 @@ def gated(gate: contextlib.AbstractContextManager[object] | None) -> Iterator[No
 
 def _call(fn: Callable[[], T], *, what: str, mutating: bool) -> T:
     gate = getattr(_gate, "value", None)
-    if gate is None:
-        return _call_with_retries(fn, what=what, mutating=mutating)
-    with gate:
+    with gate if gate is not None else contextlib.nullcontext():
         return _call_with_retries(fn, what=what, mutating=mutating)
 
 

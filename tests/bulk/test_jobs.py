@@ -126,8 +126,7 @@ def test_a_cancelled_job_ends_only_after_the_item_in_flight_has_settled(
 ) -> None:
     make_end_users(3)
     job = start_bulk_job("create", ["github"], session_admin)
-    item = runner._claim_next(job, "runner-a")
-    assert item is not None
+    [item] = runner._claim(job, "runner-a", limit=1)
 
     bulk.bulk_job_cancel(job=job, actor=session_admin)
     assert job.state == "cancelling" and item_states(job) == {"running": 1, "skipped": 2}

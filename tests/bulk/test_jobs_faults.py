@@ -141,7 +141,7 @@ def test_retries_follow_the_cause_the_service_returns_not_the_audit_trail(
 ) -> None:
     make_end_users(1)
     job = start_bulk_job("create", ["github"], session_admin)
-    item = runner._claim_next(job, "runner-a")
+    [item] = runner._claim(job, "runner-a", limit=1)
 
     def answer(*, end_user: EndUser, **_: object) -> sessions.SessionResult:
         # No intent and no audit event: only the result says why the call failed.

@@ -99,7 +99,7 @@ def test_an_item_whose_worker_died_is_settled_from_its_intent(
 ) -> None:
     make_end_users(3)
     job = start_bulk_job("create", ["gmail"], session_admin)
-    never_sent, mid_call, done = (runner._claim_next(job, "dead-runner") for _ in range(3))
+    never_sent, mid_call, done = runner._claim(job, "dead-runner", limit=3)
     # The dead runner got this far: one intent still pending, one call completed.
     SessionOperation.objects.create(kind="create", end_user=mid_call.end_user, actor=session_admin)
     give_session(done.end_user, ["gmail"], session_admin)
