@@ -58,7 +58,12 @@ from sessions_app.bulk.progress import (
     heartbeat_key,
     requests_per_item,
 )
-from sessions_app.bulk.settle import finish_if_done, process_item, recover_expired_items
+from sessions_app.bulk.settle import (
+    finish_if_done,
+    process_item,
+    recover_expired_items,
+    settle_many,
+)
 from sessions_app.models import BulkJob, BulkJobItem, Toolkit
 from sessions_app.tool_router import rate_limit, toolkit_catalog
 
@@ -146,6 +151,9 @@ JOB_CHECK_SECONDS = 0.5
 # Items claimed (and paid for) at once. A claimed item waits at most a batch's worth of calls
 # before it is sent, far inside its lease.
 CLAIM_BATCH = 16
+# Settled items are written a batch at a time, at the latest this many seconds after the first of
+# them settled (the job page's counts lag by as much), far inside their leases.
+SETTLE_SECONDS = 1.0
 
 
 def threads() -> int:
@@ -255,6 +263,8 @@ class _Runner:
         self.cost = requests_per_item(job.kind)
         self.lock = threading.Lock()
         self.claimed: deque[Claimed] = deque()
+        self.settled: list[tuple[int, dict[str, Any]]] = []  # not written yet (`_write_settled`)
+        self.settled_since = math.inf
         self.busy = 0  # threads holding an item
         self.alive = 0
         self.stopped = ""  # why the runner stops (the first reason given)
@@ -284,6 +294,7 @@ class _Runner:
                 thread.start()
             for thread in pool:
                 thread.join()
+        self._write_settled()
         self._put_back([item for item, _, _ in self.claimed])
         self.claimed.clear()
         if self.failure is not None:
@@ -336,6 +347,7 @@ class _Runner:
         if self.stopped or not self._may_go():
             return False
         self._beat()
+        self._write_settled(older_than=SETTLE_SECONDS)
         self._recover_leases()
         claimed = self._next()
         if claimed is None:
@@ -352,7 +364,9 @@ class _Runner:
                 self._put_back([item])
                 return not self.stopped
             with toolkit_catalog.pinned(toolkits):
-                state = process_item(self.job, item, token=self.token, actor=self.actor)
+                state = process_item(
+                    self.job, item, token=self.token, actor=self.actor, defer=self._settled
+                )
             if state == Item.PENDING:
                 # A retry or a 429 (the job paused): read the job again before the next item.
                 self.read_at = -math.inf
@@ -416,9 +430,28 @@ class _Runner:
             self.busy += 1
             return self.claimed.popleft()
 
+    def _settled(self, pk: int, values: dict[str, Any]) -> None:
+        """An item settled (terminal): written with the others of its batch."""
+        with self.lock:
+            self.settled.append((pk, values))
+            self.settled_since = min(self.settled_since, time.monotonic())
+            due = len(self.settled) >= CLAIM_BATCH
+        if due:
+            self._write_settled()
+
+    def _write_settled(self, *, older_than: float = 0.0) -> None:
+        """Write the settled items in one statement (if the first settled `older_than` seconds
+        ago or more)."""
+        with self.lock:
+            if time.monotonic() - self.settled_since < older_than:
+                return
+            settled, self.settled, self.settled_since = self.settled, [], math.inf
+        settle_many(self.token, settled)
+
     def _nothing_to_claim(self) -> bool:
         """No item is due: wait for the next retry, leave the rest to the threads still busy,
         stop while other runners finish, or end the job. Whether this thread goes round again."""
+        self._write_settled()
         job = self.job
         pending = job.items.filter(state=Item.PENDING)
         if pending.filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())).exists():

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Case, Q, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from sessions_app import trail
@@ -58,15 +60,35 @@ def _backoff(attempts: int) -> float:
 # --- One item ----------------------------------------------------------------------------------
 
 
+# Where an item's settled values go: written at once, or (`defer`) handed to the runner, which
+# writes a batch of terminal items in one statement (`settle_many`). An item settled but not yet
+# written is still `running` under its lease: if its worker dies first, the lease runs out and
+# the item is settled from its session intent like any other.
+Deferred = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class _To:
+    token: str
+    defer: Deferred | None
+
+
 def process_item(
-    job: BulkJob, item: BulkJobItem, *, token: str, actor: AbstractBaseUser | None
+    job: BulkJob,
+    item: BulkJobItem,
+    *,
+    token: str,
+    actor: AbstractBaseUser | None,
+    defer: Deferred | None = None,
 ) -> str:
-    """Call the session service for one claimed item and settle it. Returns the item's state."""
+    """Call the session service for one claimed item and settle it (a terminal state through
+    `defer` when given). Returns the item's state."""
+    to = _To(token, defer)
     user = item.end_user
     if actor is None:
         return _settle(
             item,
-            token,
+            to,
             state=Item.FAILED,
             error=f"Not sent for {user.external_id}: the staff account that started the job "
             "no longer exists.",
@@ -78,12 +100,12 @@ def process_item(
         logger.exception("bulk job %s: unexpected error for end user %s", job.pk, user.pk)
         return _settle(
             item,
-            token,
+            to,
             state=Item.UNKNOWN,
             error=f"An unexpected error interrupted the call for {user.external_id}; "
             "Composio may have acted.",
         )
-    return _settle_result(job, item, token, result)
+    return _settle_result(job, item, to, result)
 
 
 def _call_service(job: BulkJob, user: EndUser, actor: AbstractBaseUser) -> sessions.SessionResult:
@@ -96,18 +118,16 @@ def _call_service(job: BulkJob, user: EndUser, actor: AbstractBaseUser) -> sessi
     return sessions.tool_router_session_refresh(end_user=user, toolkits=job.toolkits, actor=actor)
 
 
-def _settle_result(
-    job: BulkJob, item: BulkJobItem, token: str, result: sessions.SessionResult
-) -> str:
+def _settle_result(job: BulkJob, item: BulkJobItem, to: _To, result: sessions.SessionResult) -> str:
     """Settle the item from what the service answered: its outcome, and for a failure its
     cause (whether sending again is safe) and Retry-After."""
     outcome = result.outcome
     if outcome == sessions.Outcome.SUCCEEDED:
-        return _settle(item, token, state=Item.SUCCEEDED, session=result.session)
+        return _settle(item, to, state=Item.SUCCEEDED, session=result.session)
     if outcome in (sessions.Outcome.SKIPPED, sessions.Outcome.IN_PROGRESS):
-        return _settle(item, token, state=Item.SKIPPED, error=result.message)
+        return _settle(item, to, state=Item.SKIPPED, error=result.message)
     if outcome == sessions.Outcome.UNKNOWN:
-        return _settle(item, token, state=Item.UNKNOWN, error=result.message)
+        return _settle(item, to, state=Item.UNKNOWN, error=result.message)
     if result.cause == sessions.Cause.RATE_LIMITED:
         seconds = result.retry_after
         if seconds is None:
@@ -115,23 +135,23 @@ def _settle_result(
         pause_job(job, seconds=float(seconds))
         return _settle(
             item,
-            token,
+            to,
             state=Item.PENDING,
             error=f"Composio answered 429 (rate limited); the job paused for {seconds:g} s.",
         )
     if result.cause != sessions.Cause.TRANSIENT:
-        return _settle(item, token, state=Item.FAILED, error=result.message)
+        return _settle(item, to, state=Item.FAILED, error=result.message)
     if item.attempts < max_attempts():
         return _settle(
             item,
-            token,
+            to,
             state=Item.PENDING,
             error=result.message,
             not_before=timezone.now() + timedelta(seconds=_backoff(item.attempts)),
         )
     return _settle(
         item,
-        token,
+        to,
         state=Item.FAILED,
         error=f"Gave up after {item.attempts} attempts. {result.message}",
     )
@@ -147,7 +167,7 @@ def pause_job(job: BulkJob, *, seconds: float) -> None:
 
 def _settle(
     item: BulkJobItem,
-    token: str,
+    to: _To,
     *,
     state: str,
     error: str = "",
@@ -165,9 +185,42 @@ def _settle(
     else:
         values["finished_at"] = timezone.now()
         values["session"] = session
+        if to.defer is not None:
+            # A retry or a pause is written at once: the runners schedule by it.
+            to.defer(item.pk, values)
+            return state
     # Only while this runner still holds it (a lease given up long ago was settled elsewhere).
-    BulkJobItem.objects.filter(pk=item.pk, state=Item.RUNNING, runner=token).update(**values)
+    BulkJobItem.objects.filter(pk=item.pk, state=Item.RUNNING, runner=to.token).update(**values)
     return state
+
+
+# What `settle_many` writes per item (the rest is the same for every settled item).
+_PER_ITEM = ("state", "last_error", "finished_at", "session")
+
+
+def settle_many(token: str, settled: list[tuple[int, dict[str, Any]]]) -> None:
+    """Write terminal items `_settle` deferred, in one statement, for those this runner still
+    holds (as `_settle` does)."""
+    if not settled:
+        return
+    per_item = {}
+    for name in _PER_ITEM:
+        field = BulkJobItem._meta.get_field(name)
+        whens = [
+            When(pk=pk, then=Value(_raw(values[name]), output_field=field))
+            for pk, values in settled
+        ]
+        per_item[field.attname] = Case(*whens, output_field=field)
+        if connection.features.requires_casted_case_in_updates:
+            # As QuerySet.bulk_update does: PostgreSQL types a CASE of NULLs as text.
+            per_item[field.attname] = Cast(per_item[field.attname], output_field=field)
+    BulkJobItem.objects.filter(
+        pk__in=[pk for pk, _ in settled], state=Item.RUNNING, runner=token
+    ).update(**per_item, lease_expires_at=None, runner="")
+
+
+def _raw(value: object) -> object:
+    return value.pk if isinstance(value, ToolRouterSession) else value
 
 
 # --- Items of a dead worker --------------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -158,7 +159,7 @@ def printable(toolkits: object) -> list[str]:
 def claim(
     attempt: Attempt,
     *,
-    toolkits: Sequence[str],
+    toolkits: Sequence[str] | None,
     check: Callable[[ToolRouterSession | None], ToolRouterSession | None],
 ) -> SessionOperation:
     """Commit the intent, which is also the per-end-user lock.
@@ -166,36 +167,36 @@ def claim(
     The end user's row is locked (PostgreSQL `SELECT ... FOR UPDATE`; SQLite's IMMEDIATE
     transactions serialise writers) while looking for another pending intent, and the partial
     unique constraint on pending intents is the backstop. `check` sees the current active
-    session and returns the session to act on, or raises `Skip`.
+    session and returns the session to act on, or raises `Skip`. `toolkits` None: the intent is
+    for the toolkits the session `check` returned holds.
     """
+    pending = SessionOperation.objects.filter(
+        end_user=attempt.end_user, state=SessionOperation.State.PENDING
+    )
     try:
         with transaction.atomic():
             # NO KEY UPDATE: serialises claims, yet lets another attempt's store transaction
             # take the FOR KEY SHARE its deferred foreign-key checks need at COMMIT (a plain
             # FOR UPDATE here deadlocked with it: claim waits for that attempt's intent row,
-            # the attempt's COMMIT waits for this end-user row).
-            EndUser.objects.select_for_update(no_key=True).filter(pk=attempt.end_user.pk).first()
-            pending = SessionOperation.objects.select_for_update().filter(
-                end_user=attempt.end_user, state=SessionOperation.State.PENDING
+            # the attempt's COMMIT waits for this end-user row). The same statement says
+            # whether the user has a pending intent: usually not, and then none is read.
+            any_pending = (
+                EndUser.objects.select_for_update(no_key=True)
+                .filter(pk=attempt.end_user.pk)
+                .annotate(pending=Exists(pending))
+                .values_list("pending", flat=True)
+                .first()
             )
-            cutoff = timezone.now() - stale_after()
-            live = False
-            for operation in pending:
-                if operation.created_at >= cutoff:
-                    live = True
-                    continue
-                operation.state = SessionOperation.State.UNKNOWN
-                operation.error = "Abandoned: still pending long after its call should have ended."
-                operation.finished_at = timezone.now()
-                operation.save(update_fields=["state", "error", "finished_at"])
-            if live:
-                raise in_progress(attempt)
+            _settle_pending(attempt, pending.select_for_update() if any_pending else [])
             active = (
                 ToolRouterSession.objects.select_for_update()
                 .filter(end_user=attempt.end_user, status=ToolRouterSession.Status.ACTIVE)
                 .first()
             )
             session = check(active)
+            if toolkits is None:
+                assert session is not None
+                toolkits = session.toolkits
             return SessionOperation.objects.create(
                 kind=attempt.kind,
                 end_user=attempt.end_user,
@@ -206,6 +207,23 @@ def claim(
     except IntegrityError as exc:
         # Another request claimed this end user between our check and our insert.
         raise in_progress(attempt) from exc
+
+
+def _settle_pending(attempt: Attempt, pending: Iterable[SessionOperation]) -> None:
+    """Raise `in_progress` if one of the user's pending intents is live; an intent pending long
+    after its call should have ended is marked unknown (its process died mid-call)."""
+    cutoff = timezone.now() - stale_after()
+    live = False
+    for operation in pending:
+        if operation.created_at >= cutoff:
+            live = True
+            continue
+        operation.state = SessionOperation.State.UNKNOWN
+        operation.error = "Abandoned: still pending long after its call should have ended."
+        operation.finished_at = timezone.now()
+        operation.save(update_fields=["state", "error", "finished_at"])
+    if live:
+        raise in_progress(attempt)
 
 
 def is_user(actor: object) -> bool:
@@ -327,14 +345,25 @@ def call(
         raise
 
 
+class Rejected(Exception):
+    """Raised inside the claim transaction when the toolkits it read fail validation."""
+
+    def __init__(self, error: ValidationError, toolkits: object) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.toolkits = toolkits
+
+
 def claim_guarded(
     attempt: Attempt,
     *,
-    toolkits: Sequence[str],
+    toolkits: Sequence[str] | None,
     check: Callable[[ToolRouterSession | None], ToolRouterSession | None],
 ) -> SessionOperation | SessionResult:
     try:
         return claim(attempt, toolkits=toolkits, check=check)
+    except Rejected as rejection:
+        return attempt.rejected(rejection.error, rejection.toolkits)
     except Skip as refusal:
         attempt.audit(
             outcome=refusal.audit_outcome,
@@ -390,10 +419,14 @@ def guard(
 
 
 def claim_new_session(
-    attempt: Attempt, *, toolkits: Sequence[str], old_expected: bool
+    attempt: Attempt, *, toolkits: Sequence[str] | None, old_expected: bool
 ) -> SessionOperation | SessionResult:
     """Claim the intent for a create (`old_expected` False: skip a user who has a session) or a
-    refresh (True: skip a user who has none); the claimed intent, or the result to return."""
+    refresh (True: skip a user who has none); the claimed intent, or the result to return.
+
+    `toolkits` None (a refresh that keeps them): the active session's toolkits, read under the
+    claim's lock and validated again there (a toolkit disallowed since must be dropped
+    explicitly), so a change made meanwhile is never undone and nothing is read twice."""
 
     def check(active: ToolRouterSession | None) -> ToolRouterSession | None:
         if not old_expected and active is not None:
@@ -405,6 +438,11 @@ def claim_new_session(
         if old_expected and active is None:
             message = f"Skipped {attempt.name}: they have no active session; use create."
             raise attempt.skip(message)
+        if toolkits is None and active is not None:
+            try:
+                active.toolkits = toolkit_catalog.toolkit_choices_clean(active.toolkits)
+            except ValidationError as error:
+                raise Rejected(error, active.toolkits) from error
         return active
 
     return claim_guarded(attempt, toolkits=toolkits, check=check)

@@ -35,7 +35,18 @@ def store_new_session_links(
     (and the revocations of `superseded`, the session it replaced at `superseded_at`) to the
     daily rollup, in the caller's transaction."""
     links = _replace_links(session, slugs, new=True)
-    rollups.session_stored(session, superseded=superseded, superseded_at=superseded_at, links=links)
+    # The old session's links are its toolkits' rows (every write of its links wrote them from
+    # its toolkits): looked up, not read back.
+    before = None
+    if superseded is not None:
+        before = set(toolkit_catalog.toolkit_ids(superseded.toolkits).values())
+    rollups.session_stored(
+        session,
+        superseded=superseded,
+        superseded_at=superseded_at,
+        links=links,
+        superseded_links=before,
+    )
 
 
 def store_toolkit_links(

@@ -31,8 +31,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -82,7 +82,8 @@ class _Delta:
             self.active[day, toolkit] += sign
 
     def apply(self) -> None:
-        """Add to the rollup rows: two statements whatever the number of rows touched."""
+        """Add to the rollup rows: one statement whatever the number of rows touched (an upsert
+        that adds to a row already there; PostgreSQL and SQLite both speak it)."""
         keys = sorted(
             k
             for k in set(self.grants) | set(self.revocations) | set(self.active)
@@ -90,29 +91,23 @@ class _Delta:
         )
         if not keys:
             return
-        ToolkitDailyRollup.objects.bulk_create(
-            [ToolkitDailyRollup(day=day, toolkit_id=toolkit) for day, toolkit in keys],
-            ignore_conflicts=True,
-        )
-        which = Q()
+        quote = connection.ops.quote_name
+        table = quote(ToolkitDailyRollup._meta.db_table)
+        counts = ("grants", "revocations", "active")
+        params: list[object] = []
         for day, toolkit in keys:
-            which |= Q(day=day, toolkit_id=toolkit)
-
-        def added(counter: Counter[tuple[dt.date, int]]) -> Case:
-            return Case(
-                *[
-                    When(Q(day=day, toolkit_id=toolkit), then=Value(counter[day, toolkit]))
-                    for day, toolkit in keys
-                    if counter[day, toolkit]
-                ],
-                default=Value(0),
+            params += [connection.ops.adapt_datefield_value(day), toolkit]
+            params += [self.grants[day, toolkit], self.revocations[day, toolkit]]
+            params.append(self.active[day, toolkit])
+        added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in counts)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({quote('day')}, {quote('toolkit_id')}, "
+                f"{', '.join(quote(c) for c in counts)}) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(keys))} "
+                f"ON CONFLICT ({quote('day')}, {quote('toolkit_id')}) DO UPDATE SET {added}",
+                params,
             )
-
-        ToolkitDailyRollup.objects.filter(which).update(
-            grants=F("grants") + added(self.grants),
-            revocations=F("revocations") + added(self.revocations),
-            active=F("active") + added(self.active),
-        )
 
 
 def session_stored(
@@ -121,14 +116,17 @@ def session_stored(
     superseded: ToolRouterSession | None = None,
     superseded_at: dt.datetime | None = None,
     links: set[int] | None = None,
+    superseded_links: set[int] | None = None,
 ) -> None:
     """A new session's links (`links`, the toolkit ids, read when not given) are stored (and
-    `superseded`, the session it replaces, ended at `superseded_at` in the same transaction): its
-    grants and the old session's revocations, what the new one holds and the old one no longer
-    does. At most three statements."""
+    `superseded`, the session it replaces, ended at `superseded_at` in the same transaction; its
+    links `superseded_links`, read when not given): its grants and the old session's revocations,
+    what the new one holds and the old one no longer does. At most three statements."""
     delta = _Delta()
     granted = _links(session.pk) if links is None else links
-    before = _links(superseded.pk) if superseded is not None else set()
+    before = superseded_links
+    if before is None:
+        before = _links(superseded.pk) if superseded is not None else set()
     delta.grant(_day(session.created_at), granted - before)
     delta.hold(_day(session.created_at), granted)
     if superseded is not None and superseded_at is not None:

@@ -38,26 +38,28 @@ logger = logging.getLogger(__name__)
 
 
 def _guarded_new_session(
-    attempt: intents.Attempt, toolkits: Sequence[str], *, replacing: bool
+    attempt: intents.Attempt, toolkits: Sequence[str] | None, *, replacing: bool
 ) -> SessionResult:
     """Check the permission and the toolkits (refusing or rejecting as `intents.guard` does),
-    then give the end user a new session; create and refresh differ only in `replacing`."""
-    slugs, refused = intents.guard(attempt, toolkits, validate=True)
+    then give the end user a new session; create and refresh differ only in `replacing`.
+    `toolkits` None: the old session's, checked when the intent is claimed."""
+    slugs, refused = intents.guard(attempt, toolkits, validate=toolkits is not None)
     if refused is not None:
         return refused
-    return _new_session(attempt, toolkits=slugs or [], replacing=replacing)
+    return _new_session(attempt, toolkits=slugs, replacing=replacing)
 
 
 def _new_session(
     attempt: intents.Attempt,
     *,
-    toolkits: Sequence[str],
+    toolkits: Sequence[str] | None,
     replacing: bool,
 ) -> SessionResult:
     """Create (or replace) the end user's session, in the write order of reliability.md."""
     operation = intents.claim_new_session(attempt, toolkits=toolkits, old_expected=replacing)
     if isinstance(operation, SessionResult):
         return operation
+    toolkits = list(operation.toolkits)
     old = operation.session
     kept = (
         f"The old session {short_id(old.session_id)} is still active."
@@ -239,23 +241,6 @@ def tool_router_session_refresh(
     fails or may have acted, the old session stays active.
     """
     attempt = intents.Attempt(SessionOperation.Kind.REFRESH, end_user, actor, request)
-    if toolkits is None:
-        current = (
-            ToolRouterSession.objects.filter(
-                end_user=end_user, status=ToolRouterSession.Status.ACTIVE
-            )
-            .values_list("toolkits", flat=True)
-            .first()
-        )
-        if current is None:
-            if not access.may(actor, access.SESSION_PERMISSION[attempt.kind]):
-                return attempt.refused()
-            message = f"Skipped {end_user.external_id}: they have no active session; use create."
-            attempt.audit(
-                outcome=AuditEvent.Outcome.FAILURE, reason=message, details={"result": "skipped"}
-            )
-            return attempt.result(Outcome.SKIPPED, message)
-        toolkits = list(current)
     return _guarded_new_session(attempt, toolkits, replacing=True)
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from sessions_app.composio.emulator import Emulator
-from sessions_app.models import EndUser, SessionOperation, ToolRouterSession
+from sessions_app.models import EndUser, SessionOperation, Toolkit, ToolRouterSession
 from sessions_app.tool_router.remote_deletes import tool_router_session_retry_remote_deletes
 from sessions_app.tool_router.sessions import (
     tool_router_session_create,
@@ -54,13 +54,49 @@ def test_refresh_without_toolkits_keeps_the_current_ones(
     assert catalog.requests[1].json["toolkits"] == {"enable": ["notion", "gmail"]}
 
 
+@pytest.mark.parametrize("toolkits", [["github"], None], ids=["new toolkits", "kept toolkits"])
 def test_refresh_of_a_user_without_a_session_is_skipped(
-    catalog: Emulator, alice: EndUser, session_admin: User
+    catalog: Emulator, alice: EndUser, session_admin: User, toolkits: list[str] | None
 ) -> None:
-    result = tool_router_session_refresh(end_user=alice, toolkits=["github"], actor=session_admin)
+    result = tool_router_session_refresh(end_user=alice, toolkits=toolkits, actor=session_admin)
 
     assert result.outcome == "skipped" and "use create" in result.message
     assert catalog.requests == []
+    assert not SessionOperation.objects.exists()
+    [event] = audit_events("session.refresh")
+    assert event.outcome == "failure" and event.details["result"] == "skipped"
+
+
+def test_a_refresh_keeping_a_toolkit_disallowed_since_is_rejected_and_sends_nothing(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    old = give_session(alice, ["github", "slack"], session_admin)
+    Toolkit.objects.filter(slug="slack").update(is_allowed=False)
+    sent = len(catalog.requests)
+
+    result = tool_router_session_refresh(end_user=alice, actor=session_admin)
+
+    assert result.outcome == "failed" and "slack" in result.message, result.message
+    assert len(catalog.requests) == sent
+    assert not SessionOperation.objects.filter(kind="refresh").exists()
+    old.refresh_from_db()
+    assert old.status == "active"
+    [event] = audit_events("input.rejected")
+    assert event.details["toolkits"] == ["github", "slack"]
+
+
+def test_a_refresh_keeping_toolkits_sends_those_the_session_holds_when_it_is_claimed(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    # Re-scoped (here, by a direct write) just before: the refresh keeps what it holds now.
+    old = give_session(alice, ["github", "slack"], session_admin)
+    ToolRouterSession.objects.filter(pk=old.pk).update(toolkits=["github"])
+
+    result = tool_router_session_refresh(end_user=alice, actor=session_admin)
+
+    assert result.ok and result.session is not None and result.session.toolkits == ["github"]
+    assert catalog.requests[-2].json["toolkits"] == {"enable": ["github"]}
+    assert SessionOperation.objects.get(kind="refresh").toolkits == ["github"]
 
 
 def test_a_failed_refresh_keeps_the_old_session_active(
