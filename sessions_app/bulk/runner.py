@@ -194,8 +194,9 @@ def bulk_job_run_slot(*, job_id: int, slot: int, token: str) -> str:
 
 
 class _Gate:
-    """At most `limit` Composio calls in flight at once (a semaphore the seam enters around each
-    call), and how many were in flight on average since it was last asked."""
+    """At most `limit` Composio calls in flight at once (a semaphore the seam's transport enters
+    around each request on the wire), and how many were in flight on average since it was last
+    asked."""
 
     def __init__(self, limit: int) -> None:
         self._slots = threading.BoundedSemaphore(max(1, limit))

@@ -25,8 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Case, Q, Value, When
-from django.db.models.functions import Cast
+from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import trail
@@ -194,33 +193,51 @@ def _settle(
     return state
 
 
-# What `settle_many` writes per item (the rest is the same for every settled item).
-_PER_ITEM = ("state", "last_error", "finished_at", "session")
-
-
 def settle_many(token: str, settled: list[tuple[int, dict[str, Any]]]) -> None:
     """Write terminal items `_settle` deferred, in one statement, for those this runner still
-    holds (as `_settle` does)."""
+    holds (as `_settle` does).
+
+    `UPDATE ... FROM (VALUES ...)`, which PostgreSQL and SQLite both speak: building the same
+    update as CASE expressions through the ORM cost more CPU than the statements it saved.
+    """
     if not settled:
         return
-    per_item = {}
-    for name in _PER_ITEM:
-        field = BulkJobItem._meta.get_field(name)
-        whens = [
-            When(pk=pk, then=Value(_raw(values[name]), output_field=field))
-            for pk, values in settled
+    quote = connection.ops.quote_name
+    table = quote(BulkJobItem._meta.db_table)
+    rows: list[object] = []
+    for pk, values in settled:
+        session = values["session"]
+        rows += [
+            pk,
+            str(values["state"]),  # a TextChoices member: its value, whatever the driver
+            values["last_error"],
+            connection.ops.adapt_datetimefield_value(values["finished_at"]),
+            session.pk if session is not None else None,
         ]
-        per_item[field.attname] = Case(*whens, output_field=field)
-        if connection.features.requires_casted_case_in_updates:
-            # As QuerySet.bulk_update does: PostgreSQL types a CASE of NULLs as text.
-            per_item[field.attname] = Cast(per_item[field.attname], output_field=field)
-    BulkJobItem.objects.filter(
-        pk__in=[pk for pk, _ in settled], state=Item.RUNNING, runner=token
-    ).update(**per_item, lease_expires_at=None, runner="")
+    # VALUES columns are column1..column5 in both databases.
+    sets = ", ".join(
+        f"{quote(name)} = {cast}"
+        for name, cast in (
+            ("state", "v.column2"),
+            ("last_error", "v.column3"),
+            ("finished_at", f"CAST(v.column4 AS {_type('finished_at')})"),
+            ("session_id", f"CAST(v.column5 AS {_type('session')})"),
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {sets}, {quote('lease_expires_at')} = NULL, "
+            f"{quote('runner')} = '' "
+            f"FROM (VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(settled))}) AS v "
+            f"WHERE {table}.{quote('id')} = CAST(v.column1 AS {_type('id')}) "
+            f"AND {table}.{quote('state')} = %s AND {table}.{quote('runner')} = %s",
+            [*rows, str(Item.RUNNING), token],
+        )
 
 
-def _raw(value: object) -> object:
-    return value.pk if isinstance(value, ToolRouterSession) else value
+def _type(field: str) -> str:
+    """The column type of a BulkJobItem field, for a CAST (a foreign key: its target's)."""
+    return BulkJobItem._meta.get_field(field).cast_db_type(connection)
 
 
 # --- Items of a dead worker --------------------------------------------------------------------

@@ -105,11 +105,19 @@ def get_client() -> Composio:
         from composio import Composio
 
         _silence_telemetry()
+        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         kwargs: dict[str, Any] = {
             "api_key": api_key,
-            "timeout": httpx.Timeout(read_timeout, connect=connect_timeout),
+            "timeout": timeout,
             "max_retries": 0,
             "allow_tracking": False,
+            # httpx's own client and transport, as the SDK would build them, with the thread's
+            # gate around each request on the wire (`_GatedTransport`).
+            "http_client": httpx.Client(
+                transport=_GatedTransport(httpx.HTTPTransport()),
+                timeout=timeout,
+                follow_redirects=True,
+            ),
         }
         if base_url:
             kwargs["base_url"] = base_url
@@ -223,7 +231,7 @@ _gate = threading.local()
 
 @contextlib.contextmanager
 def gated(gate: contextlib.AbstractContextManager[object] | None) -> Iterator[None]:
-    """Make every call this thread sends enter `gate` (None: ungated) while the block runs."""
+    """Make every request this thread sends enter `gate` (None: ungated) while the block runs."""
     before = getattr(_gate, "value", None)
     _gate.value = gate
     try:
@@ -232,13 +240,32 @@ def gated(gate: contextlib.AbstractContextManager[object] | None) -> Iterator[No
         _gate.value = before
 
 
+class _GatedTransport:
+    """An httpx transport that sends each request through `inner` inside the sending thread's
+    gate, if it has one: the gate holds a request from when it is sent until Composio's answer
+    (status and headers) is back, and not while the SDK builds the request or parses the answer,
+    which is the sending thread's CPU work, not a call in flight."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: Any) -> Any:
+        gate = getattr(_gate, "value", None)
+        with gate if gate is not None else contextlib.nullcontext():
+            return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> _GatedTransport:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)
+
+
 def _call(fn: Callable[[], T], *, what: str, mutating: bool) -> T:
-    gate = getattr(_gate, "value", None)
-    with gate if gate is not None else contextlib.nullcontext():
-        return _call_with_retries(fn, what=what, mutating=mutating)
-
-
-def _call_with_retries(fn: Callable[[], T], *, what: str, mutating: bool) -> T:
     """Run one SDK call with the project's retry policy.
 
     Repeats only when that cannot cause a second effect: when nothing reached Composio

@@ -160,7 +160,7 @@ def test_a_runner_writes_its_settled_items_in_one_statement_per_batch(
         q["sql"]
         for q in queries.captured_queries
         if q["sql"].startswith('UPDATE "sessions_app_bulkjobitem" SET "state" = ')
-        and "CASE WHEN" in q["sql"]
+        and "finished_at" in q["sql"]
     ]
     assert len(settles) == 1
     assert item_states(job) == {"succeeded": runner.CLAIM_BATCH}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 
 import pytest
@@ -293,3 +294,51 @@ def test_the_api_key_never_appears_in_results_rows_or_logs(settings, caplog) -> 
         dump = serializers.serialize("json", model._base_manager.all())
         assert SENTINEL not in dump, model.__name__
     assert SENTINEL not in caplog.text
+
+
+class CountingGate:
+    """A gate of `limit` places that counts entries and the most held at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._places = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.held = self.most = self.entered = 0
+
+    def __enter__(self) -> None:
+        self._places.acquire()
+        with self._lock:
+            self.held += 1
+            self.entered += 1
+            self.most = max(self.most, self.held)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.held -= 1
+        self._places.release()
+
+
+def test_a_threads_gate_holds_each_request_on_the_wire_and_caps_them(emulator: Emulator) -> None:
+    # A bulk runner's threads share a gate of 2: 6 creates at 0.2 s each go 2 at a time.
+    emulator.faults.latency(0.2, endpoint="session.create")
+    seam.get_client()  # built once, before the threads race to build it
+    gate = CountingGate(2)
+
+    def create(n: int) -> None:
+        with seam.gated(gate):
+            seam.create_session(user_id=f"u_{n}", toolkits=["github"])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert (gate.entered, gate.most, gate.held) == (6, 2, 0)
+    assert time.monotonic() - started >= 0.55
+    arrivals = sorted(r.at for r in emulator.requests if r.endpoint == "session.create")
+    # Never a third request at the emulator while two are being answered.
+    assert len(arrivals) == 6 and min(b - a for a, b in zip(arrivals, arrivals[2:])) >= 0.15
+    # A thread outside any gate is not held back.
+    seam.create_session(user_id="u_free", toolkits=["github"])
+    assert gate.entered == 6
