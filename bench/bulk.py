@@ -4,7 +4,7 @@
         python bench/bulk.py [--users 10000] [--workers 8] [--latency 0.1] [--rate 60000]
                              [--small 2000] [--naive-users 300]
 
-    python bench/bulk.py --pool [--users 10000] [--latency 0.1] [--threads 12] [--calls 8]
+    python bench/bulk.py --pool [--users 10000] [--latency 0.1] [--threads 20] [--calls 8]
 
 `--pool` (issue 16) runs the same refresh twice in one run, side by side: ONE `db_worker` process
 working with a pool of `--threads` threads and at most `--calls` Composio calls in flight, then
@@ -336,7 +336,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=60_000, help="BULK_RATE_PER_MINUTE")
     parser.add_argument("--naive-users", type=int, default=300)
     parser.add_argument("--pool", action="store_true", help="one pooled process vs N processes")
-    parser.add_argument("--threads", type=int, default=12, help="--pool: BULK_THREADS")
+    parser.add_argument("--threads", type=int, default=20, help="--pool: BULK_THREADS")
     parser.add_argument("--calls", type=int, default=8, help="--pool: BULK_CONCURRENCY")
     parser.add_argument("--count-users", type=int, default=200, help="--pool: statements job")
     args = parser.parse_args()
