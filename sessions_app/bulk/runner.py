@@ -279,29 +279,35 @@ class _Runner:
     # -- the pool ---------------------------------------------------------------------------------
 
     def run(self) -> str:
-        if self.threads == 1:
-            self._work(own_thread=False)
-        else:
-            pool = [
-                threading.Thread(
-                    target=self._work,
-                    kwargs={"own_thread": True},
-                    name=f"bulk-{self.job.pk}-{self.slot}-{n}",
-                    daemon=True,
-                )
-                for n in range(self.threads)
-            ]
-            for thread in pool:
-                thread.start()
-            for thread in pool:
-                thread.join()
-        self._write_settled()
+        try:
+            if self.threads == 1:
+                self._work(own_thread=False)
+            else:
+                self._run_pool()
+        finally:
+            # Items settled before a failure too: written now, not left to their leases.
+            self._write_settled()
         self._put_back([item for item, _, _ in self.claimed])
         self.claimed.clear()
         if self.failure is not None:
             # The task fails; the slot's stand-in takes over, as after a crash.
             raise self.failure
         return self._ended()
+
+    def _run_pool(self) -> None:
+        pool = [
+            threading.Thread(
+                target=self._work,
+                kwargs={"own_thread": True},
+                name=f"bulk-{self.job.pk}-{self.slot}-{n}",
+                daemon=True,
+            )
+            for n in range(self.threads)
+        ]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
 
     def _work(self, *, own_thread: bool) -> None:
         with self.lock:

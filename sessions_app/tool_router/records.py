@@ -13,11 +13,18 @@ from sessions_app.tool_router import rollups, toolkit_catalog
 
 
 def _replace_links(
-    session: ToolRouterSession, slugs: Sequence[str], *, new: bool = False
+    session: ToolRouterSession,
+    slugs: Sequence[str],
+    *,
+    new: bool = False,
+    ids: dict[str, int] | None = None,
 ) -> set[int]:
+    """Store the session's links to the toolkits `slugs` name (`ids`: their ids, if already
+    looked up); the toolkit ids linked."""
     if not new:  # a session just stored has no links yet
         SessionToolkit.objects.filter(session=session).delete()
-    ids = toolkit_catalog.toolkit_ids(slugs)
+    if ids is None:
+        ids = toolkit_catalog.toolkit_ids(slugs)
     SessionToolkit.objects.bulk_create(
         [SessionToolkit(session=session, toolkit_id=ids[s]) for s in slugs if s in ids]
     )
@@ -34,18 +41,17 @@ def store_new_session_links(
     """Store a new session's toolkit links (the rows the access reports count) and add its grants
     (and the revocations of `superseded`, the session it replaced at `superseded_at`) to the
     daily rollup, in the caller's transaction."""
-    links = _replace_links(session, slugs, new=True)
     # The old session's links are its toolkits' rows (every write of its links wrote them from
-    # its toolkits): looked up, not read back.
-    before = None
-    if superseded is not None:
-        before = set(toolkit_catalog.toolkit_ids(superseded.toolkits).values())
+    # its toolkits): looked up with the new ones, not read back.
+    old = list(superseded.toolkits) if superseded is not None else []
+    ids = toolkit_catalog.toolkit_ids([*slugs, *old])
+    links = _replace_links(session, slugs, new=True, ids=ids)
     rollups.session_stored(
         session,
+        links=links,
         superseded=superseded,
         superseded_at=superseded_at,
-        links=links,
-        superseded_links=before,
+        superseded_links={ids[s] for s in old if s in ids},
     )
 
 

@@ -113,24 +113,21 @@ class _Delta:
 def session_stored(
     session: ToolRouterSession,
     *,
+    links: set[int],
     superseded: ToolRouterSession | None = None,
     superseded_at: dt.datetime | None = None,
-    links: set[int] | None = None,
-    superseded_links: set[int] | None = None,
+    superseded_links: frozenset[int] | set[int] = frozenset(),
 ) -> None:
-    """A new session's links (`links`, the toolkit ids, read when not given) are stored (and
-    `superseded`, the session it replaces, ended at `superseded_at` in the same transaction; its
-    links `superseded_links`, read when not given): its grants and the old session's revocations,
-    what the new one holds and the old one no longer does. At most three statements."""
+    """A new session's links (`links`, the toolkit ids) are stored (and `superseded`, the session
+    it replaces, holding `superseded_links`, ended at `superseded_at` in the same transaction):
+    its grants and the old session's revocations, what the new one holds and the old one no
+    longer does. One statement."""
     delta = _Delta()
-    granted = _links(session.pk) if links is None else links
-    before = superseded_links
-    if before is None:
-        before = _links(superseded.pk) if superseded is not None else set()
-    delta.grant(_day(session.created_at), granted - before)
-    delta.hold(_day(session.created_at), granted)
+    before = set(superseded_links)
+    delta.grant(_day(session.created_at), links - before)
+    delta.hold(_day(session.created_at), links)
     if superseded is not None and superseded_at is not None:
-        delta.revoke(_day(superseded_at), before - granted)
+        delta.revoke(_day(superseded_at), before - links)
         delta.hold(_day(superseded.created_at), before, sign=-1)
     delta.apply()
 
