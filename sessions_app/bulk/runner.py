@@ -65,7 +65,7 @@ from sessions_app.bulk.settle import (
     settle_many,
 )
 from sessions_app.models import BulkJob, BulkJobItem, Toolkit
-from sessions_app.tool_router import rate_limit, toolkit_catalog
+from sessions_app.tool_router import rate_limit, records, remote_deletes, toolkit_catalog
 
 Item = BulkJobItem.State
 
@@ -150,7 +150,7 @@ def _take_slot(job_id: int, slot: int, token: str, deferring: bool) -> tuple[str
 JOB_CHECK_SECONDS = 0.5
 # Items claimed (and paid for) at once. A claimed item waits at most a batch's worth of calls
 # before it is sent, far inside its lease.
-CLAIM_BATCH = 16
+CLAIM_BATCH = 32
 # Settled items are written a batch at a time, at the latest this many seconds after the first of
 # them settled (the job page's counts lag by as much), far inside their leases.
 SETTLE_SECONDS = 1.0
@@ -265,6 +265,7 @@ class _Runner:
         self.lock = threading.Lock()
         self.claimed: deque[Claimed] = deque()
         self.settled: list[tuple[int, dict[str, Any]]] = []  # not written yet (`_write_settled`)
+        self.deleted: list[tuple[int, datetime]] = []  # old sessions' remote deletes, the same
         self.settled_since = math.inf
         self.busy = 0  # threads holding an item
         self.alive = 0
@@ -370,7 +371,10 @@ class _Runner:
             if not self._may_go(fresh=wait > 0.05) or lease_left < _lease().total_seconds() / 4:
                 self._put_back([item])
                 return not self.stopped
-            with toolkit_catalog.pinned(toolkits):
+            with (
+                toolkit_catalog.pinned(toolkits),
+                remote_deletes.recorded_by(self._remote_deleted),
+            ):
                 state = process_item(
                     self.job, item, token=self.token, actor=self.actor, defer=self._settled
                 )
@@ -446,14 +450,24 @@ class _Runner:
         if due:
             self._write_settled()
 
+    def _remote_deleted(self, pk: int, at: datetime) -> None:
+        """An old session deleted at Composio: recorded with the batch its item is written in."""
+        with self.lock:
+            self.deleted.append((pk, at))
+
     def _write_settled(self, *, older_than: float = 0.0) -> None:
-        """Write the settled items in one statement (if the first settled `older_than` seconds
-        ago or more)."""
+        """Write the settled items in one statement, and the remote deletes their calls made in
+        another (if the first item settled `older_than` seconds ago or more)."""
         with self.lock:
             if time.monotonic() - self.settled_since < older_than:
                 return
             settled, self.settled, self.settled_since = self.settled, [], math.inf
-        settle_many(self.token, settled)
+            deleted, self.deleted = self.deleted, []
+        if not settled and not deleted:
+            return
+        with transaction.atomic():
+            settle_many(self.token, settled)
+            records.mark_remote_deleted_many(deleted)
 
     def _nothing_to_claim(self) -> bool:
         """No item is due: wait for the next retry, leave the rest to the threads still busy,

@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from sessions_app import trail
+from sessions_app import batch_update, trail
 from sessions_app.bulk.progress import ACTIVE_ITEM_STATES, TERMINAL_ITEM_STATES, item_counts
 from sessions_app.models import (
     AuditEvent,
@@ -195,49 +195,26 @@ def _settle(
 
 def settle_many(token: str, settled: list[tuple[int, dict[str, Any]]]) -> None:
     """Write terminal items `_settle` deferred, in one statement, for those this runner still
-    holds (as `_settle` does).
-
-    `UPDATE ... FROM (VALUES ...)`, which PostgreSQL and SQLite both speak: building the same
-    update as CASE expressions through the ORM cost more CPU than the statements it saved.
-    """
-    if not settled:
-        return
+    holds (as `_settle` does)."""
     quote = connection.ops.quote_name
     table = quote(BulkJobItem._meta.db_table)
-    rows: list[object] = []
-    for pk, values in settled:
-        session = values["session"]
-        rows += [
-            pk,
-            str(values["state"]),  # a TextChoices member: its value, whatever the driver
-            values["last_error"],
-            connection.ops.adapt_datetimefield_value(values["finished_at"]),
-            session.pk if session is not None else None,
-        ]
-    # VALUES columns are column1..column5 in both databases.
-    sets = ", ".join(
-        f"{quote(name)} = {cast}"
-        for name, cast in (
-            ("state", "v.column2"),
-            ("last_error", "v.column3"),
-            ("finished_at", f"CAST(v.column4 AS {_type('finished_at')})"),
-            ("session_id", f"CAST(v.column5 AS {_type('session')})"),
-        )
+    batch_update.update_from_values(
+        BulkJobItem,
+        ["state", "last_error", "finished_at", "session"],
+        [
+            (
+                pk,
+                values["state"],
+                values["last_error"],
+                values["finished_at"],
+                values["session"].pk if values["session"] is not None else None,
+            )
+            for pk, values in settled
+        ],
+        constants=f"{quote('lease_expires_at')} = NULL, {quote('runner')} = ''",
+        where=f"{table}.{quote('state')} = %s AND {table}.{quote('runner')} = %s",
+        params=[Item.RUNNING.value, token],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {sets}, {quote('lease_expires_at')} = NULL, "
-            f"{quote('runner')} = '' "
-            f"FROM (VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(settled))}) AS v "
-            f"WHERE {table}.{quote('id')} = CAST(v.column1 AS {_type('id')}) "
-            f"AND {table}.{quote('state')} = %s AND {table}.{quote('runner')} = %s",
-            [*rows, str(Item.RUNNING), token],
-        )
-
-
-def _type(field: str) -> str:
-    """The column type of a BulkJobItem field, for a CAST (a foreign key: its target's)."""
-    return BulkJobItem._meta.get_field(field).cast_db_type(connection)
 
 
 # --- Items of a dead worker --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists
+from django.db.models import Exists, F, FilteredRelation, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -178,21 +178,32 @@ def claim(
             # NO KEY UPDATE: serialises claims, yet lets another attempt's store transaction
             # take the FOR KEY SHARE its deferred foreign-key checks need at COMMIT (a plain
             # FOR UPDATE here deadlocked with it: claim waits for that attempt's intent row,
-            # the attempt's COMMIT waits for this end-user row). The same statement says
-            # whether the user has a pending intent: usually not, and then none is read.
-            any_pending = (
-                EndUser.objects.select_for_update(no_key=True)
+            # the attempt's COMMIT waits for this end-user row). The same statement reads the
+            # active session and whether the user has a pending intent, in one snapshot.
+            locked = (
+                EndUser.objects.select_for_update(no_key=True, of=("self",))
                 .filter(pk=attempt.end_user.pk)
-                .annotate(pending=Exists(pending))
-                .values_list("pending", flat=True)
+                .only("pk")
+                .annotate(
+                    pending=Exists(pending),
+                    active=FilteredRelation(
+                        "sessions", condition=Q(sessions__status=ToolRouterSession.Status.ACTIVE)
+                    ),
+                    **{name: F(f"active__{column}") for column, name in _ACTIVE.items()},
+                )
                 .first()
             )
-            _settle_pending(attempt, pending.select_for_update() if any_pending else [])
-            active = (
-                ToolRouterSession.objects.select_for_update()
-                .filter(end_user=attempt.end_user, status=ToolRouterSession.Status.ACTIVE)
-                .first()
-            )
+            if locked is not None and not locked.pending:
+                active = _active_from(locked, attempt.end_user)
+            else:
+                # Usually nobody else is at this user. When an intent is pending, its store
+                # transaction may commit while we settle it: the session is read again after.
+                _settle_pending(attempt, pending.select_for_update())
+                active = (
+                    ToolRouterSession.objects.select_for_update()
+                    .filter(end_user=attempt.end_user, status=ToolRouterSession.Status.ACTIVE)
+                    .first()
+                )
             session = check(active)
             if toolkits is None:
                 assert session is not None
@@ -207,6 +218,22 @@ def claim(
     except IntegrityError as exc:
         # Another request claimed this end user between our check and our insert.
         raise in_progress(attempt) from exc
+
+
+# The active session's columns as the claim's statement names them.
+_ACTIVE = {
+    field.attname: f"active_{field.attname}" for field in ToolRouterSession._meta.concrete_fields
+}
+
+
+def _active_from(locked: EndUser, end_user: EndUser) -> ToolRouterSession | None:
+    """The active session the claim's statement read (None when the user has none)."""
+    if getattr(locked, _ACTIVE["id"]) is None:
+        return None
+    values = [getattr(locked, name) for name in _ACTIVE.values()]
+    session = ToolRouterSession.from_db(ToolRouterSession.objects.db, list(_ACTIVE), values)
+    session.end_user = end_user  # the same row: its relation, not a second read
+    return session
 
 
 def _settle_pending(attempt: Attempt, pending: Iterable[SessionOperation]) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from sessions_app import batch_update
 from sessions_app.models import SessionToolkit, ToolRouterSession
 from sessions_app.tool_router import rollups, toolkit_catalog
 
@@ -85,3 +86,13 @@ def mark_remote_deleted(session: ToolRouterSession) -> None:
     session.remote_deleted_at = timezone.now()
     session.remote_delete_error = ""
     session.save(update_fields=["remote_deleted_at", "remote_delete_error"])
+
+
+def mark_remote_deleted_many(deleted: Sequence[tuple[int, datetime]]) -> None:
+    """`mark_remote_deleted` for many sessions (their ids, and when each went), in one
+    statement."""
+    batch_update.update_from_values(
+        ToolRouterSession,
+        ["remote_deleted_at", "remote_delete_error"],
+        [(pk, at, "") for pk, at in deleted],
+    )

@@ -3,11 +3,16 @@ a refresh, and again later for those whose delete failed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
+from django.utils import timezone
 
 from sessions_app import trail
 from sessions_app.composio import seam as composio_seam
@@ -24,6 +29,25 @@ class Gone(Enum):
 
     def __bool__(self) -> bool:
         return self is not Gone.FAILED
+
+
+# Where a done remote delete is recorded: on its row at once, or, inside `recorded_by`, handed to
+# a bulk runner that writes a batch of them in one statement with its settled items
+# (`records.mark_remote_deleted_many`). One not written when its worker dies is found by
+# reconciliation (a superseded session with no delete recorded), which deletes it again.
+_recorder: ContextVar[Callable[[int, datetime], None] | None] = ContextVar(
+    "remote_delete_recorder", default=None
+)
+
+
+@contextmanager
+def recorded_by(record: Callable[[int, datetime], None]) -> Iterator[None]:
+    """Within the block, hand each done remote delete (the session's id, when) to `record`."""
+    token = _recorder.set(record)
+    try:
+        yield
+    finally:
+        _recorder.reset(token)
 
 
 def remote_delete(
@@ -53,7 +77,12 @@ def remote_delete(
             f"{exc.message} It will be retried.",
         )
         return Gone.FAILED
-    records.mark_remote_deleted(session)
+    record_later = _recorder.get()
+    if record_later is None:
+        records.mark_remote_deleted(session)
+    else:
+        session.remote_deleted_at, session.remote_delete_error = timezone.now(), ""
+        record_later(session.pk, session.remote_deleted_at)
     if audit_ok:
         record(
             AuditEvent.Outcome.SUCCESS,

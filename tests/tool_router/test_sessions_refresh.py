@@ -3,11 +3,14 @@ session's delete at Composio and its retry, failures, and the per-user lock."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, SessionOperation, Toolkit, ToolRouterSession
+from sessions_app.tool_router import reconcile, remote_deletes
 from sessions_app.tool_router.remote_deletes import tool_router_session_retry_remote_deletes
 from sessions_app.tool_router.sessions import (
     tool_router_session_create,
@@ -159,3 +162,44 @@ def test_a_stale_pending_intent_no_longer_locks_the_user(
     assert result.ok
     stale.refresh_from_db()
     assert stale.state == "unknown" and "Abandoned" in stale.error
+
+
+def test_a_refresh_past_a_stale_intent_replaces_the_session_read_after_settling_it(
+    catalog: Emulator,
+    alice: EndUser,
+    alices_session: ToolRouterSession,
+    session_admin: User,
+    settings,
+) -> None:
+    settings.TOOL_ROUTER_OPERATION_STALE_SECONDS = 0
+    stale = SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["github"])
+
+    result = tool_router_session_refresh(end_user=alice, actor=session_admin)
+
+    assert result.ok, result.message
+    stale.refresh_from_db()
+    assert stale.state == "unknown"
+    assert result.session is not None and result.session.replaces_id == alices_session.pk
+    assert ToolRouterSession.objects.get(pk=alices_session.pk).status == "superseded"
+
+
+def test_a_remote_delete_handed_over_but_never_recorded_is_deleted_again_by_reconciliation(
+    catalog: Emulator, alice: EndUser, alices_session: ToolRouterSession, session_admin: User
+) -> None:
+    handed: list[tuple[int, object]] = []
+    # A bulk runner takes the delete to record with its batch, and dies before writing it.
+    with remote_deletes.recorded_by(lambda pk, at: handed.append((pk, at))):
+        result = tool_router_session_refresh(end_user=alice, actor=session_admin)
+
+    assert result.ok and "deleted at Composio" in result.message
+    assert [pk for pk, _ in handed] == [alices_session.pk]
+    old = ToolRouterSession.objects.get(pk=alices_session.pk)
+    assert old.status == "superseded" and old.remote_deleted_at is None
+    assert old.session_id not in catalog.sessions
+
+    report = reconcile.reconcile(grace=timedelta(0))
+
+    old.refresh_from_db()
+    assert old.remote_deleted_at is not None and old.remote_delete_error == ""
+    assert [item.ref for item in report.items] == [f"session {old.session_id}"]
+    assert catalog.count("session.delete") == 2  # the second one found nothing to delete
