@@ -13,6 +13,8 @@ it prints the steady throughput as a ratio of min(rate budget, calls in flight /
 worker's RSS when 1,000 items were done and at the end (the largest worker's, for the
 processes), and the SQL statements one item costs (counted in this process on a small job run by
 the same runner code in one thread). Record the machine's load average beside the figures.
+`--pool --statements` prints that small job's statements only, grouped by shape, each with what
+one item pays for it.
 
 Creates the PostgreSQL database if it is missing (createdb), migrates, runs the Composio emulator
 in this process with `--latency` seconds on every answer, seeds N end users each with an active
@@ -33,7 +35,9 @@ gone by the service); it costs one call with the same latency as a real delete.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import subprocess
 import sys
 import time
@@ -252,9 +256,10 @@ def run_job(
     }
 
 
-def statements_per_item(n: int, admin: User) -> tuple[float, float]:
+def statements_per_item(n: int, admin: User, *, show: bool = False) -> tuple[float, float]:
     """SQL statements one refreshed user costs: a refresh job of `n` users (no latency) run to
-    its end by one runner in this process's thread, every statement counted."""
+    its end by one runner in this process's thread, every statement counted (`show`: print
+    them, grouped, with how many each item costs)."""
     from django.test.utils import CaptureQueriesContext
 
     from sessions_app.bulk import runner
@@ -276,6 +281,12 @@ def statements_per_item(n: int, admin: User) -> tuple[float, float]:
     assert job.counts.get("succeeded") == n, job.counts
     control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
     work = [q for q in queries.captured_queries if not q["sql"].startswith(control)]
+    if show:
+        shapes = collections.Counter(
+            re.sub(r"'[^']*'|\b\d+(\.\d+)?\b", "?", q["sql"])[:150] for q in work
+        )
+        for shape, count in shapes.most_common():
+            print(f"{count / n:6.2f}  {shape}")
     return len(work) / n, len(queries.captured_queries) / n
 
 
@@ -295,11 +306,13 @@ def pool_mode(emulator: Emulator, args: argparse.Namespace, admin: User) -> None
         f"{args.latency}) = {args.calls / (per_item * args.latency):.1f}) = {ceiling:.1f} users/s"
     )
     emulator.faults.clear()
-    work, everything = statements_per_item(args.count_users, admin)
+    work, everything = statements_per_item(args.count_users, admin, show=args.statements)
     print(
         f"SQL statements per item: {work:.1f}, {everything:.1f} with BEGIN, COMMIT and "
         f"savepoints (a refresh job of {args.count_users} users)"
     )
+    if args.statements:
+        return
     runs = [
         (f"1 process x {args.threads} threads, {args.calls} calls", 1, args.threads, args.calls),
         (f"{args.calls} processes x 1 slot", args.calls, 1, 1),
@@ -339,6 +352,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=20, help="--pool: BULK_THREADS")
     parser.add_argument("--calls", type=int, default=8, help="--pool: BULK_CONCURRENCY")
     parser.add_argument("--count-users", type=int, default=200, help="--pool: statements job")
+    parser.add_argument(
+        "--statements", action="store_true", help="--pool: print the statements job's SQL only"
+    )
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)

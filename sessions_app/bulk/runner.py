@@ -365,10 +365,12 @@ class _Runner:
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            # Paused, cancelled or superseded while this thread waited its turn: the tokens it
+            # Paused, cancelled or superseded while this thread waited its turn (as the runner's
+            # reading of the job says, at most JOB_CHECK_SECONDS old: not read again for every
+            # item that waited, which, when the rate budget binds, is every item): the tokens it
             # paid are lost, which only slows the budget down.
             lease_left = (item.lease_expires_at - timezone.now()).total_seconds()
-            if not self._may_go(fresh=wait > 0.05) or lease_left < _lease().total_seconds() / 4:
+            if not self._may_go() or lease_left < _lease().total_seconds() / 4:
                 self._put_back([item])
                 return not self.stopped
             with (

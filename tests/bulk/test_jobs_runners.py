@@ -235,11 +235,10 @@ def test_when_the_budget_binds_runners_still_send_at_the_budgets_pace(
 # What one refreshed user costs the database, whatever the number of users (issue 16): a batch's
 # claim, payment and toolkit reading are shared by its items. Statements sent, not counting the
 # savepoints the test's own transaction turns each atomic block into (BEGIN/COMMIT outside it).
-# Measured: 13.2 on SQLite, 14.2 on PostgreSQL (which also takes the audit chain's advisory lock);
-# 19.2 before the claim read the kept toolkits, the old links came from its toolkits, the rollup
-# became one upsert and items were settled in batches (27 before batching). The issue's goal is
-# 12: see docs/bulk.md for where the rest goes.
-STATEMENTS_PER_REFRESH = 12
+# Measured: 10.75 on SQLite, 11.6 on PostgreSQL, which also takes the audit chain's advisory lock
+# (13.2 and 14.2 at the last stop, 19.2 and 27 before that: docs/bulk.md says what went). The
+# issue's goal is 12; SQLite is held to one fewer.
+STATEMENTS_PER_REFRESH = {"postgresql": 12, "sqlite": 11}
 
 
 def test_a_refreshed_user_costs_a_bounded_number_of_sql_statements(
@@ -260,4 +259,5 @@ def test_a_refreshed_user_costs_a_bounded_number_of_sql_statements(
 
     assert item_states(job) == {"succeeded": len(users)}
     sent = [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(sent) / len(users) <= STATEMENTS_PER_REFRESH, len(sent) / len(users)
+    per_user = len(sent) / len(users)
+    assert per_user <= STATEMENTS_PER_REFRESH[connection.vendor], per_user
