@@ -244,6 +244,13 @@ def run_job(
         "counts": {k: v for k, v in job.counts.items() if v},
         "wall": wall,
         "first_to_last": (span["last"] - span["first"]).total_seconds(),
+        # Where the wall time beyond the steady pace went: the longest stretch with no item
+        # finished, and the items that needed more than one attempt.
+        "longest_gap": max(
+            ((b - a).total_seconds() for a, b in zip(finished, finished[1:], strict=False)),
+            default=0.0,
+        ),
+        "retried": job.items.filter(attempts__gt=1).count(),
         "steady": steady,
         "overall": n / wall,
         "rss": rss,
@@ -325,7 +332,9 @@ def pool_mode(emulator: Emulator, args: argparse.Namespace, admin: User) -> None
             f"{label:>30}: {r['counts']}; steady {r['steady']:.1f} users/s = "
             f"{r['steady'] / ceiling:.2f} of the ceiling; wall {r['wall']:.1f} s; RSS "
             f"{r['rss_at_1k']:.0f} MB at 1k items, {r['rss_end']:.0f} MB at {args.users} "
-            f"(peak {r['rss']:.0f} MB, largest process; {processes} process(es))"
+            f"(peak {r['rss']:.0f} MB, largest process; {processes} process(es)); first item "
+            f"started to last finished {r['first_to_last']:.1f} s, longest stretch with none "
+            f"finished {r['longest_gap']:.1f} s, {r['retried']} item(s) retried"
         )
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
