@@ -461,7 +461,7 @@ class _Runner:
         """Write the settled items in one statement, and the remote deletes their calls made in
         another (if the first item settled `older_than` seconds ago or more)."""
         with self.lock:
-            if time.monotonic() - self.settled_since < older_than:
+            if self.settled and time.monotonic() - self.settled_since < older_than:
                 return
             settled, self.settled, self.settled_since = self.settled, [], math.inf
             deleted, self.deleted = self.deleted, []

@@ -178,10 +178,17 @@ def claim(
             # NO KEY UPDATE: serialises claims, yet lets another attempt's store transaction
             # take the FOR KEY SHARE its deferred foreign-key checks need at COMMIT (a plain
             # FOR UPDATE here deadlocked with it: claim waits for that attempt's intent row,
-            # the attempt's COMMIT waits for this end-user row). The same statement reads the
-            # active session and whether the user has a pending intent, in one snapshot.
+            # the attempt's COMMIT waits for this end-user row).
+            #
+            # Usually nobody else is at this user: one statement locks them and reads their
+            # active session and whether an intent is pending. Its snapshot is taken before it
+            # locks, so it must not wait: a holder (another claim, or reconciliation, which
+            # writes under this lock with no intent of its own) would commit after it. SKIP
+            # LOCKED: when someone holds the user, or an intent is pending (its store may
+            # commit while it is settled), the claim waits for the lock and then reads each
+            # thing in a statement of its own, which sees what they committed.
             locked = (
-                EndUser.objects.select_for_update(no_key=True, of=("self",))
+                EndUser.objects.select_for_update(no_key=True, of=("self",), skip_locked=True)
                 .filter(pk=attempt.end_user.pk)
                 .only("pk")
                 .annotate(
@@ -196,8 +203,11 @@ def claim(
             if locked is not None and not locked.pending:
                 active = _active_from(locked, attempt.end_user)
             else:
-                # Usually nobody else is at this user. When an intent is pending, its store
-                # transaction may commit while we settle it: the session is read again after.
+                list(
+                    EndUser.objects.select_for_update(no_key=True)
+                    .filter(pk=attempt.end_user.pk)
+                    .values_list("pk", flat=True)
+                )
                 _settle_pending(attempt, pending.select_for_update())
                 active = (
                     ToolRouterSession.objects.select_for_update()

@@ -14,6 +14,7 @@ from http import HTTPStatus
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import transaction
 from django.urls import reverse
 
 from sessions_app.composio.emulator import Emulator
@@ -52,6 +53,34 @@ def test_two_refreshes_of_one_user_at_once_make_exactly_one_remote_create(
     assert active.session_id in catalog.sessions and old.session_id not in catalog.sessions
     loser = next(r for r in results if r.outcome == "in_progress")  # type: ignore[union-attr]
     assert "already in progress" in loser.message  # type: ignore[union-attr]
+
+
+def test_a_refresh_that_waits_for_a_user_held_by_reconciliation_sees_what_it_committed(
+    catalog: Emulator, alice: EndUser, session_admin: User
+) -> None:
+    session = give_session(alice, ["github"], session_admin)
+    holding, go = threading.Event(), threading.Event()
+
+    def reconcile_like() -> None:
+        # Reconciliation writes under the end user's lock with no intent of its own (adopting a
+        # re-scope Composio made, say). A claim that waited for the lock must see the change.
+        with transaction.atomic():
+            EndUser.objects.select_for_update(no_key=True).filter(pk=alice.pk).get()
+            holding.set()
+            assert go.wait(10)
+            ToolRouterSession.objects.filter(pk=session.pk).update(toolkits=["gmail"])
+
+    def refresh_keeping_toolkits() -> sessions.SessionResult:
+        assert holding.wait(10)
+        threading.Timer(0.3, go.set).start()  # the refresh is waiting for the lock by then
+        return sessions.tool_router_session_refresh(end_user=alice, actor=session_admin)
+
+    held, result = run_together(reconcile_like, refresh_keeping_toolkits)
+
+    assert held is None
+    assert isinstance(result, sessions.SessionResult) and result.ok, result
+    assert result.session is not None and result.session.toolkits == ["gmail"]
+    assert result.session.replaces_id == session.pk
 
 
 def test_two_staff_creating_for_the_same_users_at_once_never_leave_two_active_sessions(

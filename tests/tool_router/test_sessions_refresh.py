@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import EndUser, SessionOperation, Toolkit, ToolRouterSession
-from sessions_app.tool_router import reconcile, remote_deletes
+from sessions_app.tool_router import intents, reconcile, remote_deletes
 from sessions_app.tool_router.remote_deletes import tool_router_session_retry_remote_deletes
 from sessions_app.tool_router.sessions import (
     tool_router_session_create,
@@ -164,23 +164,36 @@ def test_a_stale_pending_intent_no_longer_locks_the_user(
     assert stale.state == "unknown" and "Abandoned" in stale.error
 
 
-def test_a_refresh_past_a_stale_intent_replaces_the_session_read_after_settling_it(
+def test_a_refresh_past_a_pending_intent_acts_on_the_session_read_after_settling_it(
     catalog: Emulator,
     alice: EndUser,
     alices_session: ToolRouterSession,
     session_admin: User,
     settings,
+    monkeypatch,
 ) -> None:
     settings.TOOL_ROUTER_OPERATION_STALE_SECONDS = 0
     stale = SessionOperation.objects.create(kind="refresh", end_user=alice, toolkits=["github"])
+    settle = intents._settle_pending
+    newer: list[ToolRouterSession] = []
+
+    def settle_while_its_store_commits(attempt, pending) -> None:
+        settle(attempt, pending)
+        # What the pending intent's own store would do, committing while it is settled.
+        ToolRouterSession.objects.filter(pk=alices_session.pk).update(status="superseded")
+        newer.append(give_session(alice, ["gmail"], session_admin))
+
+    monkeypatch.setattr(intents, "_settle_pending", settle_while_its_store_commits)
 
     result = tool_router_session_refresh(end_user=alice, actor=session_admin)
 
     assert result.ok, result.message
     stale.refresh_from_db()
     assert stale.state == "unknown"
-    assert result.session is not None and result.session.replaces_id == alices_session.pk
-    assert ToolRouterSession.objects.get(pk=alices_session.pk).status == "superseded"
+    # The session that was active once the intent was settled, with its toolkits.
+    assert result.session is not None and result.session.replaces_id == newer[0].pk
+    assert result.session.toolkits == ["gmail"]
+    assert ToolRouterSession.objects.get(pk=newer[0].pk).status == "superseded"
 
 
 def test_a_remote_delete_handed_over_but_never_recorded_is_deleted_again_by_reconciliation(
