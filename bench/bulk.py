@@ -251,6 +251,9 @@ def run_job(
             default=0.0,
         ),
         "retried": job.items.filter(attempts__gt=1).count(),
+        # ... or before the first item started, or after the last finished until the job ended.
+        "before_first": (span["first"] - job.created_at).total_seconds(),
+        "after_last": (job.finished_at - span["last"]).total_seconds() if job.finished_at else 0.0,
         "steady": steady,
         "overall": n / wall,
         "rss": rss,
@@ -334,7 +337,8 @@ def pool_mode(emulator: Emulator, args: argparse.Namespace, admin: User) -> None
             f"{r['rss_at_1k']:.0f} MB at 1k items, {r['rss_end']:.0f} MB at {args.users} "
             f"(peak {r['rss']:.0f} MB, largest process; {processes} process(es)); first item "
             f"started to last finished {r['first_to_last']:.1f} s, longest stretch with none "
-            f"finished {r['longest_gap']:.1f} s, {r['retried']} item(s) retried"
+            f"finished {r['longest_gap']:.1f} s, {r['retried']} item(s) retried; job started to "
+            f"first item {r['before_first']:.1f} s, last item to job ended {r['after_last']:.1f} s"
         )
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
