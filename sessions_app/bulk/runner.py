@@ -495,6 +495,12 @@ class _Runner:
         if others_busy:
             # This runner's other threads finish what they hold (and any retry of it).
             return False
+        # None of this runner's threads holds an item now, so every item they settled is in
+        # `settled`: written before asking what is still running. (Written only at the top, an
+        # item another thread settled in between still read `running` here: the runner stopped
+        # as "idle" with nothing left, and the job ended only when the slot's stand-in ran,
+        # BULK_DEADMAN_SECONDS later.)
+        self._write_settled()
         if job.items.filter(state=Item.RUNNING).exists():
             if not self.deferring:
                 time.sleep(0.2)

@@ -5,6 +5,7 @@ budget that paces every runner."""
 from __future__ import annotations
 
 import io
+import math
 import time
 from datetime import timedelta
 
@@ -200,6 +201,42 @@ def test_a_runner_records_the_old_sessions_remote_deletes_in_one_statement_per_b
         assert session.status == "superseded" and session.remote_delete_error == ""
         assert session.superseded_at <= session.remote_deleted_at <= timezone.now()
         assert session.session_id not in catalog.sessions
+
+
+def test_a_runner_whose_last_item_another_thread_settles_meanwhile_ends_the_job(
+    catalog: Emulator, session_admin: User, queued: None, settings, monkeypatch
+) -> None:
+    settings.BULK_CONCURRENCY = 1
+    make_end_users(1, digits=1)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    [(slot, token)] = job.runners.items()
+    pool = runner._Runner(
+        job=job,
+        slot=int(slot),
+        token=token,
+        deferring=True,
+        deadline=math.inf,
+        actor=session_admin,
+        threads=2,
+    )
+    [item] = runner._claim(job, token, limit=1)
+    pool.busy = 1  # the runner's other thread holds the last item
+    write = pool._write_settled
+
+    def write_then_the_other_thread_lets_go(**kwargs: float) -> None:
+        write(**kwargs)
+        if pool.busy:  # it settles its item and lets go just after this thread's write
+            done = {"state": "succeeded", "last_error": "", "finished_at": timezone.now()}
+            pool._settled(item.pk, {**done, "session": None})
+            pool.busy -= 1
+
+    monkeypatch.setattr(pool, "_write_settled", write_then_the_other_thread_lets_go)
+
+    assert pool._nothing_to_claim() is False
+
+    # Not "idle" (its own settled item read as still running): the job is done.
+    assert pool.stopped == "done"
+    assert item_states(job) == {"succeeded": 1}
 
 
 def ten_a_second(settings, *, burst: int) -> None:
