@@ -203,11 +203,12 @@ def claim(
             if locked is not None and not locked.pending:
                 active = _active_from(locked, attempt.end_user)
             else:
-                list(
-                    EndUser.objects.select_for_update(no_key=True)
-                    .filter(pk=attempt.end_user.pk)
-                    .values_list("pk", flat=True)
-                )
+                if locked is None:  # held by someone else (or gone): wait for it
+                    list(
+                        EndUser.objects.select_for_update(no_key=True)
+                        .filter(pk=attempt.end_user.pk)
+                        .values_list("pk", flat=True)
+                    )
                 _settle_pending(attempt, pending.select_for_update())
                 active = (
                     ToolRouterSession.objects.select_for_update()
