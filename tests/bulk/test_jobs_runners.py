@@ -146,25 +146,35 @@ def test_items_settled_but_not_yet_written_when_the_worker_dies_are_settled_from
         assert item.session.end_user_id == item.end_user_id and item.runner == ""
 
 
+def run_the_slot(job) -> list[str]:
+    """Run the job's one runner slot in this thread until the job is done; the SQL it sent."""
+    [(slot, token)] = job.runners.items()
+    with CaptureQueriesContext(connection) as queries:
+        assert runner.bulk_job_run_slot(job_id=job.pk, slot=int(slot), token=token) == "done"
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def batches_written_when_full(settings, monkeypatch) -> None:
+    """One slot, and a batch written when full (or when the runner runs out of items), not a
+    second after its first item settled however long the rest take on a busy machine."""
+    settings.BULK_CONCURRENCY = 1
+    monkeypatch.setattr(runner, "SETTLE_SECONDS", 60.0)
+
+
 def test_a_runner_writes_its_settled_items_in_one_statement_per_batch(
     catalog: Emulator, session_admin: User, queued: None, settings, monkeypatch
 ) -> None:
-    settings.BULK_CONCURRENCY = 1
-    # A batch is written when full (or when the runner runs out of items), not a second after
-    # its first item settled however long the rest take on a busy machine.
-    monkeypatch.setattr(runner, "SETTLE_SECONDS", 60.0)
+    batches_written_when_full(settings, monkeypatch)
     make_end_users(runner.CLAIM_BATCH, digits=2)
     job = start_bulk_job("create", ["gmail"], session_admin)
-    [(slot, token)] = job.runners.items()
 
-    with CaptureQueriesContext(connection) as queries:
-        assert runner.bulk_job_run_slot(job_id=job.pk, slot=int(slot), token=token) == "done"
+    sent = run_the_slot(job)
 
     settles = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].startswith('UPDATE "sessions_app_bulkjobitem" SET "state" = ')
-        and "finished_at" in q["sql"]
+        sql
+        for sql in sent
+        if sql.startswith('UPDATE "sessions_app_bulkjobitem" SET "state" = ')
+        and "finished_at" in sql
     ]
     assert len(settles) == 1
     assert item_states(job) == {"succeeded": runner.CLAIM_BATCH}
@@ -177,23 +187,17 @@ def test_a_runner_writes_its_settled_items_in_one_statement_per_batch(
 def test_a_runner_records_the_old_sessions_remote_deletes_in_one_statement_per_batch(
     catalog: Emulator, session_admin: User, queued: None, settings, monkeypatch
 ) -> None:
-    settings.BULK_CONCURRENCY = 1
-    # A batch is written when full (or when the runner runs out of items), not a second after
-    # its first item settled however long the rest take on a busy machine.
-    monkeypatch.setattr(runner, "SETTLE_SECONDS", 60.0)
+    batches_written_when_full(settings, monkeypatch)
     users = make_end_users(runner.CLAIM_BATCH, digits=2)
     old = [give_session(user, ["github"], session_admin) for user in users]
     job = start_bulk_job("refresh", None, session_admin)
-    [(slot, token)] = job.runners.items()
 
-    with CaptureQueriesContext(connection) as queries:
-        assert runner.bulk_job_run_slot(job_id=job.pk, slot=int(slot), token=token) == "done"
+    sent = run_the_slot(job)
 
     recorded = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].startswith('UPDATE "sessions_app_toolroutersession"')
-        and "remote_deleted_at" in q["sql"]
+        sql
+        for sql in sent
+        if sql.startswith('UPDATE "sessions_app_toolroutersession"') and "remote_deleted_at" in sql
     ]
     assert len(recorded) == 1
     assert item_states(job) == {"succeeded": runner.CLAIM_BATCH}
@@ -295,12 +299,9 @@ def test_a_refreshed_user_costs_a_bounded_number_of_sql_statements(
     # rollup then changes on two days.
     ToolRouterSession.objects.update(created_at=timezone.now() - timedelta(days=40))
     job = start_bulk_job("refresh", None, session_admin)
-    [(slot, token)] = job.runners.items()
 
-    with CaptureQueriesContext(connection) as queries:
-        assert runner.bulk_job_run_slot(job_id=job.pk, slot=int(slot), token=token) == "done"
+    sent = [sql for sql in run_the_slot(job) if "SAVEPOINT" not in sql]
 
     assert item_states(job) == {"succeeded": len(users)}
-    sent = [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     per_user = len(sent) / len(users)
     assert per_user <= STATEMENTS_PER_REFRESH[connection.vendor], per_user
