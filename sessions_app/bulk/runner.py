@@ -263,6 +263,9 @@ class _Runner:
         self.gate = _Gate(concurrency())
         self.cost = requests_per_item(job.kind)
         self.lock = threading.Lock()
+        # Held from taking the settled items to their commit: a thread that asks what is still
+        # running after writing waits for another thread's write in flight.
+        self.writing = threading.Lock()
         self.claimed: deque[Claimed] = deque()
         self.settled: list[tuple[int, dict[str, Any]]] = []  # not written yet (`_write_settled`)
         self.deleted: list[tuple[int, datetime]] = []  # old sessions' remote deletes, the same
@@ -344,7 +347,9 @@ class _Runner:
             _enqueue(self.job.pk, self.slot, self.token)
         elif why in ("paused", "waiting") and self.resume_at is not None:
             _enqueue(self.job.pk, self.slot, self.token, run_after=self.resume_at)
-        elif why not in ("superseded", "idle", "failed"):
+        elif why not in ("superseded", "failed"):
+            # "idle" too: the runners still finishing may have written their last items while
+            # this one looked, and each of them may have stopped "idle" on this one's.
             finish_if_done(self.job.pk)
         return why
 
@@ -459,17 +464,24 @@ class _Runner:
 
     def _write_settled(self, *, older_than: float = 0.0) -> None:
         """Write the settled items in one statement, and the remote deletes their calls made in
-        another (if the first item settled `older_than` seconds ago or more)."""
-        with self.lock:
-            if self.settled and time.monotonic() - self.settled_since < older_than:
-                return
-            settled, self.settled, self.settled_since = self.settled, [], math.inf
-            deleted, self.deleted = self.deleted, []
-        if not settled and not deleted:
+        another (if the first item settled `older_than` seconds ago or more). Called with
+        `older_than` (the timed write before each item) it leaves the items to a write already
+        in flight instead of waiting for it; called without, it returns after that write too."""
+        if not self.writing.acquire(blocking=not older_than):
             return
-        with transaction.atomic():
-            settle_many(self.token, settled)
-            records.mark_remote_deleted_many(deleted)
+        try:
+            with self.lock:
+                if self.settled and time.monotonic() - self.settled_since < older_than:
+                    return
+                settled, self.settled, self.settled_since = self.settled, [], math.inf
+                deleted, self.deleted = self.deleted, []
+            if not settled and not deleted:
+                return
+            with transaction.atomic():
+                settle_many(self.token, settled)
+                records.mark_remote_deleted_many(deleted)
+        finally:
+            self.writing.release()
 
     def _nothing_to_claim(self) -> bool:
         """No item is due: wait for the next retry, leave the rest to the threads still busy,
@@ -496,10 +508,10 @@ class _Runner:
             # This runner's other threads finish what they hold (and any retry of it).
             return False
         # None of this runner's threads holds an item now, so every item they settled is in
-        # `settled`: written before asking what is still running. (Written only at the top, an
-        # item another thread settled in between still read `running` here: the runner stopped
-        # as "idle" with nothing left, and the job ended only when the slot's stand-in ran,
-        # BULK_DEADMAN_SECONDS later.)
+        # `settled` or in a write another thread has in flight: written (or waited for, under
+        # `writing`) before asking what is still running. (Otherwise an item another thread
+        # settled meanwhile still read `running` here: the runner stopped as "idle" with nothing
+        # left, and the job ended only when the slot's stand-in ran, BULK_DEADMAN_SECONDS later.)
         self._write_settled()
         if job.items.filter(state=Item.RUNNING).exists():
             if not self.deferring:

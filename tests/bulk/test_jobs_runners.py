@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import time
 from datetime import timedelta
 
@@ -240,6 +241,82 @@ def test_a_runner_whose_last_item_another_thread_settles_meanwhile_ends_the_job(
 
     # Not "idle" (its own settled item read as still running): the job is done.
     assert pool.stopped == "done"
+    assert item_states(job) == {"succeeded": 1}
+
+
+def one_runner_holding_its_one_item(job, actor: User, **kwargs: float) -> runner._Runner:
+    """A runner of the job's one slot that has claimed the job's one item."""
+    [(slot, token)] = job.runners.items()
+    pool = runner._Runner(
+        job=job,
+        slot=int(slot),
+        token=token,
+        deferring=True,
+        deadline=math.inf,
+        actor=actor,
+        threads=2,
+    )
+    [item] = runner._claim(job, token, limit=1)
+    done = {"state": "succeeded", "last_error": "", "finished_at": timezone.now()}
+    pool._settled(item.pk, {**done, "session": None})
+    return pool
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_thread_waits_for_another_threads_write_in_flight_and_ends_the_job(
+    catalog: Emulator, session_admin: User, queued: None, settings, monkeypatch
+) -> None:
+    settings.BULK_CONCURRENCY = 1
+    make_end_users(1, digits=1)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    pool = one_runner_holding_its_one_item(job, session_admin)
+    writing = threading.Event()
+    write = runner.settle_many
+
+    def slow_write(token: str, settled: list) -> None:
+        writing.set()
+        time.sleep(0.5)  # the item still reads `running` to anyone who looks meanwhile
+        write(token, settled)
+
+    monkeypatch.setattr(runner, "settle_many", slow_write)
+
+    def the_other_thread() -> None:
+        try:
+            pool._write_settled()
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=the_other_thread)
+    other.start()
+    assert writing.wait(10)
+    assert pool._nothing_to_claim() is False
+    other.join(10)
+
+    assert pool.stopped == "done"
+    assert item_states(job) == {"succeeded": 1}
+    assert pool._ended() == "done"
+    job.refresh_from_db()
+    assert job.state == "finished"
+
+
+def test_a_runner_that_stops_idle_while_the_last_item_is_written_still_ends_the_job(
+    catalog: Emulator, session_admin: User, queued: None, settings
+) -> None:
+    # As another runner (another process) would: its last item taken to be written, not yet
+    # written when this runner asks what is still running.
+    settings.BULK_CONCURRENCY = 1
+    make_end_users(1, digits=1)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    pool = one_runner_holding_its_one_item(job, session_admin)
+    in_flight, pool.settled = pool.settled, []
+
+    assert pool._nothing_to_claim() is False
+    assert pool.stopped == "idle"
+    settle.settle_many(pool.token, in_flight)  # that write lands
+
+    assert pool._ended() == "idle"
+    job.refresh_from_db()
+    assert job.state == "finished"
     assert item_states(job) == {"succeeded": 1}
 
 
