@@ -11,12 +11,11 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import (
     Aggregate,
-    BooleanField,
     Case,
-    ExpressionWrapper,
     F,
     FilteredRelation,
     IntegerField,
@@ -153,10 +152,10 @@ class MatchedSession:
         return self.status != ToolRouterSession.Status.ACTIVE
 
 
-def _sessions_named(query: str, limit: int) -> list[ToolRouterSession]:
+def _sessions_named(query: str, limit: int) -> list[dict[str, Any]]:
     """The sessions a query names: the session with that id, or for a query at least as long as
     a short id (`mcp_url.short_id`), every session whose id starts with it (one indexed query,
-    the exact match first)."""
+    the exact match first), as the columns the lookup shows."""
     if " " in query:
         return []
     if len(query) < mcp_url.SHORT_ID_LENGTH:
@@ -164,32 +163,39 @@ def _sessions_named(query: str, limit: int) -> list[ToolRouterSession]:
     else:
         named = ToolRouterSession.objects.filter(_prefix_q("session_id", query))
     sessions = list(
-        named.select_related("replaced_by__created_by")
-        .annotate(deleted_by_username=_deleted_by_subquery())
-        .order_by(_in_index_order("session_id"))[: limit + 1]
+        named.annotate(deleted_by_username=_deleted_by_subquery())
+        .order_by(_in_index_order("session_id"))
+        .values(
+            "end_user_id",
+            "session_id",
+            "status",
+            "superseded_at",
+            "deleted_at",
+            "deleted_by_username",
+            replaced_by_session_id=F("replaced_by__session_id"),
+            replaced_by_creator=F(f"replaced_by__created_by__{get_user_model().USERNAME_FIELD}"),
+        )[: limit + 1]
     )
-    sessions.sort(key=lambda s: s.session_id != query)
+    sessions.sort(key=lambda s: s["session_id"] != query)
     return sessions
 
 
-def _matched(sessions: list[ToolRouterSession]) -> dict[int, MatchedSession]:
+def _matched(sessions: list[dict[str, Any]]) -> dict[int, MatchedSession]:
     """Each end user's session among `sessions` (its first), as the lookup shows it."""
     matched: dict[int, MatchedSession] = {}
     for session in sessions:
-        if session.end_user_id in matched:
+        if session["end_user_id"] in matched:
             continue
-        newer = getattr(session, "replaced_by", None)
-        if session.status == ToolRouterSession.Status.DELETED:
-            ended_at, ended_by = session.deleted_at, session.deleted_by_username or ""
+        if session["status"] == ToolRouterSession.Status.DELETED:
+            ended_at, ended_by = session["deleted_at"], session["deleted_by_username"]
         else:
-            creator = newer.created_by if newer is not None else None
-            ended_at, ended_by = session.superseded_at, creator.get_username() if creator else ""
-        matched[session.end_user_id] = MatchedSession(
-            session_id=session.session_id,
-            status=session.status,
+            ended_at, ended_by = session["superseded_at"], session["replaced_by_creator"]
+        matched[session["end_user_id"]] = MatchedSession(
+            session_id=session["session_id"],
+            status=session["status"],
             ended_at=ended_at,
-            ended_by=ended_by,
-            replaced_by=newer.session_id if newer is not None else "",
+            ended_by=ended_by or "",
+            replaced_by=session["replaced_by_session_id"] or "",
         )
     return matched
 
@@ -213,16 +219,12 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     by_session = _matched(named)
     exact = set(by_session)
     more = len(named) > limit
-    batches = _matching_ids(query, limit)
-    # One query for the users: every batch's ids in one indexed subquery, whether each user is in
-    # each batch (to tell "there are more"), and their active session from a join.
-    ids = [*batches]
+    # One query for the users: every batch's ids in one indexed subquery, and their active
+    # session from a join. A batch capped at `limit + 1` that is full makes more than `limit`
+    # users, so "there are more" needs no word from each batch.
+    ids = _matching_ids(query, limit)
     if exact:
         ids.append(EndUser.objects.filter(pk__in=sorted(exact)).values("pk"))
-    flags = {
-        f"in_batch_{n}": ExpressionWrapper(Q(pk__in=b), BooleanField())
-        for n, b in enumerate(batches)
-    }
     users = list(
         EndUser.objects.filter(pk__in=_union_sql(ids)).annotate(
             active=FilteredRelation(
@@ -231,11 +233,8 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
             active_pk=F("active__pk"),
             active_session_id=F("active__session_id"),
             active_stale_since=F("active__stale_since"),
-            **flags,
         )
     )
-    for name in flags:
-        more = more or sum(1 for u in users if getattr(u, name)) > limit
     # Python compares strings by code point: the same byte order as the indexes.
     users.sort(key=lambda u: (u.pk not in exact and u.external_id != query, u.external_id))
     urls = RowUrls()
