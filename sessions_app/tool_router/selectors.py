@@ -155,8 +155,9 @@ class MatchedSession:
 def _sessions_named(query: str, limit: int) -> list[dict[str, Any]]:
     """The sessions a query names: the session with that id, or for a query at least as long as
     a short id (`mcp_url.short_id`), every session whose id starts with it (one indexed query,
-    the exact match first), as the columns the lookup shows."""
-    if " " in query:
+    the exact match first), as the columns the lookup shows. Words and emails name none: a
+    session id is one run of letters, digits, `_` and `-` (`trs_...`)."""
+    if " " in query or "@" in query:
         return []
     if len(query) < mcp_url.SHORT_ID_LENGTH:
         named = ToolRouterSession.objects.filter(session_id=query)

@@ -159,6 +159,26 @@ def test_the_lookup_query_count_does_not_grow_with_the_results(
 
 
 @pytest.mark.django_db
+def test_an_email_or_name_lookup_asks_no_session_query(
+    support_user: User, django_assert_num_queries
+) -> None:
+    client = client_for(support_user)
+    url = reverse("sessions_app:support_lookup")
+    client.get(url, {"q": "warm"}, headers=HX)
+    _grow("mail", 2)
+    for query, found in (("mail1@", "mail001"), ("grow person1", "mail001")):
+        # The staff session, the staff user, their permissions, the users: no session is
+        # named by a query with "@" or a space.
+        with django_assert_num_queries(4) as captured:
+            response = client.get(url, {"q": query}, headers=HX)
+        assert found in response.content.decode()
+        sent = [q["sql"] for q in captured.captured_queries]
+        assert not [sql for sql in sent if 'FROM "sessions_app_toolroutersession"' in sql]
+    with django_assert_num_queries(5):
+        client.get(url, {"q": "trs_mail1_now"}, headers=HX)
+
+
+@pytest.mark.django_db
 def test_the_card_query_count_does_not_grow_with_the_history(
     support_user: User, session_admin: User, django_assert_max_num_queries
 ) -> None:
