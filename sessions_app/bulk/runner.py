@@ -291,11 +291,17 @@ class _Runner:
         finally:
             # Items settled before a failure too: written now, not left to their leases.
             self._write_settled()
-        self._put_back([item for item, _, _ in self.claimed])
+        given_back = [item for item, _, _ in self.claimed]
+        self._put_back(given_back)
         self.claimed.clear()
         if self.failure is not None:
             # The task fails; the slot's stand-in takes over, as after a crash.
             raise self.failure
+        if given_back and self.stopped in ("idle", "done"):
+            # A thread claimed a batch while another decided there was nothing left: the items
+            # are pending again, and the slot goes on with them at once (not when its stand-in
+            # runs, however many other runners stopped idle meanwhile).
+            self.stopped = "sliced"
         return self._ended()
 
     def _run_pool(self) -> None:

@@ -244,7 +244,7 @@ def test_a_runner_whose_last_item_another_thread_settles_meanwhile_ends_the_job(
     assert item_states(job) == {"succeeded": 1}
 
 
-def one_runner_holding_its_one_item(job, actor: User, **kwargs: float) -> runner._Runner:
+def one_runner_holding_its_one_item(job, actor: User) -> runner._Runner:
     """A runner of the job's one slot that has claimed the job's one item."""
     [(slot, token)] = job.runners.items()
     pool = runner._Runner(
@@ -262,7 +262,8 @@ def one_runner_holding_its_one_item(job, actor: User, **kwargs: float) -> runner
     return pool
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after a transactional test would drop the role groups.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_last_thread_waits_for_another_threads_write_in_flight_and_ends_the_job(
     catalog: Emulator, session_admin: User, queued: None, settings, monkeypatch
 ) -> None:
@@ -291,6 +292,7 @@ def test_the_last_thread_waits_for_another_threads_write_in_flight_and_ends_the_
     assert writing.wait(10)
     assert pool._nothing_to_claim() is False
     other.join(10)
+    assert not other.is_alive()
 
     assert pool.stopped == "done"
     assert item_states(job) == {"succeeded": 1}
@@ -318,6 +320,39 @@ def test_a_runner_that_stops_idle_while_the_last_item_is_written_still_ends_the_
     job.refresh_from_db()
     assert job.state == "finished"
     assert item_states(job) == {"succeeded": 1}
+
+
+def test_a_runner_that_stops_idle_holding_a_claimed_batch_gives_it_back_and_goes_on(
+    catalog: Emulator, session_admin: User, queued: None, settings
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    settings.BULK_CONCURRENCY = 1
+    make_end_users(3, digits=1)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    [(slot, token)] = job.runners.items()
+    pool = runner._Runner(
+        job=job,
+        slot=int(slot),
+        token=token,
+        deferring=True,
+        deadline=math.inf,
+        actor=session_admin,
+        threads=1,
+    )
+    # One thread claimed a batch just after another found nothing to claim and stopped idle.
+    pool.claimed.extend((item, 0.0, {}) for item in runner._claim(job, token, limit=3))
+    pool._stop("idle")
+    queued_before = DBTaskResult.objects.filter(status="READY").count()
+
+    assert pool.run() == "sliced"
+
+    assert item_states(job) == {"pending": 3}
+    # The slot's continuation is queued now, with the slot's token: it sends the three.
+    assert DBTaskResult.objects.filter(status="READY").count() == queued_before + 1
+    run_queue_once()
+    assert item_states(job) == {"succeeded": 3}
+    assert catalog.count("session.create") == 3
 
 
 def ten_a_second(settings, *, burst: int) -> None:
