@@ -208,31 +208,41 @@ def test_a_runner_records_the_old_sessions_remote_deletes_in_one_statement_per_b
         assert session.session_id not in catalog.sessions
 
 
+def slot_runner(job, actor: User, *, threads: int) -> runner._Runner:
+    """A runner (not started) of the job's one slot, with the slot's token, deferring."""
+    [(slot, token)] = job.runners.items()
+    return runner._Runner(
+        job=job,
+        slot=int(slot),
+        token=token,
+        deferring=True,
+        deadline=math.inf,
+        actor=actor,
+        threads=threads,
+    )
+
+
+def settle_succeeded(pool: runner._Runner, item) -> None:
+    """The item succeeded, as a runner's thread hands it over to be written with its batch."""
+    done = {"state": "succeeded", "last_error": "", "finished_at": timezone.now()}
+    pool._settled(item.pk, {**done, "session": None})
+
+
 def test_a_runner_whose_last_item_another_thread_settles_meanwhile_ends_the_job(
     catalog: Emulator, session_admin: User, queued: None, settings, monkeypatch
 ) -> None:
     settings.BULK_CONCURRENCY = 1
     make_end_users(1, digits=1)
     job = start_bulk_job("create", ["gmail"], session_admin)
-    [(slot, token)] = job.runners.items()
-    pool = runner._Runner(
-        job=job,
-        slot=int(slot),
-        token=token,
-        deferring=True,
-        deadline=math.inf,
-        actor=session_admin,
-        threads=2,
-    )
-    [item] = runner._claim(job, token, limit=1)
+    pool = slot_runner(job, session_admin, threads=2)
+    [item] = runner._claim(job, pool.token, limit=1)
     pool.busy = 1  # the runner's other thread holds the last item
     write = pool._write_settled
 
     def write_then_the_other_thread_lets_go(**kwargs: float) -> None:
         write(**kwargs)
         if pool.busy:  # it settles its item and lets go just after this thread's write
-            done = {"state": "succeeded", "last_error": "", "finished_at": timezone.now()}
-            pool._settled(item.pk, {**done, "session": None})
+            settle_succeeded(pool, item)
             pool.busy -= 1
 
     monkeypatch.setattr(pool, "_write_settled", write_then_the_other_thread_lets_go)
@@ -246,19 +256,9 @@ def test_a_runner_whose_last_item_another_thread_settles_meanwhile_ends_the_job(
 
 def one_runner_holding_its_one_item(job, actor: User) -> runner._Runner:
     """A runner of the job's one slot that has claimed the job's one item."""
-    [(slot, token)] = job.runners.items()
-    pool = runner._Runner(
-        job=job,
-        slot=int(slot),
-        token=token,
-        deferring=True,
-        deadline=math.inf,
-        actor=actor,
-        threads=2,
-    )
-    [item] = runner._claim(job, token, limit=1)
-    done = {"state": "succeeded", "last_error": "", "finished_at": timezone.now()}
-    pool._settled(item.pk, {**done, "session": None})
+    pool = slot_runner(job, actor, threads=2)
+    [item] = runner._claim(job, pool.token, limit=1)
+    settle_succeeded(pool, item)
     return pool
 
 
@@ -330,18 +330,9 @@ def test_a_runner_that_stops_idle_holding_a_claimed_batch_gives_it_back_and_goes
     settings.BULK_CONCURRENCY = 1
     make_end_users(3, digits=1)
     job = start_bulk_job("create", ["gmail"], session_admin)
-    [(slot, token)] = job.runners.items()
-    pool = runner._Runner(
-        job=job,
-        slot=int(slot),
-        token=token,
-        deferring=True,
-        deadline=math.inf,
-        actor=session_admin,
-        threads=1,
-    )
+    pool = slot_runner(job, session_admin, threads=1)
     # One thread claimed a batch just after another found nothing to claim and stopped idle.
-    pool.claimed.extend((item, 0.0, {}) for item in runner._claim(job, token, limit=3))
+    pool.claimed.extend((item, 0.0, {}) for item in runner._claim(job, pool.token, limit=3))
     pool._stop("idle")
     queued_before = DBTaskResult.objects.filter(status="READY").count()
 
