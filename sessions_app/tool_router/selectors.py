@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,6 +33,7 @@ from django.urls import reverse
 
 from sessions_app.models import AuditEvent, EndUser, SessionToolkit, ToolRouterSession
 from sessions_app.tool_router import mcp_url
+from sessions_app.tool_router.prepared import PreparedQuery
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +56,23 @@ class LookupResult:
     error: str = ""
 
 
-def _prefix_q(lookup: str, prefix: str) -> Q:
+def _upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix` (None when there is none
+    to write: an empty prefix, or one ending in the last code point)."""
+    if prefix and ord(prefix[-1]) < 0x10FFFF:
+        return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return None
+
+
+def _prefix_q(lookup: str, prefix: str, upper: str | None) -> Q:
     """`<lookup>` starts with `prefix`, case-sensitively, in a form each database can index.
 
     PostgreSQL answers LIKE 'x%' from a pattern-ops index. SQLite's LIKE ignores ASCII case and
-    so cannot use an ordinary index; a half-open range on the same expression can (and makes the
-    match case-sensitive there too).
+    so cannot use an ordinary index; a half-open range up to `upper` (`_upper_bound(prefix)`)
+    on the same expression can (and makes the match case-sensitive there too).
     """
     condition = Q(**{f"{lookup}__startswith": prefix})
-    if connection.vendor != "postgresql" and prefix and ord(prefix[-1]) < 0x10FFFF:
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    if connection.vendor != "postgresql" and upper is not None:
         condition &= Q(**{f"{lookup}__gte": prefix, f"{lookup}__lt": upper})
     return condition
 
@@ -113,27 +121,93 @@ def _refused_query(query: str) -> LookupResult | None:
     return None
 
 
-def _matching_ids(query: str, limit: int) -> list[QuerySet]:
-    """One indexed subquery per kind of match (external id, email, name words), each capped at
-    `limit + 1` ids."""
+def _prefix_values(name: str, prefix: str) -> dict[str, str]:
+    """A prefix and, where there is one, its upper bound, as a prepared query's values."""
+    upper = _upper_bound(prefix)
+    return {name: prefix} if upper is None else {name: prefix, f"{name}_upper": upper}
+
+
+@dataclass(frozen=True)
+class _LookupShape:
+    """What a lookup's SQL depends on, beside the values searched for."""
+
+    limit: int
+    words: int  # how many name words it matches (0: no name search)
+    named: str  # the sessions it names: "" none, "exact" one id, "prefix" ids starting so
+
+
+def _named_sessions_queryset(
+    shape: _LookupShape, *, q: str, q_upper: str | None = None
+) -> QuerySet:
+    """The sessions a query names (`_LookupShape.named`), in index order, at most `limit + 1`."""
+    if shape.named == "exact":
+        named = ToolRouterSession.objects.filter(session_id=q)
+    else:
+        named = ToolRouterSession.objects.filter(_prefix_q("session_id", q, q_upper))
+    return named.order_by(_in_index_order("session_id"))[: shape.limit + 1]
+
+
+def _build_named_sessions(shape: _LookupShape, *, q: str, q_upper: str | None = None) -> QuerySet:
+    return (
+        _named_sessions_queryset(shape, q=q, q_upper=q_upper)
+        .annotate(deleted_by_username=_deleted_by_subquery())
+        .values(
+            "end_user_id",
+            "session_id",
+            "status",
+            "superseded_at",
+            "deleted_at",
+            "deleted_by_username",
+            replaced_by_session_id=F("replaced_by__session_id"),
+            replaced_by_creator=F(f"replaced_by__created_by__{get_user_model().USERNAME_FIELD}"),
+        )
+    )
+
+
+def _build_lookup_users(
+    shape: _LookupShape,
+    *,
+    q: str,
+    q_upper: str | None = None,
+    email: str,
+    email_upper: str | None = None,
+    **words: str,
+) -> QuerySet:
+    """The users a lookup shows: one indexed subquery per kind of match (external id, email,
+    name words, the users of the sessions it names), each capped at `limit + 1` ids, in one
+    `UNION ALL`; each user with their active session from a join."""
+    limit = shape.limit
     by_external_id = _in_index_order("external_id")
     batches = [
-        _ids(EndUser.objects.filter(_prefix_q("external_id", query)), by_external_id, limit),
+        _ids(EndUser.objects.filter(_prefix_q("external_id", q, q_upper)), by_external_id, limit),
         _ids(
             EndUser.objects.annotate(email_lower=Lower("email")).filter(
-                _prefix_q("email_lower", query.lower())
+                _prefix_q("email_lower", email, email_upper)
             ),
             _in_index_order(Lower("email")),
             limit,
         ),
     ]
-    words = [w for w in query.split(" ") if len(w) >= _NAME_WORD_MIN]
-    if words and not _IDENTIFIER.match(query):
+    if shape.words:
         name_q = Q()
-        for word in words:
+        for i in range(shape.words):
+            word = words[f"word{i}"]
             name_q &= Q(display_name__istartswith=word) | Q(display_name__icontains=f" {word}")
         batches.append(_ids(EndUser.objects.filter(name_q), by_external_id, limit))
-    return batches
+    if shape.named:
+        batches.append(_named_sessions_queryset(shape, q=q, q_upper=q_upper).values("end_user_id"))
+    return EndUser.objects.filter(pk__in=_union_sql(batches)).annotate(
+        active=FilteredRelation(
+            "sessions", condition=Q(sessions__status=ToolRouterSession.Status.ACTIVE)
+        ),
+        active_pk=F("active__pk"),
+        active_session_id=F("active__session_id"),
+        active_stale_since=F("active__stale_since"),
+    )
+
+
+_named_sessions = PreparedQuery(_build_named_sessions)
+_lookup_users = PreparedQuery(_build_lookup_users)
 
 
 @dataclass(frozen=True)
@@ -152,33 +226,13 @@ class MatchedSession:
         return self.status != ToolRouterSession.Status.ACTIVE
 
 
-def _sessions_named(query: str, limit: int) -> list[dict[str, Any]]:
-    """The sessions a query names: the session with that id, or for a query at least as long as
-    a short id (`mcp_url.short_id`), every session whose id starts with it (one indexed query,
-    the exact match first), as the columns the lookup shows. Words and emails name none: a
-    session id is one run of letters, digits, `_` and `-` (`trs_...`)."""
+def _named_kind(query: str) -> str:
+    """Which sessions a query names: "" for words and emails (a session id is one run of
+    letters, digits, `_` and `-`, `trs_...`), "exact" for one shorter than a short id
+    (`mcp_url.short_id`), else "prefix": every session whose id starts with it."""
     if " " in query or "@" in query:
-        return []
-    if len(query) < mcp_url.SHORT_ID_LENGTH:
-        named = ToolRouterSession.objects.filter(session_id=query)
-    else:
-        named = ToolRouterSession.objects.filter(_prefix_q("session_id", query))
-    sessions = list(
-        named.annotate(deleted_by_username=_deleted_by_subquery())
-        .order_by(_in_index_order("session_id"))
-        .values(
-            "end_user_id",
-            "session_id",
-            "status",
-            "superseded_at",
-            "deleted_at",
-            "deleted_by_username",
-            replaced_by_session_id=F("replaced_by__session_id"),
-            replaced_by_creator=F(f"replaced_by__created_by__{get_user_model().USERNAME_FIELD}"),
-        )[: limit + 1]
-    )
-    sessions.sort(key=lambda s: s["session_id"] != query)
-    return sessions
+        return ""
+    return "exact" if len(query) < mcp_url.SHORT_ID_LENGTH else "prefix"
 
 
 def _matched(sessions: list[dict[str, Any]]) -> dict[int, MatchedSession]:
@@ -210,31 +264,35 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     of the name). Each kind is one indexed query capped at `limit + 1` rows, so the number of
     queries and rows read stays the same however many users match. A user found by a past
     session carries what ended it (`matched_session`: replaced by which session, when, by whom).
+    Both queries are prepared (`prepared.PreparedQuery`): compiled once per shape and process.
     """
     query = " ".join(query.split())
     limit = limit or settings.SUPPORT_SEARCH_LIMIT
     refused = _refused_query(query)
     if refused is not None:
         return refused
-    named = _sessions_named(query, limit)
+    words = [w for w in query.split(" ") if len(w) >= _NAME_WORD_MIN]
+    if _IDENTIFIER.match(query):
+        words = []
+    named_kind = _named_kind(query)
+    shape = _LookupShape(limit=limit, words=len(words), named=named_kind)
+    named: list[dict[str, Any]] = []
+    if named_kind:
+        session_values = {"q": query} if named_kind == "exact" else _prefix_values("q", query)
+        named = _named_sessions.run(shape, **session_values)
+        named.sort(key=lambda s: s["session_id"] != query)
     by_session = _matched(named)
     exact = set(by_session)
     more = len(named) > limit
     # One query for the users: every batch's ids in one indexed subquery, and their active
     # session from a join. A batch capped at `limit + 1` that is full makes more than `limit`
-    # users, so "there are more" needs no word from each batch.
-    ids = _matching_ids(query, limit)
-    if exact:
-        ids.append(EndUser.objects.filter(pk__in=sorted(exact)).values("pk"))
-    users = list(
-        EndUser.objects.filter(pk__in=_union_sql(ids)).annotate(
-            active=FilteredRelation(
-                "sessions", condition=Q(sessions__status=ToolRouterSession.Status.ACTIVE)
-            ),
-            active_pk=F("active__pk"),
-            active_session_id=F("active__session_id"),
-            active_stale_since=F("active__stale_since"),
-        )
+    # users, so "there are more" needs no word from each batch. The sessions' batch runs only
+    # when they named a user.
+    users = _lookup_users.run(
+        shape if named else replace(shape, named=""),
+        **_prefix_values("q", query),
+        **_prefix_values("email", query.lower()),
+        **{f"word{i}": word for i, word in enumerate(words)},
     )
     # Python compares strings by code point: the same byte order as the indexes.
     users.sort(key=lambda u: (u.pk not in exact and u.external_id != query, u.external_id))
@@ -381,12 +439,11 @@ def _card_sessions(sessions: QuerySet[ToolRouterSession]) -> list[ToolRouterSess
     )
 
 
-def end_user_card_for(*, public_id: UUID) -> UserCard | None:
-    """`end_user_card` of the end user with this public id (None if there is none), in one
-    query: the end user joined to each of the sessions a card shows (`_card_sessions`), or one
-    row with none for an end user who never had one."""
+def _build_card(history_limit: int, *, public_id: UUID) -> QuerySet:
+    """The end user with this public id joined to each of the sessions a card shows (see
+    `_card_sessions`), or one row with none for an end user who never had one."""
     path = "card_session__"
-    rows = list(
+    return (
         EndUser.objects.filter(public_id=public_id)
         .annotate(card_session=FilteredRelation("sessions"))
         .select_related(
@@ -404,9 +461,18 @@ def end_user_card_for(*, public_id: UUID) -> UserCard | None:
             card_toolkit_names=_toolkit_names(path),
         )
         .order_by("card_is_active", "-card_session__created_at", "-card_session__pk")[
-            : HISTORY_LIMIT + 2
+            : history_limit + 2
         ]
     )
+
+
+_card_rows = PreparedQuery(_build_card)
+
+
+def end_user_card_for(*, public_id: UUID) -> UserCard | None:
+    """`end_user_card` of the end user with this public id (None if there is none), in one
+    prepared query (`_build_card`)."""
+    rows = _card_rows.run(HISTORY_LIMIT, public_id=public_id)
     if not rows:
         return None
     sessions = []
