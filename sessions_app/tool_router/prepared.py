@@ -16,7 +16,8 @@ Rules for a builder:
   from another (its lower case, a range's upper bound) is passed as a value of its own.
 - It may pass a value to the database as it is (`exact`, `in`, comparisons) or inside a LIKE
   pattern (`startswith`, `istartswith`, `icontains`, and a constant joined to it there).
-- A value that is a string, an integer or a UUID.
+- A value is a string, an integer or a UUID. A string may go unused (one database needs a
+  range's upper bound, another does not); an integer or a UUID must reach the SQL.
 
 Compiling refuses a builder whose SQL carries a placeholder changed in Python (lowered, uppered
 or cut), so breaking the first rule fails at once instead of answering with wrong rows.
@@ -38,7 +39,9 @@ from django.db.models.query import ModelIterable, ValuesIterable, get_related_po
 
 # Mixed case, so a builder that lowers or uppers a value is caught (see `_refuse_changed`).
 _TOKEN = "QpRep{}Zx"
-_INT_BASE = -7_310_000_000_000
+# Positive and within a 32-bit column's range: Django leaves out a comparison with a value
+# beyond a column's range (a negative one for a positive column).
+_INT_BASE = 1_973_000_000
 _UUID_BASE = 0x7E57_0000_0000_4000_8000_0000_0000_0000
 
 
@@ -48,7 +51,7 @@ def _placeholder(index: int, value: object) -> object:
     if isinstance(value, str):
         return _TOKEN.format(index)
     if isinstance(value, int):
-        return _INT_BASE - index
+        return _INT_BASE + index
     if isinstance(value, UUID):
         return UUID(int=_UUID_BASE + index)
     raise TypeError(f"a prepared query's value is a str, int or UUID, not {type(value).__name__}")
@@ -163,6 +166,12 @@ class PreparedQuery:
             slot = _slot(param, placeholders)
             if slot is not None:
                 slots[position] = slot
+        # A string may go unused where one database needs it and another does not (a range's
+        # upper bound); a number or a UUID that never reached the SQL was dropped or changed.
+        used = {slot.name for slot in slots.values()}
+        for name, placeholder in placeholders.items():
+            if name not in used and not isinstance(placeholder, str):
+                raise ImproperlyConfigured(f"value {name!r} did not reach the SQL as given")
         query = queryset.query
         if queryset._iterable_class is ValuesIterable:
             names = (

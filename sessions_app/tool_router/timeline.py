@@ -8,7 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
+
 from sessions_app.models import AuditEvent, EndUser
+from sessions_app.tool_router.prepared import PreparedQuery
 
 TIMELINE_LIMIT = 20
 
@@ -50,37 +53,47 @@ class Timeline:
     older_than: int | None
 
 
+def _build_events(shape: tuple[int, bool], *, external_id: str, before: int = 0) -> QuerySet:
+    limit, paged = shape
+    events = AuditEvent.objects.filter(end_user_external_id=external_id)
+    if paged:
+        events = events.filter(sequence__lt=before)
+    return events.order_by("-sequence").values(
+        "sequence",
+        "created_at",
+        "action",
+        "outcome",
+        "actor_username",
+        "session_ref",
+        "toolkit_slugs",
+        "reason",
+    )[: limit + 1]
+
+
+_events = PreparedQuery(_build_events)
+
+
 def end_user_timeline(
     *, end_user: EndUser, before: int | None = None, limit: int = TIMELINE_LIMIT
 ) -> Timeline:
-    """The user's latest `limit` audit events (older than sequence `before` when given)."""
-    events = AuditEvent.objects.filter(end_user_external_id=end_user.external_id)
-    if before is not None:
-        events = events.filter(sequence__lt=before)
-    rows = list(
-        events.order_by("-sequence").values_list(
-            "sequence",
-            "created_at",
-            "action",
-            "outcome",
-            "actor_username",
-            "session_ref",
-            "toolkit_slugs",
-            "reason",
-        )[: limit + 1]
-    )
+    """The user's latest `limit` audit events (older than sequence `before` when given), in one
+    prepared query (`prepared.PreparedQuery`)."""
+    if before is None:
+        rows = _events.run((limit, False), external_id=end_user.external_id)
+    else:
+        rows = _events.run((limit, True), external_id=end_user.external_id, before=before)
     more = len(rows) > limit
     entries = [
         TimelineEntry(
-            sequence=row[0],
-            at=row[1],
-            action=row[2],
-            label=ACTION_LABELS.get(row[2], row[2]),
-            outcome=row[3],
-            actor=row[4] or "system",
-            session_ref=row[5],
-            toolkits=row[6].split(),
-            reason=row[7],
+            sequence=row["sequence"],
+            at=row["created_at"],
+            action=row["action"],
+            label=ACTION_LABELS.get(row["action"], row["action"]),
+            outcome=row["outcome"],
+            actor=row["actor_username"] or "system",
+            session_ref=row["session_ref"],
+            toolkits=row["toolkit_slugs"].split(),
+            reason=row["reason"],
         )
         for row in rows[:limit]
     ]

@@ -108,5 +108,8 @@ def test_a_builder_that_changes_a_value_in_python_is_refused(db: None) -> None:
     joined = PreparedQuery(lambda shape, *, q: EndUser.objects.filter(external_id=f"usr_{q}"))
     with pytest.raises(ImproperlyConfigured, match="joined"):
         joined.run(1, q="ada")
+    halved = PreparedQuery(lambda shape, *, n: EndUser.objects.filter(pk__lt=n // 2))
+    with pytest.raises(ImproperlyConfigured, match="did not reach"):
+        halved.run(1, n=10)
     with pytest.raises(TypeError, match="shape"):
         PreparedQuery(lambda shape, *, flag: EndUser.objects.all()).run(1, flag=True)
