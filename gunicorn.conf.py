@@ -18,8 +18,11 @@ worker_class = "gthread"
 # Composio calls are bounded by their own timeouts (connect 3 s, read 10 s); leave headroom.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
-max_requests = 2000
-max_requests_jitter = 200
+# A worker is replaced after this many requests (a guard against slow leaks). Each replacement
+# costs a process start and the Composio SDK's import (seconds of CPU); at 2000, a 2-core box
+# serving 100 requests/s replaced every worker within the same minute (bench/load.py, docs/load.md).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
+max_requests_jitter = max_requests // 10
 # The console writes its own structured access line (with the request id) per request.
 accesslog = None
 errorlog = "-"

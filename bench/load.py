@@ -13,7 +13,8 @@
 3. Runs locust headless (bench/locustfile.py): every simulated user logs in through the real
    form, then loops lookup (htmx) -> card -> 1 in 10 a reveal (POST with CSRF), with a think
    time between actions. The measured window starts when the last user has logged in and lasts
-   `--duration` seconds.
+   `--duration` seconds; it holds the requests sent in it (not those sent earlier, queued behind
+   the sign-ins' password hashing, that end in it).
 4. Prints p50/p95/p99 per request kind and overall, requests and errors; the bulk job's
    throughput during the window and whether the requests the emulator received stayed within
    the job's rate budget; CPU per process group (what dominates on this machine).
@@ -317,6 +318,13 @@ SERVER_LINE = re.compile(
 )
 
 
+def in_window(samples: list[dict[str, Any]], start: float, seconds: float) -> list[dict[str, Any]]:
+    """The samples of requests sent during the window: from `start` (the last login) for
+    `seconds`. A request sent before it, queued behind the sign-ins' password hashing, is not
+    the steady state, however late it ends."""
+    return [s for s in samples if start <= s["end"] - s["ms"] / 1000 <= start + seconds]
+
+
 def server_samples(log: Path) -> list[dict[str, Any]]:
     """The console's own request lines (time inside Django) from gunicorn's log, by kind."""
     out = []
@@ -532,14 +540,14 @@ def knee(
     run_locust(warm, processes, accounts, logs / "samples-warm-up.jsonl", args.knee[0])
     for users in args.knee:
         samples_path = logs / f"samples-{users}.jsonl"
-        run_locust(args, processes, accounts, samples_path, users)
+        snapshots = run_locust(args, processes, accounts, samples_path, users)
         lines = [json.loads(line) for line in samples_path.read_text().splitlines()]
         meta, samples = lines[0], lines[1:]
         if meta["steady_at"] is None:
             rows.append(f"{users:>5} only {meta['logged_in']} logged in: stopped here")
             break
         steady = meta["steady_at"]
-        window = [s for s in samples if steady <= s["end"] <= steady + args.duration + 1]
+        window = in_window(samples, steady, args.duration)
         rate = sum(1 for s in window if s["kind"] in KINDS) / args.duration
         p95 = {k: pct([s["ms"] for s in window if s["kind"] == k] or [0.0], 95) for k in KINDS}
         errors = sum(1 for s in samples if not s["ok"])
@@ -553,6 +561,12 @@ def knee(
             f"{os.getloadavg()[0]:>8.1f} {bulk_state:>9}  {'under' if ok else 'OVER'}"
         )
         print(rows[-1], flush=True)
+        if len(snapshots) >= 2:
+            shares = cpu_between(
+                _nearest(snapshots, steady), _nearest(snapshots, steady + args.duration)
+            )
+            cpu = ", ".join(f"{name} {used:.2f}" for name, used in shares.items() if used >= 0.01)
+            print(f"        cores busy: {cpu}", flush=True)
         if ok:
             best = max(best or 0.0, rate)
     print("\n" + "\n".join(rows))
@@ -586,8 +600,8 @@ def report(
     if steady is None:
         sys.exit(f"Only {meta['logged_in']} of {args.users} users logged in; see {logs}")
     end = steady + args.duration
-    window = [s for s in samples if steady <= s["end"] <= end + 1]
-    ramp = [s for s in samples if s["end"] < steady]
+    window = in_window(samples, steady, args.duration)
+    ramp = [s for s in samples if s["end"] - s["ms"] / 1000 < steady]
     seconds = max(1e-6, min(end, max(s["end"] for s in samples)) - steady)
     all_kinds = ("login page", "login", "lookup page", *KINDS)
 
@@ -599,7 +613,7 @@ def report(
     print(f"\nramp-up (logins, {len(ramp)} requests, {steady - samples[0]['end']:.1f} s):")
     print("\n".join(latency_table(ramp, all_kinds, max(1e-6, steady - samples[0]["end"]))))
 
-    server = [s for s in server_samples(logs / "gunicorn.log") if steady <= s["end"] <= end + 1]
+    server = in_window(server_samples(logs / "gunicorn.log"), steady, args.duration)
     print("\nthe same window inside Django (the console's request log: no queueing, no network):")
     print("\n".join(latency_table(server, KINDS, seconds)))
 
@@ -624,7 +638,7 @@ def report(
         counts = progress.item_counts(job)
         offset = time.time() - time.monotonic()
         times = [r["at"] + offset for r in emulator_log["requests"]]
-        in_window = [t for t in times if steady <= t <= end]
+        sent = [t for t in times if steady <= t <= end]
         per_minute = job.rate_per_minute
         capacity = rate_limit.burst()
         check = budget_check(times, per_minute, capacity)
@@ -651,7 +665,7 @@ def report(
         print(f"  emulator requests: {emulator_log['counts']}")
         print(
             f"  during the window: {done_in_window} items ({60 * done_in_window / seconds:.0f}"
-            f"/min), {len(in_window)} requests to Composio ({60 * len(in_window) / seconds:.0f}"
+            f"/min), {len(sent)} requests to Composio ({60 * len(sent) / seconds:.0f}"
             f"/min); budget {per_minute}/min, burst {capacity:.0f}"
         )
         print(
