@@ -66,6 +66,9 @@ class _Slot:
     kind: str
     template: str = ""
     token: str = ""
+    # The type Django gave the parameter when it differs from the value's (psycopg's Int8 for a
+    # 64-bit column on PostgreSQL): the bound value gets it too.
+    wrap: type | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,9 @@ class _Compiled:
 
 def _slot(param: object, placeholders: dict[str, object]) -> _Slot | None:
     for name, placeholder in placeholders.items():
-        if type(param) is type(placeholder) and param == placeholder:
-            return _Slot(name, "as is")
+        if isinstance(param, type(placeholder)) and param == placeholder:
+            wrap = None if type(param) is type(placeholder) else type(param)
+            return _Slot(name, "as is", wrap=wrap)
         if isinstance(placeholder, UUID) and param == placeholder.hex:
             return _Slot(name, "hex")
         if isinstance(placeholder, str) and isinstance(param, str) and placeholder in param:
@@ -136,7 +140,7 @@ class PreparedQuery:
                 escaped = connection.ops.prep_for_like_query(value)
                 params[position] = slot.template.replace(slot.token, escaped)
             else:
-                params[position] = value
+                params[position] = value if slot.wrap is None else slot.wrap(value)
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
