@@ -15,12 +15,14 @@ Rules for a builder:
 - It takes `shape` and the values by name, and uses each value as it is given: a value derived
   from another (its lower case, a range's upper bound) is passed as a value of its own.
 - It may pass a value to the database as it is (`exact`, `in`, comparisons) or inside a LIKE
-  pattern (`startswith`, `istartswith`, `icontains`, and a constant joined to it there).
+  pattern (`startswith`, `istartswith`, `icontains`, `iexact`, and constant text joined to it
+  there), one value to a pattern.
 - A value is a string, an integer or a UUID. A string may go unused (one database needs a
   range's upper bound, another does not); an integer or a UUID must reach the SQL.
 
 Compiling refuses a builder whose SQL carries a placeholder changed in Python (lowered, uppered
-or cut), so breaking the first rule fails at once instead of answering with wrong rows.
+or cut), joined to text outside a LIKE pattern, or sharing a pattern with another value, so
+breaking these rules fails at once instead of answering with wrong rows.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable, ValuesIterable, get_related_populators
 
-# Mixed case, so a builder that lowers or uppers a value is caught (see `_refuse_changed`).
-_TOKEN = "QpRep{}Zx"
+# Mixed case, so a builder that lowers or uppers a value is caught (see `_refuse_changed`); with
+# an "_", which Django's LIKE escaping changes: a parameter holding the escaped token is a LIKE
+# pattern (or SQLite's `iexact`), and gets the value escaped; one equal to the bare token gets it
+# as it is.
+_TOKEN = "QpRep{}_Zx"
 # Positive and within a 32-bit column's range: Django leaves out a comparison with a value
 # beyond a column's range (a negative one for a positive column).
 _INT_BASE = 1_973_000_000
@@ -60,7 +65,8 @@ def _placeholder(index: int, value: object) -> object:
 @dataclass(frozen=True)
 class _Slot:
     """Where one compiled parameter gets its value: `kind` is "as is", "hex" (a UUID as SQLite
-    stores it) or "pattern" (a LIKE pattern holding `token`)."""
+    stores it) or "escaped" (LIKE-escaped where `token`, the escaped placeholder, stands in
+    `template`: a pattern, or SQLite's `iexact`)."""
 
     name: str
     kind: str
@@ -83,30 +89,47 @@ class _Compiled:
     populators: list[Any]  # the select_related objects' (Django's RelatedPopulator)
 
 
-def _slot(param: object, placeholders: dict[str, object]) -> _Slot | None:
+def _slot(
+    param: object, placeholders: dict[str, object], escape: Callable[[str], str]
+) -> _Slot | None:
+    escaped_in: list[tuple[str, str]] = []
     for name, placeholder in placeholders.items():
         if isinstance(param, type(placeholder)) and param == placeholder:
             wrap = None if type(param) is type(placeholder) else type(param)
             return _Slot(name, "as is", wrap=wrap)
         if isinstance(placeholder, UUID) and param == placeholder.hex:
             return _Slot(name, "hex")
-        if isinstance(placeholder, str) and isinstance(param, str) and placeholder in param:
-            if param.count(placeholder) != 1 or not (param.startswith("%") or param.endswith("%")):
-                raise ImproperlyConfigured(
-                    f"value {name!r} reached the SQL joined to other text outside a LIKE "
-                    "pattern; pass the joined text as a value of its own"
-                )
-            return _Slot(name, "pattern", template=param, token=placeholder)
-    return None
+        if not (isinstance(placeholder, str) and isinstance(param, str)):
+            continue
+        escaped = escape(placeholder)
+        if escaped in param:
+            escaped_in.append((name, escaped))
+        elif placeholder in param:
+            raise ImproperlyConfigured(
+                f"value {name!r} reached the SQL joined to other text outside a LIKE pattern; "
+                "pass the joined text as a value of its own"
+            )
+    if not escaped_in:
+        return None
+    (name, escaped), *others = escaped_in
+    if others or param.count(escaped) != 1:  # type: ignore[union-attr]
+        raise ImproperlyConfigured(
+            f"value {name!r} reached one SQL parameter with another value or twice; "
+            "pass the joined text as a value of its own"
+        )
+    return _Slot(name, "escaped", template=param, token=escaped)  # type: ignore[arg-type]
 
 
-def _refuse_changed(params: tuple[object, ...], placeholders: dict[str, object]) -> None:
+def _refuse_changed(
+    params: tuple[object, ...], placeholders: dict[str, object], escape: Callable[[str], str]
+) -> None:
     for name, placeholder in placeholders.items():
         if not isinstance(placeholder, str):
             continue
-        changed = (placeholder.lower(), placeholder.upper(), placeholder[:-1])
+        forms = (placeholder, escape(placeholder))
+        changed = [f(form) for form in forms for f in (str.lower, str.upper, lambda t: t[:-1])]
         for param in params:
-            if not isinstance(param, str) or placeholder in param:
+            if not isinstance(param, str) or any(form in param for form in forms):
                 continue
             if any(form in param for form in changed):
                 raise ImproperlyConfigured(
@@ -136,7 +159,7 @@ class PreparedQuery:
             value = values[slot.name]
             if slot.kind == "hex":
                 params[position] = value.hex  # type: ignore[attr-defined]
-            elif slot.kind == "pattern":
+            elif slot.kind == "escaped":
                 escaped = connection.ops.prep_for_like_query(value)
                 params[position] = slot.template.replace(slot.token, escaped)
             else:
@@ -164,10 +187,11 @@ class PreparedQuery:
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         params = tuple(params)
-        _refuse_changed(params, placeholders)
+        escape = connections[using].ops.prep_for_like_query
+        _refuse_changed(params, placeholders, escape)
         slots = {}
         for position, param in enumerate(params):
-            slot = _slot(param, placeholders)
+            slot = _slot(param, placeholders, escape)
             if slot is not None:
                 slots[position] = slot
         # A string may go unused where one database needs it and another does not (a range's

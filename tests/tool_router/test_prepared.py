@@ -58,6 +58,16 @@ def test_a_prepared_query_finds_what_the_orm_finds_whatever_the_values(
     ]
 
 
+def test_an_exact_match_in_any_case_takes_wildcards_as_themselves(db: None) -> None:
+    """`iexact` is a LIKE on SQLite (the value escaped there) and `UPPER() = UPPER()` elsewhere."""
+    make_end_user("a_b")
+    make_end_user("axb")
+    make_end_user("A%B")
+    prepared = PreparedQuery(lambda shape, *, q: EndUser.objects.filter(external_id__iexact=q))
+    for value, expected in (("A_B", ["a_b"]), ("a%b", ["A%B"]), ("AXB", ["axb"])):
+        assert [u.external_id for u in prepared.run(1, q=value)] == expected
+
+
 def test_it_compiles_once_per_shape_and_runs_new_values(awkward_users: list[EndUser]) -> None:
     calls: list[int] = []
 
@@ -108,6 +118,11 @@ def test_a_builder_that_changes_a_value_in_python_is_refused(db: None) -> None:
     joined = PreparedQuery(lambda shape, *, q: EndUser.objects.filter(external_id=f"usr_{q}"))
     with pytest.raises(ImproperlyConfigured, match="joined"):
         joined.run(1, q="ada")
+    two = PreparedQuery(
+        lambda shape, *, a, b: EndUser.objects.filter(display_name__icontains=f"{a} {b}")
+    )
+    with pytest.raises(ImproperlyConfigured, match="another value"):
+        two.run(1, a="Ada", b="Lovelace")
     halved = PreparedQuery(lambda shape, *, n: EndUser.objects.filter(pk__lt=n // 2))
     with pytest.raises(ImproperlyConfigured, match="did not reach"):
         halved.run(1, n=10)
