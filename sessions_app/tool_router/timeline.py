@@ -53,10 +53,9 @@ class Timeline:
     older_than: int | None
 
 
-def _build_events(shape: tuple[int, bool], *, external_id: str, before: int = 0) -> QuerySet:
-    limit, paged = shape
+def _build_events(limit: int, *, external_id: str, before: int | None = None) -> QuerySet:
     events = AuditEvent.objects.filter(end_user_external_id=external_id)
-    if paged:
+    if before is not None:
         events = events.filter(sequence__lt=before)
     return events.order_by("-sequence").values(
         "sequence",
@@ -78,10 +77,9 @@ def end_user_timeline(
 ) -> Timeline:
     """The user's latest `limit` audit events (older than sequence `before` when given), in one
     prepared query (`prepared.PreparedQuery`)."""
-    if before is None:
-        rows = _events.run((limit, False), external_id=end_user.external_id)
-    else:
-        rows = _events.run((limit, True), external_id=end_user.external_id, before=before)
+    # A first page and an older one are two shapes: the values given differ.
+    paging = {} if before is None else {"before": before}
+    rows = _events.run(limit, external_id=end_user.external_id, **paging)
     more = len(rows) > limit
     entries = [
         TimelineEntry(
