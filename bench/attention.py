@@ -26,7 +26,7 @@ import time
 from datetime import timedelta
 
 import django_env  # noqa: E402  (bench/django_env.py, beside this script)
-from figures import pct, timed  # noqa: E402  (bench/figures.py)
+from figures import machine, pct, timed  # noqa: E402  (bench/figures.py)
 
 django_env.setup("attention")
 
@@ -126,6 +126,7 @@ def main() -> None:
     name = connection.settings_dict["NAME"]
     print(f"command: DATABASE_URL=<{connection.vendor} {name}> {command}")
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(machine())
     call_command("migrate", verbosity=0)
     _refuse_foreign_data()
     seed(args.users, args.share)

@@ -40,6 +40,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Min  # noqa: E402
 from django.test import Client  # noqa: E402
+from figures import machine  # noqa: E402  (bench/figures.py, beside this script)
 
 from sessions_app import roles, trail  # noqa: E402
 from sessions_app.chain import hashing  # noqa: E402
@@ -297,6 +298,7 @@ def main() -> None:
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         sys.exit("bench/audit.py needs PostgreSQL: set DATABASE_URL")
+    print(machine())
     if args.reseed:
         connection.close()
         for sql in (f"DROP DATABASE IF EXISTS {db['NAME']}", f"CREATE DATABASE {db['NAME']}"):

@@ -83,6 +83,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from figures import machine  # noqa: E402  (bench/figures.py, beside this script)
 
 from sessions_app.bulk import jobs as bulk  # noqa: E402
 from sessions_app.bulk import progress  # noqa: E402
@@ -305,10 +306,9 @@ def pool_mode(emulator: Emulator, args: argparse.Namespace, admin: User) -> None
     per_item = progress.requests_per_item("refresh")
     budget = args.rate / 60 / per_item
     ceiling = min(budget, args.calls / (per_item * args.latency))
-    load = os.getloadavg()
+    print(machine())
     print(
-        f"PostgreSQL {connection.pg_version // 10000}, {os.cpu_count()} CPUs, load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.users} users, latency "
+        f"PostgreSQL {connection.pg_version // 10000}; {args.users} users, latency "
         f"{args.latency * 1000:.0f} ms, rate budget {args.rate}/min, {per_item} calls per user"
     )
     print(
@@ -397,8 +397,9 @@ def main() -> None:
 
     per_item = progress.requests_per_item("refresh")
     ceiling = min(args.rate / 60 / per_item, args.workers / (per_item * args.latency))
+    print(machine())
     print(
-        f"PostgreSQL {connection.pg_version // 10000}, {os.cpu_count()} CPUs, "
+        f"PostgreSQL {connection.pg_version // 10000}, "
         f"{args.workers} workers = {args.workers} slots, latency {args.latency * 1000:.0f} ms, "
         f"rate budget {args.rate}/min, {per_item} calls per refreshed user"
     )

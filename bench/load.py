@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from figures import pct  # bench/figures.py, beside this script
+from figures import machine, pct  # bench/figures.py, beside this script
 from processes import Processes, free_port  # bench/processes.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,8 +263,8 @@ def cpu_snapshot(processes: Processes) -> dict[str, Any]:
             except psutil.Error:
                 continue
     groups["postgres (this db)"] = backends
-    machine = psutil.cpu_times()
-    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    times = psutil.cpu_times()
+    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
     return {"at": time.time(), "groups": groups, "machine_busy": busy}
 
 
@@ -385,6 +385,7 @@ def main() -> None:
     logs = ROOT / "var" / "load" / run_id
     logs.mkdir(parents=True, exist_ok=True)
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}; logs: {logs}")
+    print(machine())
     if connection.vendor == "sqlite":
         print("WARNING: SQLite smoke run: writers queue on one lock; the figures mean nothing.")
 
@@ -570,16 +571,14 @@ def knee(
         if ok:
             best = max(best or 0.0, rate)
     print("\n" + "\n".join(rows))
-    cores = psutil.cpu_count()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     if best is None:
         print(f"\nknee: no step stayed under {TARGET_P95_MS:.0f} ms with 0 errors")
     else:
         print(
             f"\nknee: {best:.1f} staff requests/s with lookup and card p95 < "
-            f"{TARGET_P95_MS:.0f} ms and 0 errors (bulk job running), on {cores} cores, "
-            f"load average {load}"
+            f"{TARGET_P95_MS:.0f} ms and 0 errors (bulk job running)"
         )
+    print(machine())
     if job is not None and job.ended:
         print("note: the bulk job ended during the run; later steps ran without it (raise --bulk)")
     print(f"logs and raw samples: {logs}")

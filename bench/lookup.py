@@ -24,7 +24,7 @@ import uuid
 from urllib.parse import quote
 
 import django_env  # noqa: E402  (bench/django_env.py, beside this script)
-from figures import pct, timed  # noqa: E402  (bench/figures.py)
+from figures import machine, pct, timed  # noqa: E402  (bench/figures.py)
 
 django_env.setup("lookup")
 
@@ -148,6 +148,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+
+    print(machine())
     call_command("migrate", verbosity=0)
     _refuse_foreign_data()
     seed(args.users)
