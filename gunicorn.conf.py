@@ -23,6 +23,13 @@ graceful_timeout = 30
 # serving 100 requests/s replaced every worker within the same minute (bench/load.py, docs/load.md).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
 max_requests_jitter = max_requests // 10
+# An idle keep-alive connection stays open this long, longer than a reverse proxy keeps its own
+# idle upstream connections (nginx's keepalive_timeout and AWS ALB's idle timeout: 60 s), so the
+# proxy closes them, not gunicorn. At gunicorn's default of 2 s, a connection could close under a
+# request sent just then, and a POST lost that way is an error for its user (bench/load.py saw a
+# reveal fail so, with 1-3 s between a person's clicks). gthread workers keep idle connections in
+# their poller, not in a thread.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 # The console writes its own structured access line (with the request id) per request.
 accesslog = None
 errorlog = "-"
