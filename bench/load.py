@@ -356,10 +356,13 @@ def budget_check(times: list[float], per_minute: float, capacity: float) -> dict
     rate = per_minute / 60.0
     times = sorted(times)
     worst = float("-inf")
+    worst_at = 0.0
     lowest = float("inf")
     for j, t in enumerate(times):
         lowest = min(lowest, j - rate * t)
-        worst = max(worst, (j - rate * t) - lowest + 1 - capacity)
+        excess = (j - rate * t) - lowest + 1 - capacity
+        if excess > worst:
+            worst, worst_at = excess, t
     peaks = {}
     for window in (60.0, 10.0):
         best, i = 0, 0
@@ -370,6 +373,7 @@ def budget_check(times: list[float], per_minute: float, capacity: float) -> dict
         peaks[window] = best * 60.0 / window
     return {
         "excess": max(0.0, worst) if times else 0.0,
+        "excess_at": worst_at,
         "peak60": peaks[60.0],
         "peak10": peaks[10.0],
     }
@@ -670,7 +674,8 @@ def report(
         print(
             f"  busiest 60 s: {check['peak60']:.0f} requests; busiest 10 s: "
             f"{check['peak10']:.0f}/min; most ahead of the token bucket: {check['excess']:.1f} "
-            f"requests (tolerance: {job.concurrency}, the items in flight) -> "
+            f"requests, {check['excess_at'] - steady:+.1f} s from the window's start "
+            f"(tolerance: {job.concurrency}, the items in flight) -> "
             f"{'within' if within else 'OVER'} budget"
         )
         print(

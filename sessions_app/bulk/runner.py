@@ -262,6 +262,8 @@ class _Runner:
         self.threads = threads
         self.gate = _Gate(concurrency())
         self.cost = requests_per_item(job.kind)
+        # Items due while the runner could not keep up go out at the budget's pace, not at once.
+        self.pace = rate_limit.Pacer(self.cost)
         self.lock = threading.Lock()
         # Held from taking the settled items to their commit: a thread that asks what is still
         # running after writing waits for another thread's write in flight.
@@ -452,7 +454,8 @@ class _Runner:
             if not self.claimed:
                 return None
             self.busy += 1
-            return self.claimed.popleft()
+            item, due, toolkits = self.claimed.popleft()
+            return item, self.pace.start(due, time.monotonic()), toolkits
 
     def _settled(self, pk: int, values: dict[str, Any]) -> None:
         """An item settled (terminal): written with the others of its batch."""

@@ -7,8 +7,9 @@ transactions serialise writers) and is told how long to wait before sending: tok
 negative, which queues callers fairly without holding the lock while they wait. Worker processes
 read the same settings (console.settings reads the environment they are started with).
 
-Bulk runners `reserve_many` for a batch of items (waiting as long as it takes); services calling
-Composio for a web request `draw`, which never waits long and refuses instead (`BudgetSpent`).
+Bulk runners `reserve_many` for a batch of items (waiting as long as it takes) and send each at its
+turn, never faster than the budget's pace (`Pacer`); services calling Composio for a web request
+`draw`, which never waits long and refuses instead (`BudgetSpent`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,35 @@ def reserve_many(count: int, cost: float = 1.0, *, name: str = COMPOSIO) -> list
     # The last call is due when the bucket is back at zero; each earlier one a call's worth
     # of tokens sooner.
     return [max(0.0, wait - (count - 1 - i) * cost / per_second) for i in range(count)]
+
+
+class Pacer:
+    """One sender's own pace inside the shared budget, so that calls it paid for on time but
+    could not send on time (its process starved of CPU, every thread busy) do not all go at once
+    when it catches up. `reserve_many` spaces a batch's due times at the budget's pace; a runner
+    that falls behind them would otherwise send the whole backlog in one burst, ahead of the
+    bucket Composio's own limit counts against.
+
+    The generic cell rate algorithm: a call due at `due` starts at the latest of `due`, now and
+    what the pace allows, which is a burst of `capacity` tokens after a quiet spell and
+    `per_minute` after that. Calls sent when they are due (spaced by the shared bucket) are not
+    held back. Not thread-safe: the caller holds its own lock.
+    """
+
+    def __init__(
+        self, cost: float, *, per_minute: float | None = None, capacity: float | None = None
+    ) -> None:
+        per_second = (per_minute if per_minute is not None else rate_per_minute()) / 60.0
+        cap = capacity if capacity is not None else burst()
+        self.interval = cost / per_second
+        self.tolerance = max(0.0, (cap - cost) / per_second)
+        self._theoretical = -math.inf  # when the pace would next be back where it started
+
+    def start(self, due: float, now: float) -> float:
+        """When a call due at `due` (the clock of `now`) may start; counts it as started then."""
+        start = max(due, now, self._theoretical - self.tolerance)
+        self._theoretical = max(start, self._theoretical) + self.interval
+        return start
 
 
 def gated(gate: AbstractContextManager[object] | None) -> AbstractContextManager[None]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from sessions_app.bulk import runner, settle
 from sessions_app.composio.emulator import Emulator
 from sessions_app.models import SessionOperation, ToolRouterSession
-from sessions_app.tool_router import rate_limit
+from sessions_app.tool_router import rate_limit, toolkit_catalog
 from tests.factories import give_session, make_end_users, start_bulk_job
 from tests.helpers import item_states
 from tests.task_queue import run_queue_once
@@ -380,6 +380,47 @@ def test_when_the_budget_binds_runners_still_send_at_the_budgets_pace(
     creates = sorted(r.at for r in catalog.requests if r.endpoint == "session.create")
     # Never faster than the budget: any 6 consecutive requests span at least 0.5 s.
     assert min(b - a for a, b in zip(creates, creates[5:], strict=False)) >= 0.45
+
+
+def test_the_pace_holds_back_only_a_backlog_beyond_the_burst() -> None:
+    # 10 tokens a second, 3 at once, 1 per call: 0.1 s per call, a backlog may start 3 at once.
+    pace = rate_limit.Pacer(1, per_minute=600, capacity=3)
+    # On time (due every 0.1 s, each sent when due): nothing is held back.
+    assert [pace.start(due, now=due) for due in (10.0, 10.1, 10.2, 10.3)] == pytest.approx(
+        [10.0, 10.1, 10.2, 10.3]
+    )
+    # Six calls were due during a 5 s stall; the sender wakes at 20.0: three go at once (the
+    # burst), the rest at the budget's pace.
+    pace = rate_limit.Pacer(1, per_minute=600, capacity=3)
+    starts = [pace.start(due, now=20.0) for due in (15.0, 15.1, 15.2, 15.3, 15.4, 15.5)]
+    assert starts == pytest.approx([20.0, 20.0, 20.0, 20.1, 20.2, 20.3])
+    # Due in the future: waits for its due time, and the pace counts from then.
+    assert pace.start(25.0, now=20.3) == 25.0
+    assert pace.start(25.0, now=20.3) == 25.0  # within the burst again after the quiet spell
+
+
+def test_a_runner_that_fell_behind_its_items_due_times_sends_them_at_the_budgets_pace(
+    catalog: Emulator, session_admin: User, queued: None, settings
+) -> None:
+    # Its process starved of CPU, a runner finds a claimed batch long past due: paid for, but
+    # sending it at once would put Composio's traffic ahead of the shared bucket.
+    ten_a_second(settings, burst=2)
+    settings.BULK_CONCURRENCY = 1
+    make_end_users(8, digits=1)
+    job = start_bulk_job("create", ["gmail"], session_admin)
+    pool = slot_runner(job, session_admin, threads=1)
+    toolkits = toolkit_catalog.read_toolkits()
+    pool.claimed.extend(
+        (item, time.monotonic() - 60, toolkits) for item in runner._claim(job, pool.token, limit=8)
+    )
+
+    pool.run()
+
+    assert item_states(job) == {"succeeded": 8}
+    creates = sorted(r.at for r in catalog.requests if r.endpoint == "session.create")
+    assert len(creates) == 8
+    # Two at once (the burst), then one every 0.1 s: six in a row span at least 0.4 s.
+    assert min(b - a for a, b in zip(creates, creates[5:], strict=False)) >= 0.35
 
 
 # What one refreshed user costs the database, whatever the number of users (issue 16): a batch's
