@@ -461,6 +461,7 @@ def main() -> None:
         snapshots += run_locust(args, processes, accounts, samples_path, args.users)
         snapshots.append(cpu_snapshot(processes))
         emulator_log = _get_json(f"{EMULATOR_URL}/_emulator/requests", timeout=30)
+        (logs / "emulator-requests.json").write_text(json.dumps(emulator_log))
         if job is not None:
             job.refresh_from_db()
             if not job.ended:

@@ -65,7 +65,13 @@ from sessions_app.bulk.settle import (
     settle_many,
 )
 from sessions_app.models import BulkJob, BulkJobItem, Toolkit
-from sessions_app.tool_router import rate_limit, records, remote_deletes, toolkit_catalog
+from sessions_app.tool_router import (
+    health,
+    rate_limit,
+    records,
+    remote_deletes,
+    toolkit_catalog,
+)
 
 Item = BulkJobItem.State
 
@@ -173,6 +179,7 @@ def bulk_job_run_slot(*, job_id: int, slot: int, token: str) -> str:
     if taken is None:
         return "superseded"
     current, job = taken
+    health.warm_up()  # before the runner pays for a batch, not while its turns go by
     deadline = time.monotonic() + float(settings.BULK_SLICE_SECONDS) if deferring else math.inf
     actor = None
     if job.started_by_id is not None:
@@ -378,6 +385,13 @@ class _Runner:
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            # Late (this process starved of CPU, every thread busy): the pace decides when it is
+            # awake to send, not when it took the item, so a backlog does not go out at once.
+            with self.lock:
+                start = self.pace.start(due, time.monotonic())
+            wait = start - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             # Paused, cancelled or superseded while this thread waited its turn (as the runner's
             # reading of the job says, at most JOB_CHECK_SECONDS old: not read again for every
             # item that waited, which, when the rate budget binds, is every item): the tokens it
@@ -454,8 +468,7 @@ class _Runner:
             if not self.claimed:
                 return None
             self.busy += 1
-            item, due, toolkits = self.claimed.popleft()
-            return item, self.pace.start(due, time.monotonic()), toolkits
+            return self.claimed.popleft()
 
     def _settled(self, pk: int, values: dict[str, Any]) -> None:
         """An item settled (terminal): written with the others of its batch."""

@@ -42,6 +42,9 @@ def composio_status() -> str:
     return status
 
 
+_warmed = False  # this process has imported the SDK and built its client
+
+
 def warm_up_in_background() -> threading.Thread:
     """Import the Composio SDK and build its client in a daemon thread, now.
 
@@ -51,17 +54,26 @@ def warm_up_in_background() -> threading.Thread:
     stay free of the import; so does start-up itself, which does not wait for the thread.
     """
     global warm_up_thread
-    thread = threading.Thread(target=_warm_up, name=WARM_UP_THREAD, daemon=True)
+    thread = threading.Thread(target=warm_up, name=WARM_UP_THREAD, daemon=True)
     thread.start()
     warm_up_thread = thread
     return thread
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
+    """Import the Composio SDK and build its client in this thread, now (seconds, once per
+    process). A bulk runner calls it before it pays for its first batch: the import would
+    otherwise hold every thread at its first call while the batch's turns went by, and they
+    would then all send at once. A failure is logged and left to the first call to report;
+    once done, a call does nothing (and logs nothing)."""
+    global _warmed
+    if _warmed:
+        return
     started = time.monotonic()
     try:
         composio_seam.warm_up()
     except Exception:  # a warm-up that fails leaves the first request to try (and report) it
         logger.exception("composio warm-up failed")
         return
+    _warmed = True
     logger.info("composio warm-up done in %.0f ms", 1000 * (time.monotonic() - started))

@@ -423,6 +423,34 @@ def test_a_runner_that_fell_behind_its_items_due_times_sends_them_at_the_budgets
     assert min(b - a for a, b in zip(creates, creates[5:], strict=False)) >= 0.35
 
 
+def test_a_runner_imports_the_sdk_before_it_pays_for_its_first_batch(
+    catalog: Emulator, session_admin: User, settings, monkeypatch
+) -> None:
+    # The SDK's first import takes seconds in a fresh worker process: paid for during it, a
+    # batch's turns would go by with every thread held at its first call.
+    from sessions_app.tool_router import health
+
+    order: list[str] = []
+    real_warm_up, real_reserve_many = health.warm_up, rate_limit.reserve_many
+
+    def warm_up() -> None:
+        order.append("warm up")
+        real_warm_up()
+
+    def reserve_many(count: int, cost: float = 1.0, **kwargs) -> list[float]:
+        order.append("pay")
+        return real_reserve_many(count, cost, **kwargs)
+
+    monkeypatch.setattr(health, "warm_up", warm_up)
+    monkeypatch.setattr(rate_limit, "reserve_many", reserve_many)
+    make_end_users(3, digits=1)
+
+    job = start_bulk_job("create", ["gmail"], session_admin)
+
+    assert item_states(job) == {"succeeded": 3}
+    assert order[0] == "warm up" and "pay" in order
+
+
 # What one refreshed user costs the database, whatever the number of users (issue 16): a batch's
 # claim, payment and toolkit reading are shared by its items. Statements sent, not counting the
 # savepoints the test's own transaction turns each atomic block into (BEGIN/COMMIT outside it).
