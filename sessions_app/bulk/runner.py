@@ -394,8 +394,8 @@ class _Runner:
                 time.sleep(wait)
             # Paused, cancelled or superseded while this thread waited its turn (as the runner's
             # reading of the job says, at most JOB_CHECK_SECONDS old: not read again for every
-            # item that waited, which, when the rate budget binds, is every item): given back,
-            # with the tokens it paid.
+            # item that waited, which, when the rate budget binds, is every item): the tokens it
+            # paid are lost, which only slows the budget down.
             lease_left = (item.lease_expires_at - timezone.now()).total_seconds()
             if not self._may_go() or lease_left < _lease().total_seconds() / 4:
                 self._put_back([item])
@@ -564,8 +564,7 @@ class _Runner:
         recover_expired_items(self.job)
 
     def _put_back(self, items: list[BulkJobItem]) -> None:
-        """Give back items this runner claimed (and paid for) but did not send: pending again,
-        unattempted, and their tokens back in the shared budget for whoever sends them."""
+        """Give back items this runner claimed but did not send: pending again, unattempted."""
         if items:
             BulkJobItem.objects.filter(
                 pk__in=[item.pk for item in items], state=Item.RUNNING, runner=self.token
@@ -575,7 +574,6 @@ class _Runner:
                 lease_expires_at=None,
                 attempts=F("attempts") - 1,
             )
-            rate_limit.refund(len(items) * self.cost)
 
 
 def _claim(job: BulkJob, token: str, *, limit: int) -> list[BulkJobItem]:

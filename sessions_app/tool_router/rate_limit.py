@@ -100,20 +100,6 @@ def reserve(
     ).wait
 
 
-def refund(cost: float, *, name: str = COMPOSIO) -> None:
-    """Give back `cost` tokens reserved for calls that will not be sent (a runner's claimed
-    batch given back when its slice ends or its job pauses), so the next reservation does not
-    wait for them. Never above the burst: a refund cannot make room for more than a quiet
-    spell would."""
-    if cost <= 0:
-        return
-    with transaction.atomic():
-        row = RateBudget.objects.select_for_update().filter(name=name).first()
-        if row is not None:
-            row.tokens = min(burst(), row.tokens + cost)
-            row.save(update_fields=["tokens"])
-
-
 def reserve_many(count: int, cost: float = 1.0, *, name: str = COMPOSIO) -> list[float]:
     """Take the tokens of `count` calls of `cost` each in one reservation; return, for each call
     in turn, the seconds to wait before sending it (spread at the budget's pace, as `count`

@@ -423,29 +423,6 @@ def test_a_runner_that_fell_behind_its_items_due_times_sends_them_at_the_budgets
     assert min(b - a for a, b in zip(creates, creates[5:], strict=False)) >= 0.35
 
 
-def test_a_runner_gives_back_the_tokens_of_a_batch_it_did_not_send(
-    catalog: Emulator, session_admin: User, queued: None, settings
-) -> None:
-    # One token a second, two at once. A runner pays for five items, then its slice ends before
-    # it sends any: the next reservation must not wait for the five that were never sent.
-    settings.BULK_RATE_PER_MINUTE = 60
-    settings.BULK_RATE_BURST = 2
-    settings.BULK_CONCURRENCY = 1
-    make_end_users(5, digits=1)
-    job = start_bulk_job("create", ["gmail"], session_admin)
-    pool = slot_runner(job, session_admin, threads=1)
-    with pool.lock:
-        pool.claimed.extend((item, 0.0, {}) for item in runner._claim(job, pool.token, limit=5))
-    assert rate_limit.reserve_many(5) == pytest.approx([0, 0, 1, 2, 3], abs=0.2)
-    pool._stop("sliced")
-
-    pool.run()
-
-    assert item_states(job) == {"pending": 5}
-    assert catalog.count("session.create") == 0
-    assert rate_limit.reserve(1) == pytest.approx(0, abs=0.05)  # 4 s without the refund
-
-
 def test_a_runner_imports_the_sdk_before_it_pays_for_its_first_batch(
     catalog: Emulator, session_admin: User, settings, monkeypatch
 ) -> None:
