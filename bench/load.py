@@ -672,10 +672,11 @@ def report(
             f"/min), {len(sent)} requests to Composio ({60 * len(sent) / seconds:.0f}"
             f"/min); budget {per_minute}/min, burst {capacity:.0f}"
         )
+        when = f", {check['excess_at'] - steady:+.1f} s from the window's start" if times else ""
         print(
             f"  busiest 60 s: {check['peak60']:.0f} requests; busiest 10 s: "
             f"{check['peak10']:.0f}/min; most ahead of the token bucket: {check['excess']:.1f} "
-            f"requests, {check['excess_at'] - steady:+.1f} s from the window's start "
+            f"requests{when} "
             f"(tolerance: {job.concurrency}, the items in flight) -> "
             f"{'within' if within else 'OVER'} budget"
         )

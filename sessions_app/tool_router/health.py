@@ -42,7 +42,7 @@ def composio_status() -> str:
     return status
 
 
-_warmed = False  # this process has imported the SDK and built its client
+_warmed = False  # this process has imported the SDK (the client is built again on demand)
 
 
 def warm_up_in_background() -> threading.Thread:

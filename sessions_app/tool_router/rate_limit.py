@@ -8,8 +8,8 @@ negative, which queues callers fairly without holding the lock while they wait. 
 read the same settings (console.settings reads the environment they are started with).
 
 Bulk runners `reserve_many` for a batch of items (waiting as long as it takes) and send each at its
-turn, never faster than the budget's pace (`Pacer`); services calling Composio for a web request
-`draw`, which never waits long and refuses instead (`BudgetSpent`).
+turn, each runner never faster than the budget's pace (`Pacer`); services calling Composio for a
+web request `draw`, which never waits long and refuses instead (`BudgetSpent`).
 """
 
 from __future__ import annotations
@@ -113,6 +113,10 @@ def reserve_many(count: int, cost: float = 1.0, *, name: str = COMPOSIO) -> list
     return [max(0.0, wait - (count - 1 - i) * cost / per_second) for i in range(count)]
 
 
+# How late a sleeping sender may wake without the pace counting it against the next call.
+JITTER = 0.05
+
+
 class Pacer:
     """One sender's own pace inside the shared budget, so that calls it paid for on time but
     could not send on time (its process starved of CPU, every thread busy) do not all go at once
@@ -123,7 +127,11 @@ class Pacer:
     The generic cell rate algorithm: a call due at `due` starts at the latest of `due`, now and
     what the pace allows, which is a burst of `capacity` tokens after a quiet spell and
     `per_minute` after that. Calls sent when they are due (spaced by the shared bucket) are not
-    held back. Not thread-safe: the caller holds its own lock.
+    held back; a sleep that wakes a little late does not push later calls back (`JITTER`). Not
+    thread-safe: the caller holds its own lock.
+
+    The pace is one runner's: runners in several processes that all fall behind at once each
+    catch up at the budget's rate. The shared bucket still bounds every minute they send in.
     """
 
     def __init__(
@@ -132,7 +140,7 @@ class Pacer:
         per_second = (per_minute if per_minute is not None else rate_per_minute()) / 60.0
         cap = capacity if capacity is not None else burst()
         self.interval = cost / per_second
-        self.tolerance = max(0.0, (cap - cost) / per_second)
+        self.tolerance = max(JITTER, (cap - cost) / per_second)
         self._theoretical = -math.inf  # when the pace would next be back where it started
 
     def start(self, due: float, now: float) -> float:
