@@ -148,7 +148,6 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
-
     print(machine())
     call_command("migrate", verbosity=0)
     _refuse_foreign_data()
