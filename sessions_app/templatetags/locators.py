@@ -16,17 +16,21 @@ register = template.Library()
 
 def _viewer(context: template.Context) -> Any:
     """The signed-in user the page is rendered for (None outside a request: masked)."""
-    request = context.get("request")
-    return getattr(request, "user", None)
+    return getattr(context.get("request"), "user", None)
 
 
 def _may_see_ids(context: template.Context) -> bool:
-    """`locators.may_see_ids` for the viewer, asked once per template rendered (a list of
-    hundreds of rows asks once)."""
-    key = "locators.may_see_ids"
-    if key not in context.render_context:
-        context.render_context[key] = locators.may_see_ids(_viewer(context))
-    return context.render_context[key]
+    """`locators.may_see_ids` for the viewer, asked once per request: a list of rows, each its
+    own `{% include %}` (which starts a render context of its own), asks once, not per row."""
+    request = context.get("request")
+    if request is None:
+        return False  # outside a request: masked
+    viewer = getattr(request, "user", None)
+    # Kept with the user it was asked for: a sign-out in the middle of a request asks again.
+    asked = getattr(request, "_locators_may_see_ids", None)
+    if asked is None or asked[0] is not viewer:
+        asked = request._locators_may_see_ids = (viewer, locators.may_see_ids(viewer))
+    return asked[1]
 
 
 @register.simple_tag(takes_context=True)

@@ -226,6 +226,17 @@ class MatchedSession:
         return self.status != ToolRouterSession.Status.ACTIVE
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveRow:
+    """A result row's active session: what the row shows of it (its id, whether it went stale),
+    read with the user in the same query. A plain value, not a `ToolRouterSession`: building a
+    model instance per row cost more than the rest of the row's Python."""
+
+    pk: int
+    session_id: str
+    stale_since: datetime | None = None
+
+
 def _named_kind(query: str) -> str:
     """Which sessions a query names: "" for words and emails (a session id is one run of
     letters, digits, `_` and `-`, `trs_...`), "exact" for one shorter than a short id
@@ -299,13 +310,7 @@ def end_user_lookup(*, query: str, limit: int | None = None) -> LookupResult:
     urls = RowUrls()
     for user in users:
         user.active_session = (
-            ToolRouterSession(
-                pk=user.active_pk,
-                session_id=user.active_session_id,
-                status=ToolRouterSession.Status.ACTIVE,
-                end_user_id=user.pk,
-                stale_since=user.active_stale_since,
-            )
+            ActiveRow(user.active_pk, user.active_session_id, user.active_stale_since)
             if user.active_pk is not None
             else None
         )

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from sessions_app.models import EndUser
-from sessions_app.tool_router import selectors
+from sessions_app.tool_router import locators, selectors
 from tests.factories import HX, client_for, make_end_user, store_deleted_session, store_session
 
 
@@ -223,3 +223,21 @@ def test_the_search_box_does_not_cut_a_long_query_the_server_refuses_it(
     assert b"maxlength" not in client.get(url).content
     response = client.get(url, {"q": "x" * 300})
     assert "longer than 200 characters" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_lookup_asks_once_whether_the_viewer_sees_ids_however_many_rows(
+    support_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(6):
+        store_session(make_end_user(f"rows_{i}"), f"trs_rows{i}_now_0123456789")
+    asked: list[object] = []
+    real = locators.may_see_ids
+    monkeypatch.setattr(locators, "may_see_ids", lambda user: asked.append(user) or real(user))
+    client = client_for(support_user)
+    response = client.get(reverse("sessions_app:support_lookup"), {"q": "rows_"}, headers=HX)
+    html = response.content.decode()
+    # Every row shows its session id in full (Support may see ids), asked for one viewer once.
+    assert [i for i in range(6) if f"trs_rows{i}_now_0123456789" in html] == list(range(6))
+    assert len(asked) == 1
+    assert asked[0].pk == support_user.pk
