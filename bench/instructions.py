@@ -2,14 +2,15 @@
 a baseline commit.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/trc_bench_lookup \\
-        python bench/instructions.py [--baseline HEAD~1] [--requests 100]
+        python bench/instructions.py --baseline 28f269d [--requests 100]
 
 Wall and CPU time on a shared 2-vCPU VM move by 10-30% from one run to the next; the number of
 instructions a request executes does not (callgrind counts them, whatever else the machine does).
-For each tree, the working tree and `--baseline` checked out in a temporary git worktree, it runs
-each kind under callgrind twice in a fresh process, once with `--requests` requests after a
-warm-up and once with none, and prints the difference over the requests: the instructions one
-request costs in Django, the console and the driver (not PostgreSQL's). Kinds: a lookup that
+For each tree, the working tree (uncommitted changes included) and `--baseline` checked out in a
+temporary git worktree (with the working tree's `.env`, if any), it runs each kind under callgrind
+twice in a fresh process, first with no requests after the warm-up, then with `--requests`, and
+prints the difference over the requests: the instructions one request costs in Django, the
+console and the driver (not PostgreSQL's). Kinds: a lookup that
 fills a page of results (a short external id prefix, SUPPORT_SEARCH_LIMIT rows), a lookup by most
 of an external id (a handful of rows) and the support card.
 
@@ -45,6 +46,10 @@ def _inner(root: str, kind: str, requests: int) -> None:
     import django
 
     django.setup()
+    import sessions_app
+
+    if not Path(sessions_app.__file__).resolve().is_relative_to(Path(root).resolve()):
+        sys.exit(f"sessions_app came from {sessions_app.__file__}, not from {root}")
     logging.getLogger("console.request").setLevel(logging.WARNING)
     from django.contrib.auth.models import User
     from django.test import Client
@@ -68,6 +73,8 @@ def _inner(root: str, kind: str, requests: int) -> None:
     else:
         cut = 3 if kind == "full page" else 1
         urls = [f"/support/?q={quote(external_id[:-cut])}" for external_id in ids]
+    if not urls:
+        sys.exit("No end users: run bench/lookup.py against this database first.")
     for url in urls:  # warm-up: compiled queries, templates, connections
         client.get(url, headers=HX)
     for n in range(requests):
@@ -95,7 +102,7 @@ def main() -> None:
         _inner(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--baseline", default="HEAD~1", help="the commit to compare with")
+    parser.add_argument("--baseline", required=True, help="the commit to compare with")
     parser.add_argument("--requests", type=int, default=100, help="requests per kind")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
@@ -116,11 +123,15 @@ def main() -> None:
             cwd=ROOT,
             check=True,
         )
+        if (ROOT / ".env").exists():  # the settings read it: the same for both trees
+            shutil.copy(ROOT / ".env", before / ".env")
         try:
             for kind in KINDS:
                 per = {}
                 for name, root in (("baseline", before), ("this tree", ROOT)):
-                    spent = _count(root, kind, args.requests) - _count(root, kind, 0)
+                    # None first: a first run in a fresh tree also compiles its bytecode.
+                    idle = _count(root, kind, 0)
+                    spent = _count(root, kind, args.requests) - idle
                     per[name] = spent / args.requests
                 was, now = per["baseline"], per["this tree"]
                 print(

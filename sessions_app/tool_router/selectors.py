@@ -348,10 +348,13 @@ def active_session(*, end_user: EndUser) -> ToolRouterSession | None:
 
 
 def end_user_row(*, end_user: EndUser) -> EndUser:
-    """The end user as a result row shows it (with `active_session`)."""
-    end_user.active_session = end_user.sessions.filter(
-        status=ToolRouterSession.Status.ACTIVE
-    ).first()
+    """The end user as a result row shows it (with `active_session`, as the lookup's rows)."""
+    active = (
+        end_user.sessions.filter(status=ToolRouterSession.Status.ACTIVE)
+        .values_list("pk", "session_id", "stale_since")
+        .first()
+    )
+    end_user.active_session = ActiveRow(*active) if active else None
     end_user.matched_session = None
     end_user.matched_session_id = end_user.matched_session_status = ""
     RowUrls().attach(end_user)

@@ -7,6 +7,8 @@ import re
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from django.template import Context, RequestContext, Template
+from django.test import RequestFactory
 
 from sessions_app import roles
 from sessions_app.models import ToolRouterSession
@@ -115,3 +117,22 @@ def test_a_sessions_str_names_no_session_id() -> None:
 
     assert SESSION_ID not in str(session) and SESSION_ID[4:12] not in str(session)
     assert str(session) == f"session #{session.pk} ({ToolRouterSession.Status.ACTIVE})"
+
+
+@pytest.mark.django_db
+def test_the_locator_tag_asks_again_when_the_request_changes_hands(
+    support_user: User, auditor: User
+) -> None:
+    """The tag keeps its answer on the request, with the user it was asked for: a request whose
+    user is replaced (a sign-out, a sign-in) is answered for its new user."""
+    sid = "trs_handover0123456789"
+    page = Template("{% load locators %}{% locator sid %}")
+    request = RequestFactory().get("/")
+    request.user = User.objects.get(pk=support_user.pk)
+    assert page.render(RequestContext(request, {"sid": sid})) == sid
+    request.user = User.objects.get(pk=auditor.pk)
+    assert page.render(RequestContext(request, {"sid": sid})) == mcp_url.masked_id_text(sid)
+    request.user = AnonymousUser()
+    assert page.render(RequestContext(request, {"sid": sid})) == mcp_url.masked_id_text(sid)
+    # Outside a request (no `request` in the context), always masked.
+    assert page.render(Context({"sid": sid})) == mcp_url.masked_id_text(sid)
