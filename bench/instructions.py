@@ -5,7 +5,8 @@ a baseline commit.
         python bench/instructions.py --baseline 28f269d [--requests 100]
 
 Wall and CPU time on a shared 2-vCPU VM move by 10-30% from one run to the next; the number of
-instructions a request executes does not (callgrind counts them, whatever else the machine does).
+instructions a request executes moves by about 0.1% (callgrind counts them, whatever else the
+machine does).
 For each tree, the working tree (uncommitted changes included) and `--baseline` checked out in a
 temporary git worktree (with the working tree's `.env`, if any), it runs each kind under callgrind
 twice in a fresh process, first with no requests after the warm-up, then with `--requests`, and
