@@ -44,7 +44,7 @@ def locator(context: template.Context, session_id: str, short: bool = False) -> 
 def locators_in(context: template.Context, text: str, *known: str) -> str:
     """`{% locators_in event.reason event.session_ref %}`: free text with every session id in it
     (the `known` ones and any shaped like one) masked for staff who may not reveal."""
-    return locators.locators_in(text or "", _viewer(context), [k for k in known if k])
+    return locators.shown_in(text or "", _may_see_ids(context), [k for k in known if k])
 
 
 @register.simple_tag(takes_context=True)

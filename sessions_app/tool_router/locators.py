@@ -54,9 +54,13 @@ def shown(session_id: str, full: bool, *, short: bool = False) -> str:
 def locators_in(text: str, user: access.Actor, known: Iterable[str] = ()) -> str:
     """Free text (a reason, a message) as `user` may see it: unchanged, or every session id in
     it masked (the `known` ids and anything shaped like one)."""
-    if may_see_ids(user):
-        return text
-    return mcp_url.mask_ids_in(text, known)
+    return shown_in(text, may_see_ids(user), known)
+
+
+def shown_in(text: str, full: bool, known: Iterable[str] = ()) -> str:
+    """Free text for a viewer who may (`full`, from `may_see_ids`) or may not see session ids:
+    for lists, which ask `may_see_ids` once."""
+    return text if full else mcp_url.mask_ids_in(text, known)
 
 
 def event_ids(session_ref: str, details: Mapping[str, Any] | None) -> list[str]:

@@ -136,3 +136,12 @@ def test_the_locator_tag_asks_again_when_the_request_changes_hands(
     assert page.render(RequestContext(request, {"sid": sid})) == mcp_url.masked_id_text(sid)
     # Outside a request (no `request` in the context), always masked.
     assert page.render(Context({"sid": sid})) == mcp_url.masked_id_text(sid)
+    # Free text naming the id, by the same answer.
+    text = Template("{% load locators %}{% locators_in reason sid %}")
+    request.user = User.objects.get(pk=support_user.pk)
+    assert text.render(RequestContext(request, {"reason": f"ended {sid}", "sid": sid})) == (
+        f"ended {sid}"
+    )
+    request.user = User.objects.get(pk=auditor.pk)
+    masked = text.render(RequestContext(request, {"reason": f"ended {sid}", "sid": sid}))
+    assert sid not in masked and masked.startswith("ended ")
